@@ -1,0 +1,196 @@
+"""Typed run configs: stdlib dataclasses, loaded from YAML and overridden by CLI flags.
+
+Each module defines its own config dataclass next to its code. This module only turns such a
+dataclass into a command-line parser (one flag per field, dotted flags for nested dataclasses),
+merges a YAML file under the flags, and builds the instance, so that `__post_init__` validates
+before anything compiles. It is our own ~150 lines instead of draccus: the parser is replaceable
+and every bad value becomes one clear `UserError` line instead of a traceback.
+
+Field metadata understood here: ``help`` (one line, with units), ``positional`` (a positional
+argument instead of a flag), ``choices``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import yaml
+
+from jaxsteer.errors import UserError
+
+T = TypeVar("T")
+
+
+def opt(default: Any = dataclasses.MISSING, help: str = "", *, positional: bool = False,
+        choices: tuple | None = None, default_factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field with a one-line help text (shown by ``--help``)."""
+    meta = {"help": help, "positional": positional, "choices": choices}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _resolve(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def _convert(value: Any, tp: Any, name: str) -> Any:
+    """Converts a YAML or CLI value to the field's type, or raises a UserError naming the field."""
+    tp, optional = _unwrap_optional(tp)
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
+        if optional:
+            return None
+        raise UserError(f"--{name} needs a value")
+    origin = get_origin(tp)
+    try:
+        if tp is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if origin is Literal:
+            if value not in get_args(tp):
+                raise UserError(f"--{name} must be one of {list(get_args(tp))}, got {value!r}")
+            return value
+        if origin is tuple:
+            inner = get_args(tp)[0]
+            items = value.split(",") if isinstance(value, str) else list(value)
+            items = [i for i in (x.strip() if isinstance(x, str) else x for x in items) if i != ""]
+            return tuple(_convert(i, inner, name) for i in items)
+        if tp is Path:
+            return Path(value)
+        if tp in (int, float, str):
+            if tp is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return tp(value)
+    except UserError:
+        raise
+    except (TypeError, ValueError):
+        raise UserError(f"--{name}: cannot read {value!r} as {getattr(tp, '__name__', tp)}") from None
+    return value
+
+
+def _flat_fields(cls: type, prefix: str = "") -> list[tuple[str, dataclasses.Field, Any]]:
+    """(dotted name, field, type) for every leaf field, descending into nested dataclasses."""
+    hints = _resolve(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            out += _flat_fields(tp, f"{prefix}{f.name}.")
+        else:
+            out.append((prefix + f.name, f, tp))
+    return out
+
+
+def build_parser(cls: type, prog: str, description: str = "") -> argparse.ArgumentParser:
+    """An argparse parser with one flag per (dotted) field; values stay strings until `build`."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--config", type=Path, default=None,
+                        help="YAML file of field values; flags given here override it")
+    for name, f, _ in _flat_fields(cls):
+        meta = f.metadata
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if meta.get("positional"):
+            parser.add_argument(name, nargs="?", default=argparse.SUPPRESS, help=meta.get("help"))
+        else:
+            parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=argparse.SUPPRESS,
+                                help=f"{meta.get('help', '')} (default: {default})",
+                                choices=meta.get("choices"), metavar=name.split(".")[-1].upper())
+    return parser
+
+
+def load_yaml(path: Path) -> dict:
+    """Reads a YAML mapping of field values, with a clear error if it is missing or malformed."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"config file {path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of field names to values")
+    return data
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def build(cls: type[T], values: dict[str, Any]) -> T:
+    """Builds ``cls`` from dotted-name values, converting types; unknown names are an error."""
+    fields = {name: (f, tp) for name, f, tp in _flat_fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise UserError(f"unknown config field(s) for {cls.__name__}: {', '.join(unknown)}")
+
+    def make(c: type, prefix: str) -> Any:
+        hints = _resolve(c)
+        kwargs = {}
+        for f in dataclasses.fields(c):
+            tp = hints[f.name]
+            key = prefix + f.name
+            if dataclasses.is_dataclass(tp):
+                kwargs[f.name] = make(tp, key + ".")
+            elif key in values:
+                kwargs[f.name] = _convert(values[key], tp, key.replace("_", "-"))
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise UserError(f"missing required value: {key.replace('_', '-')}")
+        try:
+            return c(**kwargs)
+        except UserError:
+            raise
+        except (TypeError, ValueError) as e:
+            raise UserError(str(e)) from None
+
+    return make(cls, "")
+
+
+def parse(cls: type[T], argv: list[str], prog: str, description: str = "") -> T:
+    """Parses ``argv`` into ``cls``: YAML from ``--config`` first, then the flags over it."""
+    parser = build_parser(cls, prog, description)
+    ns = vars(parser.parse_args(argv))
+    path = ns.pop("config")
+    values = _flatten(load_yaml(path)) if path else {}
+    values.update(ns)
+    return build(cls, values)
+
+
+def to_dict(cfg: Any) -> dict:
+    """The resolved config as JSON-ready data, written into every output."""
+    def clean(v: Any) -> Any:
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, tuple):
+            return [clean(x) for x in v]
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        return v
+    return clean(dataclasses.asdict(cfg))
