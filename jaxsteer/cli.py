@@ -1,0 +1,119 @@
+"""The one entry point: `jaxsteer <command> [flags]`.
+
+The only place with global side effects: warning filters, JAX flags, the persistent compilation
+cache, distributed initialisation. Each command is ``run(cfg)`` in its own module, with a typed
+config that `jaxsteer.config.parse` fills from ``--config`` YAML and flags.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+from jaxsteer.errors import UserError
+
+
+def _sample():
+    from jaxsteer import sample
+    return sample.SampleRun, sample.run, "generate a pool of samples (latents) for a prompt"
+
+
+def _collect():
+    from jaxsteer import collect
+    return collect.CollectRun, collect.run, "collect per-pair gradients w.r.t. a word's token rows"
+
+
+def _decompose():
+    from jaxsteer.decompose import run
+    return run.DecomposeRun, run.run, "PCA or sparse autoencoder of a gradient store"
+
+
+def _demo():
+    from jaxsteer import demo
+    return demo.DemoRun, demo.run, "the whole method on the bundled model, offline"
+
+
+COMMANDS: dict[str, Callable[[], tuple[type, Callable, str]]] = {
+    "sample": _sample, "collect": _collect, "decompose": _decompose, "demo": _demo,
+}
+
+
+def _quiet_libraries() -> None:
+    """Keeps diffusers' flood of Flax deprecation warnings out of the user's terminal."""
+    warnings.filterwarnings("ignore", message="Flax classes are deprecated")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="diffusers")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for name in ("diffusers", "transformers", "absl", "jax._src.xla_bridge", "orbax"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from diffusers.utils import logging as dlog
+        dlog.set_verbosity_error()
+        from transformers.utils import logging as tlog
+        tlog.set_verbosity_error()
+    except ImportError:
+        pass
+
+
+def _setup_jax() -> None:
+    import jax
+    cache = Path(os.environ.get("JAXSTEER_CACHE", Path.home() / ".cache" / "jaxsteer")) / "xla"
+    # Compiles of a diffusion UNet take minutes; the persistent cache makes the next run seconds.
+    jax.config.update("jax_compilation_cache_dir", str(cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    jax.config.update("jax_threefry_partitionable", True)
+    if os.environ.get("JAXSTEER_DISTRIBUTED") == "1":
+        jax.distributed.initialize()
+    print(f"jaxsteer: process {jax.process_index()} of {jax.process_count()}, "
+          f"{jax.local_device_count()} local / {jax.device_count()} global "
+          f"{jax.devices()[0].platform} devices", file=sys.stderr)
+
+
+def _usage() -> str:
+    lines = ["usage: jaxsteer <command> [--config FILE.yaml] [flags]", "", "commands:"]
+    for name, get in COMMANDS.items():
+        lines.append(f"  {name:<12} {get()[2]}")
+    lines += ["", "`jaxsteer <command> --help` lists a command's flags."]
+    return "\n".join(lines)
+
+
+def _print_summary(result: Any) -> None:
+    if isinstance(result, dict):
+        print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, indent=2,
+                         default=str))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _quiet_libraries()
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"jaxsteer: error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    from jaxsteer import config
+    try:
+        cls, run, description = COMMANDS[name]()
+        cfg = config.parse(cls, rest, prog=f"jaxsteer {name}", description=description)
+        _setup_jax()
+        result = run(cfg)
+    except UserError as e:
+        print(f"jaxsteer {name}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\njaxsteer {name}: interrupted; finished shards are kept, rerun the same command "
+              "to resume", file=sys.stderr)
+        return 130
+    _print_summary(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

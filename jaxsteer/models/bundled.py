@@ -1,0 +1,40 @@
+"""Models that need no download: the shapes models shipped in the package, and `tiny`, a tiny
+random SD pipeline the code builds itself (for smoke tests and demos of the plumbing)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from jaxsteer.errors import UserError
+from jaxsteer.models.base import ModelBundle
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+NAMES = ("shapes", "shapes-turbo", "tiny")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("JAXSTEER_CACHE", Path.home() / ".cache" / "jaxsteer"))
+
+
+def folder(name: str) -> Path:
+    """The local pipeline folder of a bundled model, building `tiny` on first use."""
+    if name == "tiny":
+        path = cache_dir() / "tiny-sd"
+        if not (path / "model_index.json").exists():
+            from jaxsteer.models.tiny import build_tiny_sd
+            tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+            build_tiny_sd(tmp)
+            tmp.rename(path) if not path.exists() else None
+        return path
+    path = ASSETS / name
+    if not (path / "model_index.json").exists():
+        raise UserError(f"the bundled model {name!r} is not in this installation ({path})")
+    return path
+
+
+def load(name: str, **kw) -> ModelBundle:
+    from jaxsteer.models import sd
+    bundle = sd.load(str(folder(name)), **kw)
+    bundle.info.update(model=name)
+    return bundle

@@ -1,0 +1,129 @@
+"""The sample pool (DESIGN.md section 1.1): generate N images for a prompt, kept as latents.
+
+Sample ``i`` is generated from ``fold_in(key(seed), i)`` alone, so the pool does not depend on the
+batch size or the number of devices, and a killed run resumes exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxsteer import records, sharding
+from jaxsteer.config import opt, to_dict
+from jaxsteer.errors import UserError
+from jaxsteer.models import ModelConfig
+from jaxsteer.models.base import ModelBundle
+from jaxsteer.sampling import SamplerConfig, broadcast_cond, generate
+from jaxsteer.store import ShardStore, open_existing
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleRun(ModelConfig, SamplerConfig):
+    prompt: str = opt("", "the text prompt")
+    n: int = opt(64, "pool size (the authors use 10,000)")
+    seed: int = opt(4, "base seed; sample i uses fold_in(key(seed), i) (authors: 4)")
+    batch: int = opt(16, "samples per compiled call and per shard (padded to the device count)")
+    thumbnails: bool = opt(False, "also write a PNG of every sample to OUT/thumbs")
+    devices: int = opt(-1, "devices to use; -1 = all local devices")
+    out: Path = opt(Path("runs/pool"), "output folder (resumed if it holds the same run)")
+
+    def __post_init__(self):
+        SamplerConfig.__post_init__(self)
+        if self.n < 2:
+            raise UserError(f"--n must be at least 2 (pairs need two samples), got {self.n}")
+        if self.batch < 1:
+            raise UserError(f"--batch must be positive, got {self.batch}")
+
+
+def mesh_for(devices: int):
+    if devices == -1:
+        return sharding.make_mesh()
+    local = jax.local_devices()
+    if not 1 <= devices <= len(local):
+        raise UserError(f"--devices must be -1 or in [1, {len(local)}], got {devices}")
+    return sharding.make_mesh(devices=local[:devices])
+
+
+def make_generator(bundle: ModelBundle, cfg: SamplerConfig, mesh):
+    """Jitted ``f(params, cond, uncond, keys_b) -> latents`` with the batch split over devices."""
+    model, sched = bundle.model, cfg.schedule(bundle.model)
+
+    def gen(params, cond, uncond, keys_b):
+        c = broadcast_cond(cond, keys_b.shape[0])
+        return generate(model, params, c, uncond, keys_b, sched, jnp.float32(cfg.guidance))
+
+    repl, split = sharding.replicated(mesh), sharding.batch_sharding(mesh)
+    return jax.jit(gen, in_shardings=(repl, repl, repl, split), out_shardings=split)
+
+
+def encode_prompt(bundle: ModelBundle, prompt: str, use_cfg: bool):
+    """(cond, uncond) TextConds for a prompt, unbatched; uncond is None without guidance."""
+    model = bundle.model
+    enc = jax.jit(model.encode_text)
+    first = lambda tree: jax.tree.map(lambda a: a[0], tree)  # noqa: E731
+    cond = first(enc(bundle.params, model.tokenize(prompt).ids_et[None]))
+    uncond = None
+    if use_cfg:
+        uncond = first(enc(bundle.params, model.tokenize("", allow_empty=True).ids_et[None]))
+    return cond, uncond
+
+
+def png_bytes(image_hwc: np.ndarray) -> bytes:
+    """An image in [-1, 1] as PNG bytes."""
+    from PIL import Image
+    pixels = np.clip((np.asarray(image_hwc) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def run(cfg: SampleRun) -> dict:
+    """Generates (or finishes) the pool in ``cfg.out``; returns a summary."""
+    bundle = cfg.load_model()
+    model = bundle.model
+    model.tokenize(cfg.prompt)  # bad prompts fail here, before anything is written
+    identity = {"model": cfg.model, "prompt": cfg.prompt, "steps": cfg.steps,
+                "scheduler": cfg.scheduler, "spacing": cfg.spacing, "timesteps": list(cfg.timesteps),
+                "guidance": cfg.guidance, "seed": cfg.seed, "dtype": cfg.dtype,
+                "latent_shape": list(model.latent_shape)}
+    mesh = mesh_for(cfg.devices)
+    store = ShardStore.open(cfg.out, "pool", identity, {"config": to_dict(cfg), "model_info": bundle.info},
+                            shard_size=cfg.batch, total=cfg.n)
+    store.manifest["total"] = max(cfg.n, store.total)
+    store.commit_manifest()
+    cond, uncond = encode_prompt(bundle, cfg.prompt, cfg.use_cfg)
+    gen = make_generator(bundle, cfg, mesh)
+    params = sharding.put_replicated(mesh, bundle.params)
+    decode = jax.jit(model.decode) if cfg.thumbnails else None
+    base = jax.random.key(cfg.seed)
+    todo = store.todo()
+    devices = sharding.data_size(mesh)
+    for i in tqdm(todo, desc="sampling", unit="shard", disable=None):
+        idx = np.asarray(store.shard_range(i))
+        size = sharding.padded_size(len(idx), devices)
+        padded = np.concatenate([idx, np.repeat(idx[-1:], size - len(idx))])
+        keys = jax.vmap(jax.random.fold_in, (None, 0))(base, jnp.asarray(padded))
+        latents = np.asarray(gen(params, cond, uncond, sharding.put_batch(mesh, keys)))[: len(idx)]
+        if decode is not None:
+            images = np.asarray(decode(bundle.params, latents))
+            for j, img in zip(idx, images):
+                records.atomic_write_bytes(cfg.out / "thumbs" / f"{j:06d}.png", png_bytes(img))
+        store.write_shard(i, {"latents": latents.astype(np.float32), "index": idx.astype(np.int64)})
+    generated = sum(len(store.shard_range(i)) for i in todo)
+    return {"out": str(cfg.out), "samples": store.total, "generated": generated}
+
+
+def read_pool(folder: str | Path) -> tuple[np.ndarray, dict]:
+    """Latents [N, c, h, w] of a finished pool and its manifest."""
+    if not (Path(folder) / "manifest.json").exists():
+        raise UserError(f"--pool {folder} is not a sample pool (no manifest.json); "
+                        "make one with `jaxsteer sample`, or use --pool none")
+    store = open_existing(folder, "pool")
+    return store.read(("latents",))["latents"], store.manifest

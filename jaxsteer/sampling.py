@@ -1,0 +1,113 @@
+"""The denoising loop: classifier-free guidance and a `lax.scan` over a `StepSchedule`.
+
+Knows nothing of pairs, gradients or files. Every function is pure and traceable: the model is a
+static hashable definition, weights and conditioning are arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from jaxsteer.config import opt
+from jaxsteer.errors import UserError
+from jaxsteer.models.base import DiffusionModel, TextCond
+from jaxsteer.models.schedulers import KINDS, StepSchedule, make_schedule, step, to_x0_eps
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerConfig:
+    steps: int = opt(4, "K inference steps (DMD2: 4, SD-Turbo: 1)")
+    scheduler: str = opt("ddim", "ddim | euler | lcm (lcm re-noises each step: DMD2, LCM)",
+                         choices=KINDS)
+    spacing: str | None = opt(None, "timestep spacing: leading | trailing | linspace "
+                              "(default: the model's scheduler config)")
+    timesteps: tuple[int, ...] = opt((), "explicit timesteps, noisiest first (DMD2: 999,749,499,249)")
+    guidance: float = opt(0.0, "classifier-free guidance scale w; <= 1 means a single "
+                          "conditional call (the authors use 0 for DMD2)")
+    remat: bool = opt(True, "rematerialise each denoising step in the backward pass")
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise UserError(f"--steps must be >= 1, got {self.steps}")
+        if self.guidance < 0:
+            raise UserError(f"--guidance must be >= 0, got {self.guidance}")
+
+    @property
+    def use_cfg(self) -> bool:
+        # Like diffusers: guidance above 1 needs the unconditional branch; otherwise skip it.
+        return self.guidance > 1.0
+
+    def schedule(self, model: DiffusionModel, start_timestep: int | None = None) -> StepSchedule:
+        return make_schedule(model.schedule, self.steps, self.scheduler, self.spacing,
+                             start_timestep, self.timesteps or None)
+
+
+def broadcast_cond(cond: TextCond, batch: int) -> TextCond:
+    """Gives an unbatched TextCond ([t, d]) a leading batch axis."""
+    return jax.tree.map(lambda a: jnp.broadcast_to(a, (batch, *a.shape)), cond)
+
+
+def guided_x0_eps(model: DiffusionModel, params, x_bchw: jax.Array, t: jax.Array,
+                  alpha: jax.Array, cond: TextCond, uncond: TextCond | None,
+                  guidance: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One denoiser evaluation (two with CFG) -> (clean estimate, noise estimate), both [b,c,h,w].
+
+    ``cond`` is batched ([b, t, d]); ``uncond`` is unbatched ([t, d]) or None for no guidance.
+    """
+    b = x_bchw.shape[0]
+    t_b = jnp.full((b,), t, jnp.int32)
+    if uncond is None:
+        out = model.predict(params, x_bchw, t_b, cond)
+    else:
+        both = jax.tree.map(lambda u, c: jnp.concatenate([u, c]), broadcast_cond(uncond, b), cond)
+        out2 = model.predict(params, jnp.concatenate([x_bchw, x_bchw]), jnp.concatenate([t_b, t_b]),
+                             both)
+        out_u, out_c = out2[:b], out2[b:]
+        out = out_u + guidance.astype(out_u.dtype) * (out_c - out_u)
+    return to_x0_eps(out, x_bchw, alpha, model.schedule.prediction_type)
+
+
+def denoise(model: DiffusionModel, params, x_bchw: jax.Array, sched: StepSchedule,
+            cond: TextCond, uncond: TextCond | None, guidance: jax.Array,
+            keys_b: jax.Array | None = None, remat: bool = True) -> jax.Array:
+    """Runs every step of ``sched`` from the noisy ``x_bchw`` and returns the final clean estimate.
+
+    The steps are one ``lax.scan`` so the loop compiles once whatever K is; with ``remat`` each
+    step is recomputed in the backward pass instead of keeping its activations.
+    ``keys_b`` (one key per sample) is needed only for schedules that re-noise (LCM / DMD2); each
+    sample's fresh noise comes from its own key, so it does not depend on the batch it ran in.
+    """
+    if sched.renoise and keys_b is None:
+        raise ValueError("a re-noising schedule needs one key per sample")
+
+    def body(x, inputs):
+        t, alpha, alpha_next, i = inputs
+        x0, eps = guided_x0_eps(model, params, x, t, alpha, cond, uncond, guidance)
+        fresh = None
+        if sched.renoise:
+            fresh = jax.vmap(
+                lambda k: jax.random.normal(jax.random.fold_in(k, i), x.shape[1:], x.dtype))(keys_b)
+        return step(x0, eps, alpha_next, fresh), x0
+
+    if remat:
+        body = jax.checkpoint(body)
+    idx = jnp.arange(sched.num_steps)
+    _, x0_s = jax.lax.scan(body, x_bchw, (sched.t_s, sched.alpha_s, sched.alpha_next_s, idx))
+    return x0_s[-1]
+
+
+def generate(model: DiffusionModel, params, cond: TextCond, uncond: TextCond | None,
+             keys_b: jax.Array, sched: StepSchedule, guidance: jax.Array,
+             remat: bool = False, dtype=jnp.float32) -> jax.Array:
+    """Samples one latent per key: [b] keys -> [b, c, h, w] clean latents.
+
+    Each sample's randomness comes only from its own key (initial noise from ``fold_in(k, 0)``,
+    re-noising from ``fold_in(k, 1)``), so a sample does not depend on its batch or device.
+    """
+    c, h, w = model.latent_shape
+    x_T = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0), (c, h, w), dtype))(keys_b)
+    step_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys_b)
+    return denoise(model, params, x_T, sched, cond, uncond, guidance, step_keys, remat)

@@ -1,0 +1,80 @@
+"""Every sharding decision of jaxsteer, in one place: axis names, the mesh, and the specs.
+
+No other module writes ``P(...)``. Parameters are replicated and the batch (of pairs or samples)
+is split on the ``data`` axis; a ``model`` axis exists for later FSDP rules, size 1 by default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+from jaxsteer.config import opt
+from jaxsteer.errors import UserError
+
+DATA = "data"
+MODEL = "model"
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshConfig:
+    data: int = opt(-1, "devices on the data axis; -1 = all local devices")
+    model: int = opt(1, "devices on the model axis (parameter sharding); 1 = replicate")
+
+    def __post_init__(self):
+        if self.model < 1 or (self.data < 1 and self.data != -1):
+            raise UserError(f"mesh sizes must be positive (or data = -1), got {self}")
+
+
+def make_mesh(cfg: MeshConfig = MeshConfig(), devices: list | None = None) -> Mesh:
+    """A (data, model) mesh over ``devices`` (default: this process's local devices).
+
+    Axis types are Auto: newer JAX leans to Explicit axes, which the unannotated diffusers linen
+    code is not written for.
+    """
+    devices = list(devices if devices is not None else jax.local_devices())
+    data = len(devices) // cfg.model if cfg.data == -1 else cfg.data
+    if data * cfg.model != len(devices):
+        if data * cfg.model > len(devices):
+            raise UserError(f"mesh {data}x{cfg.model} needs {data * cfg.model} devices, "
+                            f"only {len(devices)} are available")
+        devices = devices[: data * cfg.model]
+    grid = np.asarray(devices, dtype=object).reshape(data, cfg.model)
+    return Mesh(grid, (DATA, MODEL), axis_types=(AxisType.Auto, AxisType.Auto))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    """Leading axis split over ``data``, the rest whole."""
+    return NamedSharding(mesh, P(DATA))
+
+
+def data_size(mesh: Mesh) -> int:
+    return int(mesh.shape[DATA])
+
+
+def put_batch(mesh: Mesh, tree):
+    """Places host arrays with their leading axis split over the data axis."""
+    return jax.device_put(tree, batch_sharding(mesh))
+
+
+def put_replicated(mesh: Mesh, tree):
+    return jax.device_put(tree, replicated(mesh))
+
+
+def padded_size(n: int, multiple: int) -> int:
+    """The batch size ``n`` rounded up to a multiple of the data-axis size."""
+    return -(-n // multiple) * multiple
+
+
+def host_split(items: list, index: int | None = None, count: int | None = None) -> list:
+    """This process's share of ``items`` for work that is parallel over hosts (surveys)."""
+    index = jax.process_index() if index is None else index
+    count = jax.process_count() if count is None else count
+    return items[index::count]
