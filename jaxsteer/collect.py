@@ -109,9 +109,14 @@ def pair_grads(spec: KernelSpec, params: Any, inputs: dict, batch: dict) -> jax.
     return jax.grad(pair_loss)(delta, spec, params, inputs, batch)
 
 
+@functools.lru_cache(maxsize=16)
 def make_kernel(spec: KernelSpec, mesh: Mesh) -> Callable:
     """The jitted, sharded kernel ``f(params, inputs, batch) -> grads_prd``: params and per-prompt
-    inputs replicated, the batch of pairs split over the data axis."""
+    inputs replicated, the batch of pairs split over the data axis.
+
+    Cached on (spec, mesh): every Collector of the same model and settings in a process (a
+    survey's prompts, a resumed run) shares one compiled program.
+    """
     repl, split = sharding.replicated(mesh), sharding.batch_sharding(mesh)
     return jax.jit(functools.partial(pair_grads, spec), in_shardings=(repl, repl, split),
                    out_shardings=split)
@@ -133,6 +138,7 @@ class Collector:
         if isinstance(feature, str) and feature not in FEATURES:
             raise UserError(f"unknown --feature {feature!r}: use one of {', '.join(FEATURES)} "
                             "(or pass a feature function from Python)")
+        sampler = sampler.sampler_config()
         self.bundle, self.sampler, self.mesh = bundle, sampler, mesh
         model = bundle.model
         sched = sampler.schedule(model, start_timestep=timestep)

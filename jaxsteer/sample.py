@@ -7,6 +7,7 @@ batch size or the number of devices, and a killed run resumes exactly where it s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 from pathlib import Path
 
@@ -51,9 +52,10 @@ def mesh_for(devices: int):
     return sharding.make_mesh(devices=local[:devices])
 
 
-def make_generator(bundle: ModelBundle, cfg: SamplerConfig, mesh):
+@functools.lru_cache(maxsize=8)
+def make_generator(model, cfg: SamplerConfig, mesh):
     """Jitted ``f(params, cond, uncond, keys_b) -> latents`` with the batch split over devices."""
-    model, sched = bundle.model, cfg.schedule(bundle.model)
+    sched = cfg.schedule(model)
 
     def gen(params, cond, uncond, keys_b):
         c = broadcast_cond(cond, keys_b.shape[0])
@@ -99,7 +101,7 @@ def run(cfg: SampleRun) -> dict:
     store.manifest["total"] = max(cfg.n, store.total)
     store.commit_manifest()
     cond, uncond = encode_prompt(bundle, cfg.prompt, cfg.use_cfg)
-    gen = make_generator(bundle, cfg, mesh)
+    gen = make_generator(model, cfg.sampler_config(), mesh)
     params = sharding.put_replicated(mesh, bundle.params)
     decode = jax.jit(model.decode) if cfg.thumbnails else None
     base = jax.random.key(cfg.seed)

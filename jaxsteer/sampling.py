@@ -40,6 +40,11 @@ class SamplerConfig:
         # Like diffusers: guidance above 1 needs the unconditional branch; otherwise skip it.
         return self.guidance > 1.0
 
+    def sampler_config(self) -> "SamplerConfig":
+        """Just the sampler fields (a hashable cache key, whatever run config holds them)."""
+        return SamplerConfig(**{f.name: getattr(self, f.name)
+                                for f in dataclasses.fields(SamplerConfig)})
+
     def schedule(self, model: DiffusionModel, start_timestep: int | None = None) -> StepSchedule:
         return make_schedule(model.schedule, self.steps, self.scheduler, self.spacing,
                              start_timestep, self.timesteps or None)

@@ -1,12 +1,44 @@
-"""Test-wide JAX set-up: 8 fake CPU devices, rank promotion raises, a persistent compile cache."""
+"""Test-wide JAX set-up and shared fixtures.
+
+8 fake CPU devices (sharded == single-device tests), rank promotion raises, the hub is off
+(no test downloads anything), and a persistent compile cache for the session so identical
+programs compile once. Tiny models are built by the tests themselves.
+"""
 
 import os
 import warnings
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ["HF_HUB_OFFLINE"] = "1"
 warnings.filterwarnings("ignore", message="Flax classes are deprecated")
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_threefry_partitionable", True)
+# CPU compiles of even tiny UNets dominate the suite's time; tests check numbers, not speed.
+jax.config.update("jax_disable_most_optimizations", True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Keeps the suite's caches (tiny model, XLA) out of the user's home."""
+    cache = tmp_path_factory.mktemp("jaxsteer-cache")
+    os.environ["JAXSTEER_CACHE"] = str(cache)
+    jax.config.update("jax_compilation_cache_dir", str(cache / "xla"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    yield
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory):
+    """A tiny random SD pipeline (with VAE) in diffusers' folder layout."""
+    from jaxsteer.models.tiny import build_tiny_sd
+    return build_tiny_sd(tmp_path_factory.mktemp("models") / "tiny-sd")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_folder):
+    from jaxsteer.models import load
+    return load(str(tiny_folder))

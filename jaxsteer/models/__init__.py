@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from pathlib import Path
 
@@ -16,6 +17,22 @@ for _name in ("tree_map", "tree_flatten", "tree_unflatten", "tree_leaves"):
     if not hasattr(jax, _name):
         setattr(jax, _name, getattr(jax.tree_util, _name))
 warnings.filterwarnings("ignore", message="Flax classes are deprecated")
+
+
+class _DropFlaxDeprecation(logging.Filter):
+    """diffusers logs a deprecation line on every Flax load; pinning 0.39.0 is our answer to it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Flax classes are deprecated" not in record.getMessage()
+
+
+def _quiet_diffusers() -> None:
+    from diffusers.utils import logging as dlog
+    for handler in dlog._get_library_root_logger().handlers:
+        handler.addFilter(_DropFlaxDeprecation())
+
+
+_quiet_diffusers()
 
 
 def _load_sd(model: str, **kw) -> ModelBundle:

@@ -7,6 +7,7 @@ the images themselves, in [-1, 1], channels first.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,13 @@ from jaxsteer.models.weights import (dtype_from_name, load_diffusers_module,
 class SDModel:
     """SD-family definition: modules and constants only (weights live in ``params``)."""
 
-    unet: Any
-    text_encoder: Any
-    vae: Any | None
+    # Modules are compared through ``fingerprint`` (their configs and dtype): loaded modules hold
+    # lists and transformers configs, which do not hash, and two loads of one model should share
+    # compiled programs.
+    unet: Any = dataclasses.field(compare=False)
+    text_encoder: Any = dataclasses.field(compare=False)
+    vae: Any | None = dataclasses.field(compare=False)
+    fingerprint: str
     schedule: NoiseSchedule
     embed_dim: int
     max_tokens: int
@@ -85,8 +90,10 @@ def load(model: str, dtype: str = "float32", revision: str | None = None,
     sched_cfg = read_config(folder, "scheduler", "scheduler_config.json")
     tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
     te_cfg = read_config(folder, "text_encoder")
+    fingerprint = json.dumps([dict(unet.config), te_cfg, dict(vae.config) if vae else None, dtype],
+                             sort_keys=True, default=str)
     definition = SDModel(
-        unet=unet, text_encoder=te, vae=vae, schedule=schedule_from_config(sched_cfg),
+        unet=unet, text_encoder=te, vae=vae, fingerprint=fingerprint, schedule=schedule_from_config(sched_cfg),
         embed_dim=int(te_cfg["hidden_size"]), max_tokens=int(tokenizer.model_max_length),
         latent_shape=(int(unet.in_channels), int(size), int(size)), scaling_factor=scaling,
         tokenizer=tokenizer)

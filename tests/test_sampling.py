@@ -1,0 +1,23 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsteer.sample import encode_prompt, make_generator
+from jaxsteer.sampling import SamplerConfig
+from jaxsteer import sharding
+
+
+def test_a_sample_does_not_depend_on_its_batch_or_device_count(tiny_bundle):
+    """Sample i comes from its own key alone: batched on 8 devices == one by one on 1 device."""
+    cfg = SamplerConfig(steps=2, guidance=2.0, scheduler="lcm")  # CFG and re-noising paths
+    cond, uncond = encode_prompt(tiny_bundle, "a red circle", cfg.use_cfg)
+    keys = jax.random.split(jax.random.key(3), 8)
+    gen8 = make_generator(tiny_bundle.model, cfg, sharding.make_mesh())
+    gen1 = make_generator(tiny_bundle.model, cfg, sharding.make_mesh(devices=jax.devices()[:1]))
+    batched = np.asarray(gen8(tiny_bundle.params, cond, uncond, keys))
+    single = np.concatenate([np.asarray(gen1(tiny_bundle.params, cond, uncond, keys[i:i + 1]))
+                             for i in (0, 5)])
+    assert batched.shape == (8, 4, 8, 8)
+    np.testing.assert_allclose(batched[[0, 5]], single, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(batched[0], batched[1])
+    assert np.all(np.isfinite(batched))
