@@ -20,26 +20,31 @@ from jaxsteer.errors import UserError
 
 def _sample():
     from jaxsteer import sample
-    return sample.SampleRun, sample.run, "generate a pool of samples (latents) for a prompt"
+    return sample.SampleRun, sample.run
 
 
 def _collect():
     from jaxsteer import collect
-    return collect.CollectRun, collect.run, "collect per-pair gradients w.r.t. a word's token rows"
+    return collect.CollectRun, collect.run
 
 
 def _decompose():
     from jaxsteer.decompose import run
-    return run.DecomposeRun, run.run, "PCA or sparse autoencoder of a gradient store"
+    return run.DecomposeRun, run.run
 
 
 def _demo():
     from jaxsteer import demo
-    return demo.DemoRun, demo.run, "the whole method on the bundled model, offline"
+    return demo.DemoRun, demo.run
 
 
-COMMANDS: dict[str, Callable[[], tuple[type, Callable, str]]] = {
-    "sample": _sample, "collect": _collect, "decompose": _decompose, "demo": _demo,
+# name -> (one-line description, loader of (config class, run function)); loaders import lazily
+# so `jaxsteer --help` stays fast.
+COMMANDS: dict[str, tuple[str, Callable[[], tuple[type, Callable]]]] = {
+    "demo": ("the whole method on the bundled model, offline", _demo),
+    "sample": ("generate a pool of samples (latents) for a prompt", _sample),
+    "collect": ("collect per-pair gradients w.r.t. a word's token rows", _collect),
+    "decompose": ("PCA or sparse autoencoder of a gradient store", _decompose),
 }
 
 
@@ -76,8 +81,8 @@ def _setup_jax() -> None:
 
 def _usage() -> str:
     lines = ["usage: jaxsteer <command> [--config FILE.yaml] [flags]", "", "commands:"]
-    for name, get in COMMANDS.items():
-        lines.append(f"  {name:<12} {get()[2]}")
+    for name, (description, _) in COMMANDS.items():
+        lines.append(f"  {name:<12} {description}")
     lines += ["", "`jaxsteer <command> --help` lists a command's flags."]
     return "\n".join(lines)
 
@@ -100,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from jaxsteer import config
     try:
-        cls, run, description = COMMANDS[name]()
+        description, loader = COMMANDS[name]
+        cls, run = loader()
         cfg = config.parse(cls, rest, prog=f"jaxsteer {name}", description=description)
         _setup_jax()
         result = run(cfg)

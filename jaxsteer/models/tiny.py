@@ -99,3 +99,36 @@ def build_tiny_sd(folder: str | Path, seed: int = 0, vae: bool = True, width: in
     (folder / "model_index.json").write_text(json.dumps(
         {"_class_name": "FlaxStableDiffusionPipeline", "_diffusers_version": "0.39.0"} | names))
     return folder
+
+
+def build_tiny_sdxl(folder: str | Path, seed: int = 0, width: int = 32, sample_size: int = 8) -> Path:
+    """Writes a tiny random SDXL pipeline: two text encoders, a text-time UNet, a VAE."""
+    from diffusers import FlaxAutoencoderKL, FlaxUNet2DConditionModel
+    from transformers import CLIPTextConfig, FlaxCLIPTextModel, FlaxCLIPTextModelWithProjection
+
+    folder = Path(folder)
+    build_tiny_sd(folder, seed=seed, width=width, sample_size=sample_size)  # encoder 1, VAE, ...
+    write_char_tokenizer(folder / "tokenizer_2")
+    vocab = len(json.loads((folder / "tokenizer_2" / "vocab.json").read_text()))
+    width2, time_dim = 2 * width, 8
+    cfg2 = CLIPTextConfig(vocab_size=vocab, hidden_size=width2, intermediate_size=2 * width2,
+                          num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=77,
+                          bos_token_id=0, eos_token_id=1, pad_token_id=1, projection_dim=width2)
+    te2 = FlaxCLIPTextModelWithProjection(cfg2, _do_init=False)
+    te2.save_pretrained(folder / "text_encoder_2", params=random_params(
+        lambda k: te2.init_weights(k, (1, 77)), jax.random.key(seed + 10), seed + 10))
+    unet = FlaxUNet2DConditionModel(
+        sample_size=sample_size, in_channels=4, out_channels=4, block_out_channels=(32, 64),
+        layers_per_block=1, cross_attention_dim=width + width2, attention_head_dim=8,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), addition_embed_type="text_time",
+        addition_time_embed_dim=time_dim, projection_class_embeddings_input_dim=width2 + 6 * time_dim,
+        use_linear_projection=True)
+    unet.save_pretrained(folder / "unet", params=random_params(
+        unet.init_weights, jax.random.key(seed + 11), seed + 11))
+    index = json.loads((folder / "model_index.json").read_text())
+    index.update(_class_name="FlaxStableDiffusionXLPipeline",
+                 text_encoder_2=["transformers", "FlaxCLIPTextModelWithProjection"],
+                 tokenizer_2=["transformers", "CLIPTokenizer"])
+    (folder / "model_index.json").write_text(json.dumps(index))
+    return folder
