@@ -33,6 +33,16 @@ def _decompose():
     return run.DecomposeRun, run.run
 
 
+def _steer():
+    from jaxsteer import steer
+    return steer.SteerRun, steer.run
+
+
+def _bench():
+    from jaxsteer import bench
+    return bench.BenchRun, bench.run
+
+
 def _demo():
     from jaxsteer import demo
     return demo.DemoRun, demo.run
@@ -45,6 +55,8 @@ COMMANDS: dict[str, tuple[str, Callable[[], tuple[type, Callable]]]] = {
     "sample": ("generate a pool of samples (latents) for a prompt", _sample),
     "collect": ("collect per-pair gradients w.r.t. a word's token rows", _collect),
     "decompose": ("PCA or sparse autoencoder of a gradient store", _decompose),
+    "steer": ("image grids along directions of a DirectionSet", _steer),
+    "bench": ("speed and memory benchmarks (prints a table)", _bench),
 }
 
 

@@ -1,0 +1,198 @@
+"""Steering (DESIGN.md section 1.5): add ``s * u`` to the token rows of a word, render, grid.
+
+A direction of a DirectionSet has width ``r * d``: the r token rows differentiated at collection,
+side by side. Steering reshapes it to [r, d] and adds it to those rows. Strength is unit-free by
+default: ``s = alpha * (mean L2 norm of those rows of the prompt's embedding)``; ``--absolute``
+takes alpha as the raw strength (the authors use 30-40 for PCA and 50-60 for SAE on SDXL).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxsteer import records, sharding
+from jaxsteer.config import opt
+from jaxsteer.errors import UserError
+from jaxsteer.models import ModelConfig
+from jaxsteer.models.base import DiffusionModel, ModelBundle, TextCond
+from jaxsteer.sampling import SamplerConfig, generate
+
+
+def parse_alphas(text: str) -> np.ndarray:
+    """'-3:3:7' (start:stop:count, inclusive) or '0,1.5,3' -> float array."""
+    try:
+        if ":" in text:
+            start, stop, count = text.split(":")
+            if int(count) < 1:
+                raise ValueError
+            return np.linspace(float(start), float(stop), int(count))
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"--alphas {text!r}: use start:stop:count (e.g. -3:3:7) or a "
+                        "comma list (e.g. 0,1,2)") from None
+    if not values:
+        raise UserError("--alphas is empty")
+    return np.asarray(values)
+
+
+def direction_rows(dirs_kd: np.ndarray, num_rows: int) -> np.ndarray:
+    """[k, r * d] directions -> [k, r, d] per-row offsets."""
+    k, width = dirs_kd.shape
+    if width % num_rows:
+        raise UserError(f"directions of width {width} do not split into {num_rows} token rows")
+    return dirs_kd.reshape(k, num_rows, width // num_rows)
+
+
+def row_scale(emb_td: np.ndarray, rows: tuple[int, ...]) -> float:
+    """Mean L2 norm of the steered rows: the unit of the unit-free alpha."""
+    return float(np.mean(np.linalg.norm(np.asarray(emb_td)[list(rows)], axis=-1)))
+
+
+def steer_embeddings(emb_td: jax.Array, rows: tuple[int, ...], offsets_brd: jax.Array,
+                     strengths_b: jax.Array) -> jax.Array:
+    """[t, d] embedding + strength * offset at ``rows`` for each of b samples -> [b, t, d]."""
+    b = offsets_brd.shape[0]
+    delta = strengths_b[:, None, None].astype(emb_td.dtype) * offsets_brd.astype(emb_td.dtype)
+    base = jnp.broadcast_to(emb_td, (b, *emb_td.shape))
+    return base.at[:, jnp.asarray(rows), :].add(delta)
+
+
+@functools.lru_cache(maxsize=8)
+def make_renderer(model: DiffusionModel, sampler: SamplerConfig, mesh):
+    """Jitted ``f(params, cond_b, uncond, keys_b) -> images [b, H, W, 3]``, batch split."""
+    sched = sampler.schedule(model)
+
+    def render(params, cond, uncond, keys_b):
+        lat = generate(model, params, cond, uncond, keys_b, sched, jnp.float32(sampler.guidance))
+        return model.decode(params, lat)
+
+    repl, split = sharding.replicated(mesh), sharding.batch_sharding(mesh)
+    return jax.jit(render, in_shardings=(repl, split, repl, split), out_shardings=split)
+
+
+def render_batches(bundle: ModelBundle, sampler: SamplerConfig, mesh, cond_b: TextCond,
+                   uncond: TextCond | None, keys_b: jax.Array, batch: int) -> np.ndarray:
+    """Renders any number of samples in padded batches of ``batch`` (a multiple of devices)."""
+    render = make_renderer(bundle.model, sampler.sampler_config(), mesh)
+    size = sharding.padded_size(batch, sharding.data_size(mesh))
+    n = keys_b.shape[0]
+    out = []
+    for start in tqdm(range(0, n, size), desc="rendering", unit="batch", disable=None):
+        idx = np.minimum(np.arange(start, start + size), n - 1)  # pad with the last sample
+        part = jax.tree.map(lambda a: a[idx], cond_b)
+        imgs = render(bundle.params, sharding.put_batch(mesh, part), uncond,
+                      sharding.put_batch(mesh, keys_b[idx]))
+        out.append(np.asarray(imgs)[: min(size, n - start)])
+    return np.concatenate(out)
+
+
+def grid_png(images_ijhwc: np.ndarray, row_labels: list[str], col_labels: list[str],
+             cell: int = 96) -> bytes:
+    """A labelled grid (rows x columns of images in [-1, 1]) as PNG bytes."""
+    from PIL import Image, ImageDraw
+
+    rows, cols = images_ijhwc.shape[:2]
+    left, top = 70, 18
+    canvas = Image.new("RGB", (left + cols * cell, top + rows * cell), "white")
+    draw = ImageDraw.Draw(canvas)
+    for j, label in enumerate(col_labels):
+        draw.text((left + j * cell + 4, 3), label, fill="black")
+    for i, label in enumerate(row_labels):
+        draw.text((4, top + i * cell + cell // 2 - 6), label, fill="black")
+        for j in range(cols):
+            pix = np.clip((images_ijhwc[i, j] + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+            tile = Image.fromarray(pix).resize((cell - 2, cell - 2), Image.NEAREST)
+            canvas.paste(tile, (left + j * cell + 1, top + i * cell + 1))
+    import io
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@dataclasses.dataclass(frozen=True)
+class SteerRun(ModelConfig, SamplerConfig):
+    directions: Path = opt(Path("."), "DirectionSet checkpoint (from `jaxsteer decompose`)",
+                           positional=True)
+    indices: tuple[int, ...] = opt((0, 1, 2), "which directions, comma separated")
+    alphas: str = opt("-3:3:7", "strengths: start:stop:count or a comma list")
+    seeds: tuple[int, ...] = opt((0, 1), "seeds, one grid row group each")
+    absolute: bool = opt(False, "alphas are raw strengths (authors: 30-40 PCA, 50-60 SAE on "
+                         "SDXL) instead of multiples of the token rows' norm")
+    prompt: str | None = opt(None, "prompt; default: the one the directions were found for")
+    batch: int = opt(16, "images per compiled call")
+    devices: int = opt(-1, "devices to use; -1 = all local devices")
+    out: Path = opt(Path("runs/steer"), "output folder for the grids")
+
+    def __post_init__(self):
+        SamplerConfig.__post_init__(self)
+        if not self.seeds:
+            raise UserError("--seeds is empty: give at least one seed, e.g. --seeds 0,1")
+        if not self.indices:
+            raise UserError("--indices is empty: give direction indices, e.g. --indices 0,1")
+        parse_alphas(self.alphas)
+
+
+def check_compatible(ds_meta: dict, dim: int, bundle: ModelBundle, model_name: str) -> None:
+    """A DirectionSet from another model or embedding size is refused, with the reason."""
+    embed = bundle.model.embed_dim
+    rows = len(ds_meta.get("token_rows", [1]))
+    problems = []
+    if ds_meta.get("model") not in (None, model_name):
+        problems.append(f"found with model {ds_meta.get('model')!r}, steering {model_name!r}")
+    if dim != rows * embed:
+        problems.append(f"direction width {dim} != {rows} token row(s) x embedding {embed}")
+    if problems:
+        raise UserError("these directions do not fit this model: " + "; ".join(problems))
+
+
+def run(cfg: SteerRun) -> dict:
+    from jaxsteer import checkpoint
+    from jaxsteer.sample import encode_prompt, mesh_for
+
+    ds = checkpoint.load(cfg.directions)
+    meta = ds.metadata
+    bad = [i for i in cfg.indices if not 0 <= i < ds.k]
+    if bad:
+        raise UserError(f"direction index {bad[0]} is out of range: this set has {ds.k} "
+                        f"directions (0..{ds.k - 1})")
+    bundle = cfg.load_model()
+    check_compatible(meta, ds.dim, bundle, cfg.model)
+    prompt = cfg.prompt or meta.get("prompt")
+    if not prompt:
+        raise UserError("the directions carry no prompt: pass --prompt")
+    tokens = bundle.model.tokenize(prompt)
+    rows = tokens.rows(meta["token"]) if cfg.prompt else tuple(meta["token_rows"])
+    alphas = parse_alphas(cfg.alphas)
+    mesh = mesh_for(cfg.devices)
+    cond, uncond = encode_prompt(bundle, prompt, cfg.use_cfg)
+    offsets_krd = direction_rows(np.asarray(ds.directions), len(meta.get("token_rows", rows)))
+    if offsets_krd.shape[1] != len(rows):
+        raise UserError(f"the directions span {offsets_krd.shape[1]} token rows, but "
+                        f"{meta['token']!r} has {len(rows)} in {prompt!r}")
+    scale = 1.0 if cfg.absolute else row_scale(cond.emb, rows)
+    # One sample per (direction, seed, alpha): same seed across alphas, so only steering differs.
+    grid = [(i, s, a) for i in cfg.indices for s in cfg.seeds for a in alphas]
+    offsets = jnp.asarray(np.stack([offsets_krd[i] for i, _, _ in grid]))
+    strengths = jnp.asarray([a * scale for _, _, a in grid], jnp.float32)
+    cond_b = TextCond(emb=steer_embeddings(cond.emb, rows, offsets, strengths),
+                      extra=jax.tree.map(lambda x: jnp.broadcast_to(x, (len(grid), *x.shape)),
+                                         cond.extra))
+    keys = jax.vmap(jax.random.key)(jnp.asarray([s for _, s, _ in grid]))
+    images = render_batches(bundle, cfg, mesh, cond_b, uncond, keys, cfg.batch)
+    images = images.reshape(len(cfg.indices), len(cfg.seeds), len(alphas), *images.shape[1:])
+    cols = [f"{a:+.2g}" for a in alphas]
+    paths = []
+    for n, i in enumerate(cfg.indices):
+        png = grid_png(images[n], [f"seed {s}" for s in cfg.seeds], cols)
+        path = cfg.out / f"direction_{i:03d}.png"
+        records.atomic_write_bytes(path, png)
+        paths.append(str(path))
+    return {"out": str(cfg.out), "grids": paths, "alphas": alphas.tolist(), "scale": scale,
+            "prompt": prompt, "token": meta.get("token")}
