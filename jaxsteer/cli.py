@@ -86,9 +86,10 @@ def _setup_jax() -> None:
     jax.config.update("jax_threefry_partitionable", True)
     if os.environ.get("JAXSTEER_DISTRIBUTED") == "1":
         jax.distributed.initialize()
-    print(f"jaxsteer: process {jax.process_index()} of {jax.process_count()}, "
-          f"{jax.local_device_count()} local / {jax.device_count()} global "
-          f"{jax.devices()[0].platform} devices", file=sys.stderr)
+    if jax.process_count() > 1:  # one hello line per host, where it helps to find a lost host
+        print(f"jaxsteer: process {jax.process_index()} of {jax.process_count()}, "
+              f"{jax.local_device_count()} local / {jax.device_count()} global "
+              f"{jax.devices()[0].platform} devices", file=sys.stderr)
 
 
 def _usage() -> str:

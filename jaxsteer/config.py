@@ -100,10 +100,32 @@ def _flat_fields(cls: type, prefix: str = "") -> list[tuple[str, dataclasses.Fie
     return out
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one UserError line instead of usage + SystemExit
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
+def _join_dash_values(argv: list[str], flags: set[str]) -> list[str]:
+    """``--alphas -3:3:7`` -> ``--alphas=-3:3:7``: argparse would take the value for a flag."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if (tok in flags and nxt is not None and nxt.startswith("-") and nxt.split("=")[0]
+                not in flags and nxt not in ("-h", "--help")):
+            out.append(f"{tok}={nxt}")
+            i += 2
+            continue
+        out.append(tok)
+        i += 1
+    return out
+
+
 def build_parser(cls: type, prog: str, description: str = "") -> argparse.ArgumentParser:
     """An argparse parser with one flag per (dotted) field; values stay strings until `build`."""
-    parser = argparse.ArgumentParser(prog=prog, description=description,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = _Parser(prog=prog, description=description,
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--config", type=Path, default=None,
                         help="YAML file of field values; flags given here override it")
     for name, f, _ in _flat_fields(cls):
@@ -176,9 +198,14 @@ def build(cls: type[T], values: dict[str, Any]) -> T:
 def parse(cls: type[T], argv: list[str], prog: str, description: str = "") -> T:
     """Parses ``argv`` into ``cls``: YAML from ``--config`` first, then the flags over it."""
     parser = build_parser(cls, prog, description)
-    ns = vars(parser.parse_args(argv))
+    flags = {o for a in parser._actions for o in a.option_strings}
+    ns = vars(parser.parse_args(_join_dash_values(list(argv), flags)))
     path = ns.pop("config")
-    values = _flatten(load_yaml(path)) if path else {}
+    data = load_yaml(path) if path else {}
+    command = data.pop("command", None)  # a YAML may say which command it is for
+    if command is not None and command != prog.split()[-1]:
+        raise UserError(f"{path} is a config for `jaxsteer {command}`, not `{prog}`")
+    values = _flatten(data)
     values.update(ns)
     return build(cls, values)
 
