@@ -38,6 +38,11 @@ def _steer():
     return steer.SteerRun, steer.run
 
 
+def _diversify():
+    from jaxsteer import diversity
+    return diversity.DiversifyRun, diversity.run
+
+
 def _bench():
     from jaxsteer import bench
     return bench.BenchRun, bench.run
@@ -56,6 +61,7 @@ COMMANDS: dict[str, tuple[str, Callable[[], tuple[type, Callable]]]] = {
     "collect": ("collect per-pair gradients w.r.t. a word's token rows", _collect),
     "decompose": ("PCA or sparse autoencoder of a gradient store", _decompose),
     "steer": ("image grids along directions of a DirectionSet", _steer),
+    "diversify": ("diversity with and without random steering, on the same seeds", _diversify),
     "bench": ("speed and memory benchmarks (prints a table)", _bench),
 }
 
