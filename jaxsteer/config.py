@@ -128,15 +128,18 @@ def build_parser(cls: type, prog: str, description: str = "") -> argparse.Argume
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--config", type=Path, default=None,
                         help="YAML file of field values; flags given here override it")
-    for name, f, _ in _flat_fields(cls):
+    for name, f, tp in _flat_fields(cls):
         meta = f.metadata
+        # A bare boolean flag means true: `--unroll` as well as `--unroll false`.
+        flag_kw = {"nargs": "?", "const": "true"} if _unwrap_optional(tp)[0] is bool else {}
         default = f.default if f.default is not dataclasses.MISSING else None
         if meta.get("positional"):
             parser.add_argument(name, nargs="?", default=argparse.SUPPRESS, help=meta.get("help"))
         else:
             parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=argparse.SUPPRESS,
                                 help=f"{meta.get('help', '')} (default: {default})",
-                                choices=meta.get("choices"), metavar=name.split(".")[-1].upper())
+                                choices=meta.get("choices"), metavar=name.split(".")[-1].upper(),
+                                **flag_kw)
     return parser
 
 

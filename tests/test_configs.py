@@ -34,3 +34,11 @@ def test_flags_override_yaml_and_bad_values_are_clear(tmp_path):
     with pytest.raises(UserError, match="invalid choice"):
         config.parse(CollectRun, ["--scheduler", "heun"], "jaxsteer collect")
     assert config.parse(CollectRun, ["--timesteps", "999,749"], "jaxsteer collect").timesteps == (999, 749)
+
+
+def test_bare_boolean_flags_mean_true():
+    from jaxsteer.collect import CollectRun
+    assert config.parse(CollectRun, ["--unroll"], "jaxsteer collect").unroll is True
+    assert config.parse(CollectRun, ["--unroll", "false"], "jaxsteer collect").unroll is False
+    assert config.parse(CollectRun, ["--prompt", "-x"],
+                        "jaxsteer collect").prompt == "-x"
