@@ -43,6 +43,11 @@ def _diversify():
     return diversity.DiversifyRun, diversity.run
 
 
+def _survey():
+    from jaxsteer import survey
+    return survey.SurveyRun, survey.run
+
+
 def _bench():
     from jaxsteer import bench
     return bench.BenchRun, bench.run
@@ -62,6 +67,7 @@ COMMANDS: dict[str, tuple[str, Callable[[], tuple[type, Callable]]]] = {
     "decompose": ("PCA or sparse autoencoder of a gradient store", _decompose),
     "steer": ("image grids along directions of a DirectionSet", _steer),
     "diversify": ("diversity with and without random steering, on the same seeds", _diversify),
+    "survey": ("concept complexity of every prompt of a file, resumable, multi-host", _survey),
     "bench": ("speed and memory benchmarks (prints a table)", _bench),
 }
 
@@ -90,7 +96,11 @@ def _setup_jax() -> None:
     jax.config.update("jax_compilation_cache_dir", str(cache))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     jax.config.update("jax_threefry_partitionable", True)
-    if os.environ.get("JAXSTEER_DISTRIBUTED") == "1":
+    if os.environ.get("JAXSTEER_COORDINATOR"):  # explicit: CPU processes on one machine, GPUs
+        jax.distributed.initialize(os.environ["JAXSTEER_COORDINATOR"],
+                                   int(os.environ["JAXSTEER_NUM_PROCESSES"]),
+                                   int(os.environ["JAXSTEER_PROCESS_ID"]))
+    elif os.environ.get("JAXSTEER_DISTRIBUTED") == "1":  # TPU pod slices detect everything
         jax.distributed.initialize()
     if jax.process_count() > 1:  # one hello line per host, where it helps to find a lost host
         print(f"jaxsteer: process {jax.process_index()} of {jax.process_count()}, "

@@ -33,7 +33,7 @@ from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
 from jaxsteer.models.base import DiffusionModel, ModelBundle, TextCond
 from jaxsteer.models.schedulers import StepSchedule, add_noise
-from jaxsteer.sampling import SamplerConfig, broadcast_cond, denoise, generate
+from jaxsteer.sampling import SamplerConfig, broadcast_cond, denoise, generate, jit_encode_text
 from jaxsteer.store import ShardStore
 
 FEATURES = ("latents", "pixels")
@@ -150,7 +150,7 @@ class Collector:
                                remat=sampler.remat)
         self.kernel = make_kernel(self.spec, mesh)
         self.params = sharding.put_replicated(mesh, bundle.params)
-        self._encode = jax.jit(model.encode_text)
+        self._encode = jit_encode_text(model)
         self.devices = sharding.data_size(mesh)
 
     def prepare(self, prompt: str, token: str) -> PromptInputs:

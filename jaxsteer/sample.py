@@ -21,7 +21,7 @@ from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
 from jaxsteer.models.base import ModelBundle
-from jaxsteer.sampling import SamplerConfig, broadcast_cond, generate
+from jaxsteer.sampling import SamplerConfig, broadcast_cond, generate, jit_encode_text
 from jaxsteer.store import ShardStore, open_existing
 
 
@@ -68,7 +68,7 @@ def make_generator(model, cfg: SamplerConfig, mesh):
 def encode_prompt(bundle: ModelBundle, prompt: str, use_cfg: bool):
     """(cond, uncond) TextConds for a prompt, unbatched; uncond is None without guidance."""
     model = bundle.model
-    enc = jax.jit(model.encode_text)
+    enc = jit_encode_text(model)
     first = lambda tree: jax.tree.map(lambda a: a[0], tree)  # noqa: E731
     cond = first(enc(bundle.params, model.tokenize(prompt).ids_et[None]))
     uncond = None

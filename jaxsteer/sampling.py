@@ -7,6 +7,7 @@ static hashable definition, weights and conditioning are arrays.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +49,12 @@ class SamplerConfig:
     def schedule(self, model: DiffusionModel, start_timestep: int | None = None) -> StepSchedule:
         return make_schedule(model.schedule, self.steps, self.scheduler, self.spacing,
                              start_timestep, self.timesteps or None)
+
+
+@functools.lru_cache(maxsize=16)
+def jit_encode_text(model: DiffusionModel):
+    """The model's text encoder, jitted once per model definition (not once per caller)."""
+    return jax.jit(model.encode_text)
 
 
 def broadcast_cond(cond: TextCond, batch: int) -> TextCond:

@@ -1,0 +1,269 @@
+"""Batch surveys (DESIGN.md sections 1.7 and 3): prompts -> gradients -> complexity, one record each.
+
+Each host takes ``prompts[process_index::process_count]``, builds a mesh over its local devices
+(hosts never run collectives), and appends one JSON line per prompt to its own
+``records-PPP.jsonl``. A record is appended and fsynced only when complete; on restart the done
+line numbers are read back (a torn last line from a kill is dropped), so a killed survey restarted
+ends with exactly one record per prompt. Bad lines (empty, too long, not UTF-8, no such word) go
+to ``errors-PPP.jsonl`` with their line numbers and never stop the run.
+
+Prompt file: one prompt per line, optionally ``prompt<TAB>word``; without a word, the prompt's
+last word is the concept differentiated. Lines starting with '#' are comments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxsteer import records, sharding
+from jaxsteer.complexity import ComplexityConfig, estimate_all, explained_variance_ratio
+from jaxsteer.config import opt, to_dict
+from jaxsteer.errors import UserError
+from jaxsteer.models import ModelConfig
+from jaxsteer.sampling import SamplerConfig
+from jaxsteer.store import versions
+
+MAX_LINE_CHARS = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class SurveyRun(ModelConfig, SamplerConfig):
+    prompts_file: Path = opt(Path("prompts.txt"), "one prompt per line (optionally "
+                             "'prompt<TAB>word')", positional=True)
+    pairs: int = opt(256, "gradients per prompt")
+    pool: int = opt(0, "pool size per prompt (kept in memory; pairs drawn from it, one "
+                    "denoiser call each); 0 = pool-free pairs of fresh generations")
+    batch: int = opt(32, "pairs per compiled call")
+    seed: int = opt(0, "seed; prompt i uses fold_in(key(seed), line number)")
+    devices: int = opt(-1, "local devices to use; -1 = all")
+    keep_gradients: bool = opt(False, "also write each prompt's gradients to OUT/grads/")
+    spectrum_head: int = opt(16, "explained-variance ratios kept in each record")
+    complexity: ComplexityConfig = opt(default_factory=ComplexityConfig, help="estimators")
+    out: Path = opt(Path("runs/survey"), "output folder (a rerun resumes)")
+
+    def __post_init__(self):
+        SamplerConfig.__post_init__(self)
+        if self.pairs < 4:
+            raise UserError(f"--pairs must be >= 4 for the estimators, got {self.pairs}")
+        if self.pool == 1 or self.pool < 0:
+            raise UserError(f"--pool must be 0 (pool-free) or >= 2, got {self.pool}")
+
+
+def read_prompts(path: Path) -> tuple[list[tuple[int, str, str | None]], list[dict]]:
+    """(line number, prompt, word or None) for good lines, and error entries for bad ones."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"prompts file not found: {path}") from None
+    good, bad = [], []
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":  # the file's final newline ends a line, it starts none
+        lines = lines[:-1]
+    for number, line in enumerate(lines, start=1):
+        try:
+            text = line.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError as e:
+            bad.append({"line": number, "error": f"not UTF-8 ({e.reason} at byte {e.start})"})
+            continue
+        if text.startswith("#"):
+            continue
+        prompt, _, word = text.partition("\t")
+        if not prompt.strip():
+            bad.append({"line": number, "error": "empty prompt"})
+            continue
+        if len(prompt) > MAX_LINE_CHARS:
+            bad.append({"line": number, "error": f"longer than {MAX_LINE_CHARS} characters"})
+            continue
+        good.append((number, prompt.strip(), word.strip() or None))
+    return good, bad
+
+
+def read_records(path: Path) -> list[dict]:
+    """Complete records of a part file; a torn last line (killed mid-write) is dropped."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").split("\n")
+    out = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 2:
+                raise UserError(f"{path} line {i + 1} is corrupted (not the last line)") from None
+    return out
+
+
+def append_line(path: Path, obj: dict) -> None:
+    """Appends one JSON line and fsyncs it: a record is on disk whole before it counts."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(obj, default=float) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _repair(path: Path) -> None:
+    """Rewrites a part file without a torn last line, so appends start on a fresh line."""
+    if path.exists() and path.read_bytes()[-1:] not in (b"", b"\n"):
+        kept = read_records(path)
+        records.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+class _Worker:
+    """Collects one prompt's gradients; both compiled programs are built once per survey."""
+
+    def __init__(self, cfg: SurveyRun, bundle, mesh):
+        from jaxsteer.collect import Collector
+        from jaxsteer.sample import make_generator
+        self.cfg, self.bundle, self.mesh = cfg, bundle, mesh
+        sampler = cfg.sampler_config()
+        self.collector = Collector(bundle, sampler, mesh, pool=cfg.pool > 0)
+        self.generator = make_generator(bundle.model, sampler, mesh) if cfg.pool else None
+
+    def gradients(self, prompt: str, word: str, key: jax.Array) -> tuple[np.ndarray, tuple]:
+        from jaxsteer.collect import draw_pairs
+        col, cfg = self.collector, self.cfg
+        inputs = col.prepare(prompt, word)
+        rows = tuple(int(r) for r in inputs.rows_r[: inputs.num_rows])
+        pool = None
+        if self.generator is not None:
+            keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.fold_in(key, 1),
+                                                          jnp.arange(cfg.pool))
+            size = sharding.padded_size(cfg.pool, sharding.data_size(self.mesh))
+            keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], size - cfg.pool, 0)])
+            pool = np.asarray(self.generator(col.params, inputs.cond, inputs.uncond,
+                                             sharding.put_batch(self.mesh, keys)))[: cfg.pool]
+            pairs = draw_pairs(int(jax.random.randint(key, (), 0, 2**30)), cfg.pairs, cfg.pool)
+        batches = []  # dispatched asynchronously, fetched once all are queued
+        for start in range(0, cfg.pairs, cfg.batch):
+            idx = np.arange(start, min(start + cfg.batch, cfg.pairs))
+            a = b = None
+            if pool is not None:
+                a, b = pool[pairs[idx, 0]], pool[pairs[idx, 1]]
+            batches.append((len(idx), col(inputs, idx, key, a, b)))
+        grads = np.concatenate([np.asarray(g)[:n, : inputs.num_rows] for n, g in batches])
+        return grads.reshape(cfg.pairs, -1), rows
+
+
+def run(cfg: SurveyRun) -> dict:
+    from jaxsteer.sample import mesh_for
+
+    prompts, bad = read_prompts(cfg.prompts_file)
+    proc, nproc = jax.process_index(), jax.process_count()
+    mine = sharding.host_split(prompts, proc, nproc)
+    bundle = cfg.load_model()
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    header_path = cfg.out / "survey.json"
+    header = {"config": to_dict(cfg), "model_info": bundle.info, "versions": versions(),
+              "processes": nproc}
+    if header_path.exists():
+        old = records.read_json(header_path)
+        keep = ("model", "pairs", "pool", "steps", "guidance", "seed", "scheduler")
+        diff = [k for k in keep if old["config"].get(k) != header["config"].get(k)]
+        if diff:
+            raise UserError(f"{cfg.out} holds a survey with other settings ({', '.join(diff)}): "
+                            "choose another --out")
+    elif proc == 0:
+        records.write_json(header_path, header)
+    part = cfg.out / f"records-{proc:03d}.jsonl"
+    errors = cfg.out / f"errors-{proc:03d}.jsonl"
+    _repair(part)
+    done = {r["line"] for r in read_records(part)}
+    logged = {e["line"] for e in read_records(errors)}
+    for e in bad if proc == 0 else []:
+        if e["line"] not in logged:
+            append_line(errors, e)
+            logged.add(e["line"])
+    todo = [p for p in mine if p[0] not in done and p[0] not in logged]
+    worker = _Worker(cfg, bundle, mesh_for(cfg.devices))
+    # Named streams, then the line number folded in: a prompt's numbers do not depend on which
+    # host ran it or on what ran before it.
+    collect_key, estimate_key = jax.random.split(jax.random.key(cfg.seed))
+    for line, prompt, word in tqdm(todo, desc=f"survey (process {proc})", unit="prompt",
+                                   disable=None):
+        word = word or prompt.split()[-1].strip(".,!?;:")
+        t0 = time.perf_counter()
+        try:
+            grads, rows = worker.gradients(prompt, word, jax.random.fold_in(collect_key, line))
+        except UserError as e:
+            append_line(errors, {"line": line, "prompt": prompt, "error": str(e)})
+            continue
+        t1 = time.perf_counter()
+        estimates = estimate_all(jnp.asarray(grads), jax.random.fold_in(estimate_key, line),
+                                 cfg.complexity)
+        head = np.asarray(explained_variance_ratio(jnp.asarray(grads)))[: cfg.spectrum_head]
+        t2 = time.perf_counter()
+        if cfg.keep_gradients:
+            records.save_arrays(cfg.out / "grads" / f"{line:07d}.safetensors", {"grads": grads})
+        append_line(part, {"line": line, "prompt": prompt, "token": word, "token_rows": list(rows),
+                           "pairs": cfg.pairs, "estimates": estimates,
+                           "spectrum_head": [round(float(v), 6) for v in head],
+                           "seconds": {"collect": t1 - t0, "estimate": t2 - t1},
+                           "model": cfg.model, "versions": header["versions"]})
+    if nproc > 1:
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices("jaxsteer-survey-done")
+    summary = merge(cfg.out) if proc == 0 else {}
+    return {"out": str(cfg.out), "prompts": len(prompts), "this_process": len(mine),
+            "done_now": len(todo), "errors": len(logged), **summary}
+
+
+def merge(out: Path) -> dict:
+    """Merges every process's records into summary.csv and summary.png; returns the summary."""
+    import csv
+    import io
+
+    recs = sorted((r for p in sorted(out.glob("records-*.jsonl")) for r in read_records(p)),
+                  key=lambda r: r["line"])
+    if not recs:
+        return {"records": 0}
+    keys = [k for k, v in recs[0]["estimates"].items() if isinstance(v, dict) and "value" in v]
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["line", "prompt", "token"] + keys)
+    for r in recs:
+        w.writerow([r["line"], r["prompt"], r["token"]] + [r["estimates"][k]["value"] for k in keys])
+    records.atomic_write_text(out / "summary.csv", buf.getvalue())
+    main = "subspace_size" if "subspace_size" in keys else keys[0]
+    values = np.asarray([float(r["estimates"][main]["value"]) for r in recs])
+    order = np.argsort(values)
+    _summary_png(out, values, main, [recs[i]["prompt"] for i in order])
+    most = [(recs[i]["prompt"], float(values[i])) for i in order[::-1][:5]]
+    least = [(recs[i]["prompt"], float(values[i])) for i in order[:5]]
+    print(f"{len(recs)} prompts; {main}: median {np.median(values):.1f}, "
+          f"range {values.min():.0f}-{values.max():.0f}")
+    print("most complex: " + "; ".join(f"{p!r} {v:.0f}" for p, v in most))
+    print("least complex: " + "; ".join(f"{p!r} {v:.0f}" for p, v in least))
+    return {"records": len(recs), "estimator": main, "median": float(np.median(values)),
+            "most_complex": most, "least_complex": least}
+
+
+def _summary_png(out: Path, values: np.ndarray, name: str, ordered: list[str]) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    import io
+    fig = Figure(figsize=(9, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 2, 1)
+    ax.hist(values, bins=min(30, max(5, len(values) // 3)), color="tab:blue")
+    ax.set_xlabel(name)
+    ax.set_ylabel("prompts")
+    ax2 = fig.add_subplot(1, 2, 2)
+    ax2.axis("off")
+    lines = ["most complex:"] + [f"  {p[:40]}" for p in ordered[::-1][:5]]
+    lines += ["least complex:"] + [f"  {p[:40]}" for p in ordered[:5]]
+    ax2.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    records.atomic_write_bytes(out / "summary.png", buf.getvalue())

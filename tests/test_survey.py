@@ -1,0 +1,103 @@
+"""Surveys: bad lines, kill-and-resume, one compile per survey, two processes on localhost."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import pytest
+
+from jaxsteer import cli, survey
+
+# Last words of equal token length (3 characters for the tiny character tokenizer): one program.
+PROMPTS = "a red cat\n\na big dog\ta\n\xff\xfe\na tall fox\na drawing of a cat\tbat\none blue owl\n"
+FAST = ["--model", "tiny", "--steps", "2", "--pairs", "8", "--batch", "8", "--pool", "8",
+        "--devices", "1", "--complexity.n-boot-spectral", "0", "--complexity.n-boot", "10",
+        "--complexity.pa-draws", "4", "--complexity.mle-k", "3",
+        "--complexity.vaease.enabled", "false"]
+
+
+@pytest.fixture
+def prompts(tmp_path):
+    path = tmp_path / "prompts.txt"
+    path.write_bytes(PROMPTS.encode("latin-1"))
+    return path
+
+
+def lines_of(out):
+    recs = [r for p in sorted(out.glob("records-*.jsonl")) for r in survey.read_records(p)]
+    return sorted(r["line"] for r in recs), recs
+
+
+def test_survey_records_bad_lines_and_resumes_after_a_kill(prompts, tmp_path, monkeypatch):
+    out = tmp_path / "s"
+    real = survey.append_line
+    calls = {"records": 0}
+
+    def dying(path, obj):
+        if path.name.startswith("records"):
+            if calls["records"] == 2:
+                with open(path, "a") as f:
+                    f.write('{"line": 7, "prom')  # a torn record, as a kill mid-write leaves
+                raise KeyboardInterrupt
+            calls["records"] += 1
+        real(path, obj)
+
+    monkeypatch.setattr(survey, "append_line", dying)
+    assert cli.main(["survey", str(prompts), *FAST, "--out", str(out)]) == 130
+    monkeypatch.undo()
+    assert lines_of(out)[0] == [1, 3]
+    assert cli.main(["survey", str(prompts), *FAST, "--out", str(out)]) == 0
+    done, recs = lines_of(out)
+    assert done == [1, 3, 5, 7]                     # exactly one record per good prompt
+    errors = {e["line"]: e["error"] for e in survey.read_records(out / "errors-000.jsonl")}
+    assert set(errors) == {2, 4, 6}
+    assert "empty" in errors[2] and "UTF-8" in errors[4] and "not a word" in errors[6]
+    rec = recs[0]
+    assert rec["token"] == "cat" and rec["estimates"]["subspace_size"]["value"] >= 1
+    assert len(rec["spectrum_head"]) >= 1 and "collect" in rec["seconds"]
+    assert (out / "summary.csv").read_text().count("\n") == 5
+    assert (out / "summary.png").stat().st_size > 1000
+
+
+def test_one_compiled_collector_serves_every_prompt(prompts, tmp_path):
+    # Warm up with a one-prompt survey, then count backend compiles of a four-prompt survey.
+    first = tmp_path / "one.txt"
+    first.write_text("a red cat\n")
+    assert cli.main(["survey", str(first), *FAST, "--out", str(tmp_path / "warm")]) == 0
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, secs, **kw: compiles.append(event)
+        if event == "/jax/core/compile/backend_compile_duration" else None)
+    good = tmp_path / "good.txt"
+    good.write_text("a big dog\na tall fox\none blue owl\na wet rat\n")
+    assert cli.main(["survey", str(good), *FAST, "--out", str(tmp_path / "four")]) == 0
+    assert lines_of(tmp_path / "four")[0] == [1, 2, 3, 4]
+    assert compiles == []
+
+
+@pytest.mark.multiprocess
+def test_two_processes_split_the_prompts_and_merge(prompts, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "mp"
+    env = dict(os.environ, JAXSTEER_COORDINATOR=f"127.0.0.1:{port}", JAXSTEER_NUM_PROCESSES="2",
+               JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1", HF_HUB_OFFLINE="1")
+    procs = [subprocess.Popen([sys.executable, "-m", "jaxsteer.cli", "survey", str(prompts),
+                               *FAST, "--out", str(out)], env=env | {"JAXSTEER_PROCESS_ID": str(i)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    results = [p.communicate(timeout=400) for p in procs]
+    for p, (o, e) in zip(procs, results):
+        assert p.returncode == 0, e[-2000:]
+    parts = {p.name: [r["line"] for r in survey.read_records(p)]
+             for p in sorted(out.glob("records-*.jsonl"))}
+    # Good lines 1, 3, 5, 6, 7 alternate between hosts; line 6 (no such word) is an error of host 1.
+    assert parts == {"records-000.jsonl": [1, 5, 7], "records-001.jsonl": [3]}
+    assert "not a word" in (out / "errors-001.jsonl").read_text()
+    assert (out / "summary.csv").read_text().count("\n") == 5
+    summary = json.loads(results[0][0][results[0][0].index("{"):])
+    assert summary["records"] == 4
