@@ -48,6 +48,11 @@ def _survey():
     return survey.SurveyRun, survey.run
 
 
+def _report():
+    from jaxsteer import report
+    return report.ReportRun, report.run
+
+
 def _bench():
     from jaxsteer import bench
     return bench.BenchRun, bench.run
@@ -68,6 +73,7 @@ COMMANDS: dict[str, tuple[str, Callable[[], tuple[type, Callable]]]] = {
     "steer": ("image grids along directions of a DirectionSet", _steer),
     "diversify": ("diversity with and without random steering, on the same seeds", _diversify),
     "survey": ("concept complexity of every prompt of a file, resumable, multi-host", _survey),
+    "report": ("a self-contained HTML page of a run folder", _report),
     "bench": ("speed and memory benchmarks (prints a table)", _bench),
 }
 

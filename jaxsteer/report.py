@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import html
 import json
+import dataclasses
 from pathlib import Path
 
 from jaxsteer import records
+from jaxsteer.config import opt
+from jaxsteer.errors import UserError
 
 
 def _img(path: Path, alt: str) -> str:
@@ -45,3 +48,48 @@ def facts_from_manifest(manifest: dict) -> dict:
             "timesteps", "guidance", "seed")
     return {k: json.dumps(ident[k]) if isinstance(ident.get(k), list) else ident.get(k)
             for k in keys if k in ident}
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportRun:
+    run_dir: Path = opt(Path("."), "a run folder (as `jaxsteer demo` writes: grads/, "
+                        "directions*/, steer*/, diversify*/), or a gradient store", positional=True)
+    title: str | None = opt(None, "page title (default: the prompt)")
+
+
+def _find(root: Path, pattern: str) -> list[Path]:
+    return sorted(p for p in root.glob(pattern) if p.is_file())
+
+
+def run(cfg: ReportRun) -> dict:
+    """Collects what a run folder holds into ``report.html`` beside it."""
+    from jaxsteer.store import read_manifest
+
+    root = cfg.run_dir
+    if not root.is_dir():
+        raise UserError(f"{root} is not a folder")
+    store = root if (root / "manifest.json").exists() else root / "grads"
+    facts = facts_from_manifest(read_manifest(store)) if (store / "manifest.json").exists() else {}
+    spectra = _find(root, "**/spectrum.png")
+    grids = _find(root, "**/direction_*.png")
+    tables = {}
+    for path in _find(root, "**/diversity.json"):
+        d = json.loads(path.read_text())
+        lines = [f"{'':10}{'pairwise cos dist':>20}{'Vendi':>10}"]
+        lines += [f"{k:10}{v['pairwise_cosine_distance']:>20.4f}{v['vendi']:>10.3f}"
+                  for k, v in d.items() if isinstance(v, dict)]
+        tables[f"Diversity ({path.parent.name})"] = "\n".join(lines)
+    for path in _find(root, "**/_meta*.json") + _find(root, "**/meta/metadata"):
+        try:
+            m = json.loads(path.read_text()).get("sae_metrics")
+        except (ValueError, AttributeError):
+            m = None
+        if m:
+            tables[f"SAE ({path.parent.name})"] = json.dumps(m, indent=1)
+    if not (facts or spectra or grids or tables):
+        raise UserError(f"{root} holds nothing to report (no gradient store, spectrum, grids "
+                        "or diversity results)")
+    title = cfg.title or f"jaxsteer: {facts.get('prompt', root.name)!r}"
+    path = write_report(root, title, facts, spectra[0] if spectra else None, grids, tables)
+    print(f"wrote {path}")
+    return {"report": str(path), "grids": len(grids), "tables": len(tables)}
