@@ -53,6 +53,11 @@ def _report():
     return report.ReportRun, report.run
 
 
+def _train_shapes():
+    from jaxsteer.shapes import train
+    return train.TrainShapesRun, train.run
+
+
 def _bench():
     from jaxsteer import bench
     return bench.BenchRun, bench.run
@@ -74,6 +79,7 @@ COMMANDS: dict[str, tuple[str, Callable[[], tuple[type, Callable]]]] = {
     "diversify": ("diversity with and without random steering, on the same seeds", _diversify),
     "survey": ("concept complexity of every prompt of a file, resumable, multi-host", _survey),
     "report": ("a self-contained HTML page of a run folder", _report),
+    "train-shapes": ("train the bundled shapes model (GPU/TPU)", _train_shapes),
     "bench": ("speed and memory benchmarks (prints a table)", _bench),
 }
 

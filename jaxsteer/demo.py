@@ -31,8 +31,9 @@ class DemoRun:
     steps: int = opt(4, "sampling steps")
     k: int = opt(8, "PCA directions kept")
     directions: int = opt(3, "directions shown as steering grids")
-    alphas: str = opt("-2:2:5", "steering strengths (multiples of the word's embedding norm)")
+    alphas: str = opt("-1:1:5", "steering strengths (multiples of the word's embedding norm)")
     seeds: tuple[int, ...] = opt((0, 1, 2), "seeds of the steering grids")
+    devices: int = opt(-1, "devices to use; -1 = all local devices")
     out: Path = opt(Path("runs/demo"), "output folder")
 
     def __post_init__(self):
@@ -52,7 +53,7 @@ def run(cfg: DemoRun) -> dict:
     out = cfg.out
     print(f"jaxsteer demo: the report will be at {out / 'report.html'} "
           f"(model {model!r}, prompt {prompt!r}, word {token!r})", flush=True)
-    common = dict(model=model, steps=cfg.steps, devices=-1)
+    common = dict(model=model, steps=cfg.steps, devices=cfg.devices)
     print("1/4 sampling the pool", flush=True)
     sample.run(sample.SampleRun(prompt=prompt, n=cfg.pool, out=out / "pool", **common))
     print("2/4 collecting gradients", flush=True)

@@ -30,6 +30,9 @@ def folder(name: str) -> Path:
     path = ASSETS / name
     if not (path / "model_index.json").exists():
         raise UserError(f"the bundled model {name!r} is not in this installation ({path})")
+    if name == "shapes":
+        from jaxsteer.shapes.assets import verify
+        verify(path)  # shipped weights must match their recorded checksums
     return path
 
 

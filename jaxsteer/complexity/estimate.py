@@ -1,0 +1,205 @@
+"""One call that runs every complexity estimator on a gradient matrix, for the survey.
+
+Axis letters: n samples, d ambient dimension, k spectrum components, m local-estimator points.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsteer.complexity import local, spectral
+from jaxsteer.complexity.intervals import bootstrap
+from jaxsteer.complexity.vaease import VAEaseConfig, vaease_active_dims
+from jaxsteer.config import opt
+from jaxsteer.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class ComplexityConfig:
+    """Settings of every concept-complexity estimator (DESIGN.md section 1.7)."""
+
+    threshold_factor: float = opt(2.5, "subspace size counts components with explained-variance "
+                                       "ratio > this / D [2.5, ELROND]")
+    variance_levels: tuple[float, ...] = opt((0.9, 0.95), "fractions of variance to report the "
+                                                          "number of leading components for")
+    pa_null: Literal["permute", "shift", "gaussian"] = opt(
+        "permute", "parallel-analysis null: each column permuted (Horn), rolled by a random "
+        "offset (no sort, fast on CPU), or Gaussian with the column variances",
+        choices=("permute", "shift", "gaussian"))
+    pa_draws: int = opt(20, "null data sets drawn by parallel analysis (one SVD each)")
+    pa_quantile: float = opt(0.95, "quantile of the null variances a component must exceed")
+    mle_k: int = opt(10, "neighbours per point of the Levina-Bickel MLE")
+    twonn_discard: float = opt(0.1, "fraction of the largest r2/r1 ratios TwoNN leaves out of "
+                                    "its fit [0.1, Facco et al.]")
+    local_max_points: int = opt(10000, "kNN estimators use at most this many rows (random "
+                                       "subset); their cost grows as rows^2 * D")
+    knn_chunk: int = opt(512, "rows per block of the kNN distance products (memory: block * "
+                              "rows floats)")
+    n_boot: int = opt(200, "bootstrap replicates of the cheap intervals (kNN, VAEase)")
+    n_boot_spectral: int = opt(20, "bootstrap replicates of the PCA-based intervals, one SVD of "
+                                   "the whole matrix each (0 = no interval)")
+    level: float = opt(0.95, "coverage of every confidence interval")
+    vaease: VAEaseConfig = opt(default_factory=VAEaseConfig,
+                               help="VAEase per-sample active dimensions")
+
+    def __post_init__(self) -> None:
+        if self.threshold_factor <= 0:
+            raise UserError(f"threshold-factor must be > 0, got {self.threshold_factor}")
+        if not self.variance_levels or not all(0 < v <= 1 for v in self.variance_levels):
+            raise UserError(f"variance-levels must be in (0, 1], got {self.variance_levels}")
+        if self.pa_draws < 1 or not 0 < self.pa_quantile < 1:
+            raise UserError("pa-draws must be >= 1 and pa-quantile in (0, 1)")
+        if self.mle_k < 2:
+            raise UserError(f"mle-k must be >= 2, got {self.mle_k}")
+        if not 0 <= self.twonn_discard < 1:
+            raise UserError(f"twonn-discard must be in [0, 1), got {self.twonn_discard}")
+        if self.local_max_points < self.mle_k + 2 or self.knn_chunk < 1:
+            raise UserError("local-max-points must exceed mle-k + 1 and knn-chunk be >= 1")
+        if self.n_boot < 2 or self.n_boot_spectral < 0 or self.n_boot_spectral == 1:
+            raise UserError("n-boot must be >= 2 and n-boot-spectral 0 or >= 2")
+        if not 0 < self.level < 1:
+            raise UserError(f"level must be in (0, 1), got {self.level}")
+
+
+def _entry(value: Any, ci: tuple[Any, Any] | None, **extra: Any) -> dict[str, Any]:
+    """``{"value": float, "ci": [lo, hi] | None, ...}`` with plain Python numbers."""
+    out = {"value": float(value), "ci": None if ci is None else [float(ci[0]), float(ci[1])]}
+    out.update(extra)
+    return out
+
+
+def _level_name(level: float) -> str:
+    return f"pca_{100 * level:g}".replace(".", "_")
+
+
+def _subset(x_nd: jax.Array, key: jax.Array, max_rows: int) -> jax.Array:
+    """At most ``max_rows`` rows of ``x_nd``, drawn without replacement (all rows if fewer)."""
+    n = x_nd.shape[0]
+    if n <= max_rows:
+        return x_nd
+    return x_nd[jax.random.permutation(key, n)[:max_rows]]
+
+
+@dataclasses.dataclass(frozen=True)
+class SpectralStats:
+    """``x_nd -> [subspace size, components for each variance level]`` as float32, from one SVD.
+
+    A frozen dataclass rather than a closure: it is hashable by value, so the bootstrap's
+    compiled program is reused for every prompt of a survey.
+    """
+
+    dim: int
+    factor: float
+    levels: tuple[float, ...]
+
+    def __call__(self, x_nd: jax.Array) -> jax.Array:
+        ratio_k = spectral.explained_variance_ratio(x_nd)
+        counts = [spectral.count_above_threshold(ratio_k, self.dim, self.factor)]
+        counts += [spectral.components_for_variance(ratio_k, v) for v in self.levels]
+        return jnp.stack(counts).astype(jnp.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoNNFit:
+    """``log_mu_n -> TwoNN dimension``, hashable by value for the same reason as above."""
+
+    discard: float
+
+    def __call__(self, log_mu_n: jax.Array) -> jax.Array:
+        return local.twonn_from_log_ratios(log_mu_n, self.discard)
+
+
+def spectral_estimates(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig) -> dict:
+    """Subspace size, components per variance level (with intervals) and parallel analysis."""
+    k_pa, k_boot = jax.random.split(key)
+    dim = x_nd.shape[1]
+    stats = SpectralStats(dim, cfg.threshold_factor, tuple(cfg.variance_levels))
+    var_k = spectral.pca_variances(x_nd)
+    ratio_k = var_k / jnp.sum(var_k)
+    counts = [spectral.count_above_threshold(ratio_k, dim, cfg.threshold_factor)]
+    counts += [spectral.components_for_variance(ratio_k, v) for v in cfg.variance_levels]
+    point = [int(c) for c in counts]
+    if cfg.n_boot_spectral >= 2:
+        lo, hi = bootstrap(stats, x_nd, k_boot, cfg.n_boot_spectral, cfg.level)
+        cis = list(zip(np.asarray(lo), np.asarray(hi), strict=True))
+    else:
+        cis = [None] * len(point)
+    pa, _, _ = spectral.parallel_analysis(x_nd, k_pa, cfg.pa_draws, cfg.pa_quantile, cfg.pa_null,
+                                          var_k=var_k)
+    out = {"subspace_size": _entry(point[0], cis[0],
+                                   threshold=cfg.threshold_factor / dim,
+                                   top_ratio=float(ratio_k[0]))}
+    for i, v in enumerate(cfg.variance_levels, start=1):
+        out[_level_name(v)] = _entry(point[i], cis[i])
+    out["parallel_analysis"] = _entry(pa, None, null=cfg.pa_null, draws=cfg.pa_draws)
+    return out
+
+
+def local_estimates(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig) -> dict:
+    """Levina–Bickel MLE and TwoNN, each with a bootstrap interval over per-point statistics."""
+    k_sub, k_mle, k_two = jax.random.split(key, 3)
+    x_md = _subset(x_nd, k_sub, cfg.local_max_points)
+    k = min(cfg.mle_k, x_md.shape[0] - 1)
+    # One neighbour search serves both: TwoNN needs only the first two columns.
+    dist_mk = local.knn_distances(x_md, k, cfg.knn_chunk)
+    dist_mk = dist_mk[local.valid_rows(dist_mk)]
+    inv_m = local.mle_inverse_per_point(dist_mk)
+    log_mu_m = jnp.log(dist_mk[:, 1]) - jnp.log(dist_mk[:, 0])
+    twonn = TwoNNFit(cfg.twonn_discard)
+    extra = {"points": int(dist_mk.shape[0])}
+    return {
+        "mle": _entry(local.mle_from_inverses(inv_m),
+                      bootstrap(local.mle_from_inverses, inv_m, k_mle, cfg.n_boot, cfg.level),
+                      k=k, **extra),
+        "twonn": _entry(twonn(log_mu_m), bootstrap(twonn, log_mu_m, k_two, cfg.n_boot, cfg.level),
+                        **extra),
+    }
+
+
+def vaease_estimates(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig) -> dict:
+    """Mean per-sample VAEase active dimension, its interval, and the whole distribution."""
+    k_sub, k_train, k_boot = jax.random.split(key, 3)
+    vcfg = cfg.vaease
+    counts_n = vaease_active_dims(_subset(x_nd, k_sub, vcfg.max_points), k_train, vcfg)
+    counts_f = counts_n.astype(jnp.float32)
+    ci = bootstrap(jnp.mean, counts_f, k_boot, cfg.n_boot, cfg.level)
+    hist = np.bincount(np.asarray(counts_n), minlength=vcfg.latents + 1)
+    return _entry(jnp.mean(counts_f), ci, median=float(jnp.median(counts_f)),
+                  hist=[int(c) for c in hist], latents=vcfg.latents)
+
+
+def estimate_all(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig) -> dict:
+    """Every complexity estimate of one gradient cloud, JSON-ready.
+
+    Args:
+      x_nd: ``[n, d]`` samples in rows (gradients w.r.t. one token's embedding, say).
+      key: PRNG key; the result is a deterministic function of it (on one platform).
+      cfg: estimator settings.
+
+    Returns:
+      ``{"n_samples", "dim", "level", "subspace_size", "pca_90", "pca_95", ...,
+      "parallel_analysis", "mle", "twonn", "vaease"}``; each estimate is a dict with ``value``
+      (float) and ``ci`` (``[lo, hi]`` at ``level``, or None where no interval is computed),
+      plus estimator details. ``vaease`` is None when disabled; its ``hist[j]`` counts samples
+      with j active dimensions.
+    """
+    x_nd = jnp.asarray(x_nd, jnp.float32)
+    if x_nd.ndim != 2:
+        raise UserError(f"complexity needs an [n, d] matrix, got shape {tuple(x_nd.shape)}")
+    n, dim = x_nd.shape
+    if n < cfg.mle_k + 2 or dim < 2:
+        raise UserError(f"complexity needs at least {cfg.mle_k + 2} rows and 2 columns, "
+                        f"got {n} x {dim}")
+    if not bool(jnp.all(jnp.isfinite(x_nd))):
+        raise UserError("complexity input has NaN or infinite values")
+    k_spec, k_local, k_vae = jax.random.split(key, 3)
+    out: dict[str, Any] = {"n_samples": n, "dim": dim, "level": cfg.level}
+    out.update(spectral_estimates(x_nd, k_spec, cfg))
+    out.update(local_estimates(x_nd, k_local, cfg))
+    out["vaease"] = vaease_estimates(x_nd, k_vae, cfg) if cfg.vaease.enabled else None
+    return out

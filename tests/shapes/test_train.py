@@ -1,0 +1,95 @@
+"""train-shapes end to end on a tiny model: the loss falls, the folder loads, a run resumes.
+
+One training run (one compile of the train step, one of the sampler) is shared by every test;
+XLA's optimisations are off for this module because CPU compiles of even a tiny UNet take
+20-50 s with them on.
+"""
+
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jaxsteer.config import parse
+from jaxsteer.errors import UserError
+from jaxsteer.shapes.model import ShapesModelConfig
+from jaxsteer.shapes.train import OptimConfig, TrainShapesRun, run
+
+TINY = ShapesModelConfig(image_size=16, channels=(32, 32), attention_levels=(1,), heads=2,
+                         text_width=32, text_layers=1, text_heads=2)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    before = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    out = tmp_path_factory.mktemp("shapes") / "model"
+    cfg = TrainShapesRun(out=out, model=TINY, optim=OptimConfig(lr=2e-3, warmup=1, ema=0.9),
+                         steps=24, batch=8, log_every=1, checkpoint_every=8, progress=False)
+    yield cfg, run(cfg)
+    jax.config.update("jax_disable_most_optimizations", before)
+
+
+def test_loss_goes_down(trained):
+    _, result = trained
+    losses = np.array([loss for _, loss in result["losses"]])
+    assert len(losses) == 24 and np.isfinite(losses).all()
+    assert losses[-6:].mean() < 0.6 * losses[:3].mean()
+
+
+def test_folder_loads_with_the_library_classes(trained):
+    from diffusers import FlaxUNet2DConditionModel
+    from transformers import CLIPTokenizer, FlaxCLIPTextModel
+    cfg, _ = trained
+    index = json.loads((cfg.out / "model_index.json").read_text())
+    assert "vae" not in index and index["unet"][1] == "FlaxUNet2DConditionModel"
+    unet, params = FlaxUNet2DConditionModel.from_pretrained(str(cfg.out), subfolder="unet")
+    assert (unet.in_channels, unet.out_channels, unet.sample_size) == (3, 3, 16)
+    assert {x.dtype for x in jax.tree.leaves(params)} == {np.dtype("float16")}
+    text = FlaxCLIPTextModel.from_pretrained(str(cfg.out / "text_encoder"))
+    assert text.config.hidden_size == 32 and text.config.max_position_embeddings == 16
+    tok = CLIPTokenizer.from_pretrained(str(cfg.out / "tokenizer"))
+    assert len(tok("a small red circle on the left")["input_ids"]) == 9
+    sched = json.loads((cfg.out / "scheduler" / "scheduler_config.json").read_text())
+    assert sched["prediction_type"] == "epsilon" and sched["num_train_timesteps"] == 1000
+    assert json.loads((cfg.out / "training.json").read_text())["step"] == 24
+
+
+def test_resume_restores_the_checkpoint(trained):
+    cfg, _ = trained
+    assert (cfg.work / "state.msgpack").exists()
+    before = (cfg.out / "unet" / "diffusion_flax_model.msgpack").read_bytes()
+    again = run(cfg)  # the checkpoint is at step 24 = cfg.steps: restore, no training
+    assert again["step"] == 24 and len(again["losses"]) == 24
+    assert (cfg.out / "unet" / "diffusion_flax_model.msgpack").read_bytes() == before
+
+
+def test_evaluate_runs(trained):
+    from jaxsteer.shapes.evaluate import evaluate
+    cfg, _ = trained
+    grid = cfg.out.parent / "grid.png"
+    result = evaluate(cfg.out, n=6, n_heldout=2, steps=2, batch=8, grid=grid)
+    assert result["w=3"]["train"]["n"] == 6 and result["w=3"]["heldout"]["n"] == 2
+    assert set(result["w=3"]["train"]["coverage"]) == {"type", "hue", "x", "y", "size"}
+    assert grid.exists()
+
+
+def test_config_parses_flags(tmp_path):
+    cfg = parse(TrainShapesRun, [str(tmp_path / "m"), "--steps", "5", "--model.channels", "32,64",
+                                 "--model.attention-levels", "1", "--optim.compute-dtype",
+                                 "bfloat16"], "jaxsteer train-shapes")
+    assert cfg.out == Path(tmp_path / "m") and cfg.steps == 5
+    assert cfg.model.channels == (32, 64) and cfg.optim.compute_dtype == "bfloat16"
+    assert cfg.work == tmp_path / "m.train"
+    with pytest.raises(UserError):
+        parse(TrainShapesRun, ["m", "--model.channels", "48"], "jaxsteer train-shapes")
+
+
+def test_resume_refuses_another_configuration(trained):
+    cfg, _ = trained
+    other = TrainShapesRun(out=cfg.out, model=TINY, optim=OptimConfig(lr=1e-4), steps=24, batch=8,
+                           progress=False)
+    with pytest.raises(UserError, match="another model"):
+        run(other)
