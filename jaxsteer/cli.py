@@ -58,6 +58,11 @@ def _train_shapes():
     return train.TrainShapesRun, train.run
 
 
+def _survey_merge():
+    from jaxsteer import survey
+    return survey.MergeRun, survey.run_merge
+
+
 def _bench():
     from jaxsteer import bench
     return bench.BenchRun, bench.run
@@ -78,6 +83,7 @@ COMMANDS: dict[str, tuple[str, Callable[[], tuple[type, Callable]]]] = {
     "steer": ("image grids along directions of a DirectionSet", _steer),
     "diversify": ("diversity with and without random steering, on the same seeds", _diversify),
     "survey": ("concept complexity of every prompt of a file, resumable, multi-host", _survey),
+    "survey-merge": ("merge every host's survey records into the summary", _survey_merge),
     "report": ("a self-contained HTML page of a run folder", _report),
     "train-shapes": ("train the bundled shapes model (GPU/TPU)", _train_shapes),
     "bench": ("speed and memory benchmarks (prints a table)", _bench),

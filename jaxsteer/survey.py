@@ -218,6 +218,18 @@ def run(cfg: SurveyRun) -> dict:
             "done_now": len(todo), "errors": len(logged), **summary}
 
 
+@dataclasses.dataclass(frozen=True)
+class MergeRun:
+    out: Path = opt(Path("runs/survey"), "survey folder holding records-*.jsonl from every host",
+                    positional=True)
+
+
+def run_merge(cfg: MergeRun) -> dict:
+    if not list(cfg.out.glob("records-*.jsonl")):
+        raise UserError(f"{cfg.out} holds no survey records (records-*.jsonl)")
+    return merge(cfg.out)
+
+
 def merge(out: Path) -> dict:
     """Merges every process's records into summary.csv and summary.png; returns the summary."""
     import csv

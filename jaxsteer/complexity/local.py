@@ -82,13 +82,13 @@ def mle_from_inverses(inv_n: jax.Array) -> jax.Array:
     return 1.0 / jnp.mean(inv_n)
 
 
-def mle_statistics(x_nd: jax.Array, k: int = 20, chunk: int = 512) -> jax.Array:
+def mle_statistics(x_nd: jax.Array, k: int = 10, chunk: int = 512) -> jax.Array:
     """Per-point inverse dimensions ``[n_valid]`` (the rows the MLE and its bootstrap average)."""
     dist_nk = knn_distances(x_nd, k, chunk)
     return mle_inverse_per_point(dist_nk[valid_rows(dist_nk)])
 
 
-def mle_dimension(x_nd: jax.Array, k: int = 20, chunk: int = 512) -> jax.Array:
+def mle_dimension(x_nd: jax.Array, k: int = 10, chunk: int = 512) -> jax.Array:
     """Levina–Bickel MLE of intrinsic dimension, ``k`` neighbours, MacKay–Ghahramani average.
 
     Args:

@@ -95,9 +95,13 @@ class ModelConfig:
     allow_pickle: bool = _opt(False, "allow pickled PyTorch .bin weights (runs code from the "
                               "file: only for files you trust; needs the torch extra)")
 
+    attention: str = _opt("diffusers", "UNet attention: diffusers | xla | cudnn | auto (auto = "
+                          "cuDNN flash attention on NVIDIA GPUs in bf16, else XLA)",
+                          choices=("diffusers", "xla", "cudnn", "auto"))
+
     def load_model(self) -> ModelBundle:
         return load(self.model, family=self.family, dtype=self.dtype, revision=self.revision,
-                    allow_pickle=self.allow_pickle)
+                    allow_pickle=self.allow_pickle, attention=self.attention)
 
 
 __all__ = ["DiffusionModel", "ModelBundle", "ModelConfig", "TextCond", "Tokens", "load", "REGISTRY"]

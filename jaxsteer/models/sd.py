@@ -38,6 +38,9 @@ class SDModel:
     scaling_factor: float = 1.0
     tokenizer: Any = dataclasses.field(default=None, compare=False, hash=False)
     family: str = "sd"
+    # How the UNet's attention is traced (models/attention.py): diffusers | xla | cudnn | auto.
+    attention: str = "diffusers"
+    remat_blocks: bool = False  # recompute each transformer / resnet block in the backward pass
 
     def tokenize(self, prompt: str, allow_empty: bool = False) -> Tokens:
         return tokenize((self.tokenizer,), prompt, self.max_tokens, allow_empty)
@@ -50,9 +53,17 @@ class SDModel:
         return TextCond(emb=out[0].astype(jnp.float32))
 
     def predict(self, params: Any, x_bchw: jax.Array, t_b: jax.Array, cond: TextCond) -> jax.Array:
+        return self.unet_call(params, x_bchw, t_b, cond.emb, None)
+
+    def unet_call(self, params: Any, x_bchw: jax.Array, t_b: jax.Array, emb: jax.Array,
+                  added: dict | None) -> jax.Array:
+        """The UNet in its own dtype, traced with this definition's attention choice."""
+        from jaxsteer.models.attention import patched
         dtype = self.unet.dtype
-        out = self.unet.apply({"params": params["unet"]}, x_bchw.astype(dtype), t_b,
-                              cond.emb.astype(dtype), return_dict=False)[0]
+        with patched(self.attention, self.remat_blocks):
+            out = self.unet.apply({"params": params["unet"]}, x_bchw.astype(dtype), t_b,
+                                  emb.astype(dtype), added_cond_kwargs=added,
+                                  return_dict=False)[0]
         return out.astype(x_bchw.dtype)
 
     def encode_image(self, params: Any, images_bhwc: jax.Array) -> jax.Array:
@@ -73,7 +84,7 @@ class SDModel:
 
 
 def load(model: str, dtype: str = "float32", revision: str | None = None,
-         allow_pickle: bool = False) -> ModelBundle:
+         allow_pickle: bool = False, attention: str = "diffusers") -> ModelBundle:
     """Loads an SD-family pipeline from a hub id or a local folder in diffusers' layout."""
     from diffusers import FlaxAutoencoderKL, FlaxUNet2DConditionModel
     from transformers import CLIPTokenizer, FlaxCLIPTextModel
@@ -96,7 +107,7 @@ def load(model: str, dtype: str = "float32", revision: str | None = None,
         unet=unet, text_encoder=te, vae=vae, fingerprint=fingerprint, schedule=schedule_from_config(sched_cfg),
         embed_dim=int(te_cfg["hidden_size"]), max_tokens=int(tokenizer.model_max_length),
         latent_shape=(int(unet.in_channels), int(size), int(size)), scaling_factor=scaling,
-        tokenizer=tokenizer)
+        tokenizer=tokenizer, attention=attention)
     info = {"model": model, "family": "sd", "revision": revision, "dtype": dtype,
             "folder": str(Path(folder).resolve())}
     return ModelBundle(definition, params, info)

@@ -50,13 +50,11 @@ class SDXLModel(SDModel):
         b = x_bchw.shape[0]
         added = {"text_embeds": cond.extra["pooled"].astype(dtype),
                  "time_ids": jnp.broadcast_to(jnp.asarray(self.time_ids, dtype), (b, 6))}
-        out = self.unet.apply({"params": params["unet"]}, x_bchw.astype(dtype), t_b,
-                              cond.emb.astype(dtype), added_cond_kwargs=added, return_dict=False)[0]
-        return out.astype(x_bchw.dtype)
+        return self.unet_call(params, x_bchw, t_b, cond.emb, added)
 
 
 def load(model: str, dtype: str = "float32", revision: str | None = None,
-         allow_pickle: bool = False) -> ModelBundle:
+         allow_pickle: bool = False, attention: str = "diffusers") -> ModelBundle:
     """Loads an SDXL pipeline from a hub id or a local folder in diffusers' layout."""
     from diffusers import FlaxAutoencoderKL, FlaxUNet2DConditionModel
     from transformers import CLIPTokenizer, FlaxCLIPTextModel, FlaxCLIPTextModelWithProjection
@@ -82,7 +80,8 @@ def load(model: str, dtype: str = "float32", revision: str | None = None,
         embed_dim=int(cfg1["hidden_size"]) + int(cfg2["hidden_size"]),
         max_tokens=int(tok1.model_max_length), latent_shape=(int(unet.in_channels), size, size),
         scaling_factor=float(vae.scaling_factor), tokenizer=tok1, text_encoder_2=te2,
-        tokenizer_2=tok2, time_ids=(pixels, pixels, 0.0, 0.0, pixels, pixels))
+        tokenizer_2=tok2, time_ids=(pixels, pixels, 0.0, 0.0, pixels, pixels),
+        attention=attention)
     info = {"model": model, "family": "sdxl", "revision": revision, "dtype": dtype,
             "folder": str(Path(folder).resolve())}
     return ModelBundle(definition, params, info)

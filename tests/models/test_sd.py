@@ -98,3 +98,16 @@ def _torch_name(flax_name: str) -> str:
     """diffusers' Flax names use `_0` suffixes where PyTorch uses `.0` indices."""
     import re
     return re.sub(r"_(\d+)(?=\.|$)", r".\1", flax_name)
+
+
+def test_fused_attention_matches_diffusers_attention(tiny_folder, tiny_bundle):
+    """The jax.nn.dot_product_attention path (xla on CPU) gives diffusers' UNet output."""
+    from jaxsteer.models.base import TextCond
+    fused = load(str(tiny_folder), attention="xla")
+    assert fused.model != tiny_bundle.model  # traced apart: separate compiled programs
+    x = jax.random.normal(jax.random.key(0), (2, 4, 8, 8))
+    emb = jax.random.normal(jax.random.key(1), (2, 77, 32))
+    t = jnp.asarray([999, 10])
+    ref = jax.jit(tiny_bundle.model.predict)(tiny_bundle.params, x, t, TextCond(emb=emb))
+    got = jax.jit(fused.model.predict)(fused.params, x, t, TextCond(emb=emb))
+    np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-4, atol=1e-4)

@@ -1,0 +1,56 @@
+"""Benchmark configurations shared by `jaxsteer bench` and the PyTorch reference.
+
+Plain data only (no jax or torch at import): `torch_reference` imports this from a process that
+must not start JAX on the GPU.
+
+Each configuration is one gradient computation of DESIGN.md section 1.3 on a full-size
+architecture with random weights (`jaxsteer.models.architectures`): a pool pair (A, B), A noised
+to the first step's timestep, one denoiser call (or ``steps`` unrolled calls), MSE to B's latent,
+d loss / d the prompt's token embeddings, all 77 rows ``[77, D]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class ThroughputConfig:
+    arch: str                       # key of jaxsteer.models.architectures.ARCHITECTURES
+    steps: int                      # K of the sampler
+    scheduler: str                  # ddim | euler | lcm
+    description: str
+    timesteps: tuple[int, ...] = ()
+    guidance: float = 0.0
+    unroll: bool = False            # differentiate through all K steps (else one call)
+    batches: tuple[int, ...] = (8,)  # pairs per call tried by default (best one reported)
+    remat: str = "none"             # default remat of the JAX side (see bench.REMATS)
+
+    @property
+    def denoiser_calls(self) -> int:
+        """UNet evaluations per gradient (CFG doubles them)."""
+        return (self.steps if self.unroll else 1) * (2 if self.guidance > 1.0 else 1)
+
+
+CONFIGS: dict[str, ThroughputConfig] = {
+    "sdxl-dmd2": ThroughputConfig(
+        "sdxl", 4, "lcm", "SDXL UNet, 1024x1024, DMD2 one-call gradient at t=999, guidance 0",
+        timesteps=(999, 749, 499, 249), batches=(16, 8), remat="blocks"),
+    "sd-turbo-1": ThroughputConfig(
+        "sd-turbo", 1, "euler", "SD 2.1 UNet, 512x512, 1 step", batches=(32, 64, 8)),
+    "sd-turbo-4": ThroughputConfig(
+        "sd-turbo", 4, "euler", "SD 2.1 UNet, 512x512, 4 steps unrolled", unroll=True,
+        batches=(32, 16), remat="full"),
+    "sd15-20": ThroughputConfig(
+        "sd15", 20, "ddim", "SD 1.5 UNet, 512x512, 20 steps unrolled, guidance 7.5",
+        guidance=7.5, unroll=True, batches=(8,), remat="full"),
+    "sdxl-turbo-1": ThroughputConfig(
+        "sdxl-turbo", 1, "euler", "SDXL UNet, 512x512, 1 step", batches=(32, 16)),
+    # Tiny versions (tests, CPU smoke runs).
+    "tiny-1": ThroughputConfig("tiny", 1, "euler", "tiny SD UNet, 1 step", batches=(4,)),
+    "tiny-2-cfg": ThroughputConfig("tiny", 2, "ddim", "tiny SD UNet, 2 steps, guidance 2",
+                                   guidance=2.0, unroll=True, batches=(4,), remat="full"),
+    "tiny-xl-1": ThroughputConfig("tiny-xl", 1, "euler", "tiny SDXL UNet, 1 step", batches=(4,)),
+}
+
+DEFAULT_CONFIGS = ("sd-turbo-1", "sdxl-dmd2", "sd-turbo-4", "sdxl-turbo-1", "sd15-20")

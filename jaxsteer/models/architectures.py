@@ -1,0 +1,257 @@
+"""Full-size architectures with random weights, built without the hub (for benchmarks).
+
+The UNets of SD 1.5, SD 2.1 / SD-Turbo and SDXL (base, Turbo, DMD2) with their real configs, so
+the compute and memory are those of the real models; weights are random (fan-in scaled normals,
+made on the device in one jitted call). The text encoders are left out: the gradient kernel only
+needs ``predict``, the noise schedule and ``latent_shape``, and the conditioning is a random
+``[77, D]`` embedding (``random_cond``), the tensor the method differentiates.
+
+The UNet configs are plain dicts whose keys diffusers' Flax and PyTorch UNets both take, so the
+PyTorch reference (`jaxsteer.benchmarks.torch_reference`) builds the same networks from them.
+
+Model knobs, part of the definition (and so of the compiled program's cache key):
+``attention`` (see `jaxsteer.models.attention`) and ``remat_policy``:
+  none     keep every activation for the backward pass;
+  blocks   rematerialise each transformer / resnet block (one extra forward, least memory);
+  dots     ``jax.checkpoint`` on the UNet call, saving matmul outputs without batch dims
+           (``dots_with_no_batch_dims_saveable``): elementwise work is recomputed;
+  dots_all the same with ``dots_saveable`` (batched matmuls, i.e. attention, saved too);
+  full     ``jax.checkpoint`` on the UNet call, saving nothing (the Collector's ``remat=True``
+           does this per denoising step instead).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsteer.errors import UserError
+from jaxsteer.models import attention as attention_mod
+from jaxsteer.models.base import ModelBundle, TextCond, schedule_from_config
+from jaxsteer.models.sd import SDModel
+from jaxsteer.models.sdxl import SDXLModel
+
+_SD_DOWN = ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")
+_SD_UP = ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D")
+
+# UNet configs (hub: runwayml/stable-diffusion-v1-5, stabilityai/sd-turbo (= SD 2.1),
+# stabilityai/stable-diffusion-xl-base-1.0), without sample_size, which the architecture sets.
+UNETS: dict[str, dict[str, Any]] = {
+    "sd15": dict(in_channels=4, out_channels=4, down_block_types=_SD_DOWN, up_block_types=_SD_UP,
+                 block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
+                 attention_head_dim=8, cross_attention_dim=768, use_linear_projection=False,
+                 flip_sin_to_cos=True, freq_shift=0),
+    "sd21": dict(in_channels=4, out_channels=4, down_block_types=_SD_DOWN, up_block_types=_SD_UP,
+                 block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
+                 attention_head_dim=(5, 10, 20, 20), cross_attention_dim=1024,
+                 use_linear_projection=True, flip_sin_to_cos=True, freq_shift=0),
+    "sdxl": dict(in_channels=4, out_channels=4,
+                 down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                 up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+                 block_out_channels=(320, 640, 1280), layers_per_block=2,
+                 attention_head_dim=(5, 10, 20), transformer_layers_per_block=(1, 2, 10),
+                 cross_attention_dim=2048, use_linear_projection=True, flip_sin_to_cos=True,
+                 freq_shift=0, addition_embed_type="text_time", addition_time_embed_dim=256,
+                 projection_class_embeddings_input_dim=2816),
+    # Tiny versions of the same block structure (tests, CPU smoke runs).
+    "tiny": dict(in_channels=4, out_channels=4, down_block_types=("CrossAttnDownBlock2D",),
+                 up_block_types=("CrossAttnUpBlock2D",), block_out_channels=(32,),
+                 layers_per_block=1, attention_head_dim=8, cross_attention_dim=32,
+                 use_linear_projection=False, flip_sin_to_cos=True, freq_shift=0),
+    "tiny-xl": dict(in_channels=4, out_channels=4,
+                    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                    block_out_channels=(32, 64), layers_per_block=1, attention_head_dim=(4, 8),
+                    transformer_layers_per_block=(1, 2), cross_attention_dim=96,
+                    use_linear_projection=True, flip_sin_to_cos=True, freq_shift=0,
+                    addition_embed_type="text_time", addition_time_embed_dim=8,
+                    projection_class_embeddings_input_dim=64 + 6 * 8),
+}
+
+_SCALED_LINEAR = {"num_train_timesteps": 1000, "beta_schedule": "scaled_linear",
+                  "beta_start": 0.00085, "beta_end": 0.012, "prediction_type": "epsilon",
+                  "set_alpha_to_one": False, "steps_offset": 1, "timestep_spacing": "leading"}
+SCHEDULES: dict[str, dict[str, Any]] = {
+    "leading": _SCALED_LINEAR,                                   # SD 1.5, SDXL base (DDIM)
+    "trailing": _SCALED_LINEAR | {"timestep_spacing": "trailing"},  # SD-Turbo, SDXL-Turbo
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """One benchmarked network: UNet config, latent size, text width, schedule."""
+
+    unet: str                   # key of UNETS
+    sample_size: int            # latent side (pixels / 8)
+    family: str                 # sd | sdxl
+    schedule: str = "leading"   # key of SCHEDULES
+    pooled_dim: int = 0         # sdxl: width of the pooled text embedding
+
+    @property
+    def embed_dim(self) -> int:
+        return int(UNETS[self.unet]["cross_attention_dim"])
+
+    def unet_config(self, sample_size: int | None = None) -> dict[str, Any]:
+        return dict(UNETS[self.unet], sample_size=int(sample_size or self.sample_size))
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "sd15": Architecture("sd15", 64, "sd"),
+    "sd21": Architecture("sd21", 64, "sd"),                          # SD 2.1-base, 512x512
+    "sd-turbo": Architecture("sd21", 64, "sd", "trailing"),
+    "sdxl": Architecture("sdxl", 128, "sdxl", pooled_dim=1280),      # also the DMD2 UNet
+    "sdxl-turbo": Architecture("sdxl", 64, "sdxl", "trailing", pooled_dim=1280),
+    "tiny": Architecture("tiny", 8, "sd"),
+    "tiny-xl": Architecture("tiny-xl", 8, "sdxl", pooled_dim=64),
+}
+
+REMAT_POLICIES = ("none", "blocks", "dots", "dots_all", "full")
+
+
+def _checkpoint_policy(name: str):
+    return {"dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+            "dots_all": jax.checkpoint_policies.dots_saveable,
+            "full": jax.checkpoint_policies.nothing_saveable}.get(name)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Knobs:
+    """Attention implementation and remat policy of the UNet call (hashable, static)."""
+
+    attention: str = "diffusers"
+    remat_policy: str = "none"
+
+    def predict(self, params: Any, x_bchw: jax.Array, t_b: jax.Array, cond: TextCond) -> jax.Array:
+        base = super().predict
+
+        def call(params, x_bchw, t_b, cond):
+            with attention_mod.patched(self.attention, self.remat_policy == "blocks"):
+                return base(params, x_bchw, t_b, cond)
+
+        policy = _checkpoint_policy(self.remat_policy)
+        if policy is not None:
+            call = jax.checkpoint(call, policy=policy)
+        return call(params, x_bchw, t_b, cond)
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchSDModel(_Knobs, SDModel):
+    """SD-family UNet without text encoder or VAE (latents are the features)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchSDXLModel(_Knobs, SDXLModel):
+    """SDXL UNet without text encoders or VAE; the pooled embedding comes with the conditioning."""
+
+
+def param_shapes(module: Any, dtype: Any) -> Any:
+    """``ShapeDtypeStruct``s of ``module``'s parameters in ``dtype`` (nothing is allocated)."""
+    shapes = jax.eval_shape(module.init_weights, jax.random.key(0))
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, dtype), shapes)
+
+
+def random_params(module: Any, dtype: Any, seed: int = 0) -> Any:
+    """Random weights of ``module`` (fan-in scaled normals, norms 1, biases 0) in ``dtype``.
+
+    Shapes come from ``eval_shape`` of the initialiser (no UNet forward is compiled). One pool of
+    normals (twice the largest leaf) is drawn on the default device and every kernel is a scaled
+    slice of it at a random offset: one jitted call of slices compiles in seconds, where one
+    random draw per leaf (1,680 leaves for SDXL) took minutes to compile.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(param_shapes(module, dtype))
+    sizes = [int(np.prod(s.shape)) for _, s in leaves]
+    pool_size = 2 * max(sizes)
+    rng = np.random.default_rng(seed)
+    offsets = [int(rng.integers(0, pool_size - n + 1)) for n in sizes]
+
+    @jax.jit
+    def fill(pool):
+        out = []
+        for (path, leaf), n, o in zip(leaves, sizes, offsets):
+            name = str(getattr(path[-1], "key", path[-1]))
+            if name == "scale":
+                out.append(jnp.ones(leaf.shape, leaf.dtype))
+            elif name == "bias":
+                out.append(jnp.zeros(leaf.shape, leaf.dtype))
+            else:
+                fan_in = int(np.prod(leaf.shape[:-1])) or 1
+                w = jax.lax.slice(pool, (o,), (o + n,)).reshape(leaf.shape) * fan_in ** -0.5
+                out.append(w.astype(leaf.dtype))
+        return treedef.unflatten(out)
+
+    pool = jax.jit(lambda k: jax.random.normal(k, (pool_size,), jnp.float32))(
+        jax.random.key(seed))
+    return fill(pool)
+
+
+def count_params(params: Any) -> int:
+    return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
+
+
+def build(name: str, dtype: str = "bfloat16", seed: int = 0, attention: str = "diffusers",
+          remat_policy: str = "none", prediction_type: str | None = None,
+          sample_size: int | None = None, params: Any = None) -> ModelBundle:
+    """A `ModelBundle` of architecture ``name`` with random UNet weights (``params["unet"]``).
+
+    Args:
+      name: a key of ``ARCHITECTURES``.
+      dtype: module and parameter dtype, "bfloat16" or "float32".
+      attention: see `jaxsteer.models.attention.IMPLEMENTATIONS`.
+      remat_policy: see ``REMAT_POLICIES``.
+      prediction_type: "epsilon" (default) or "v_prediction" (costs the same).
+      sample_size: override of the latent side (smaller, for CPU checks).
+      params: reuse these weights (cast to ``dtype``) instead of drawing new ones.
+    """
+    from diffusers import FlaxUNet2DConditionModel
+
+    if name not in ARCHITECTURES:
+        raise UserError(f"unknown architecture {name!r}: use one of {', '.join(ARCHITECTURES)}")
+    if attention not in attention_mod.IMPLEMENTATIONS:
+        raise UserError(f"unknown attention {attention!r}: use one of "
+                        f"{', '.join(attention_mod.IMPLEMENTATIONS)}")
+    if remat_policy not in REMAT_POLICIES:
+        raise UserError(f"unknown remat policy {remat_policy!r}: use one of "
+                        f"{', '.join(REMAT_POLICIES)}")
+    if dtype not in ("bfloat16", "float32"):
+        raise UserError(f"--dtype must be bfloat16 or float32, got {dtype!r}")
+    arch = ARCHITECTURES[name]
+    jdtype = jnp.dtype(dtype)
+    cfg = arch.unet_config(sample_size)
+    unet = FlaxUNet2DConditionModel(**cfg, dtype=jdtype)
+    if params is None:
+        params = {"unet": random_params(unet, jdtype, seed)}
+    else:
+        params = jax.tree.map(lambda a: a.astype(jdtype), params)
+    sched_cfg = dict(SCHEDULES[arch.schedule])
+    if prediction_type:
+        sched_cfg["prediction_type"] = prediction_type
+    size = int(cfg["sample_size"])
+    fingerprint = json.dumps(["architecture", name, cfg, dtype], sort_keys=True, default=str)
+    common = dict(unet=unet, text_encoder=None, vae=None, fingerprint=fingerprint,
+                  schedule=schedule_from_config(sched_cfg), embed_dim=arch.embed_dim,
+                  max_tokens=77, latent_shape=(4, size, size), scaling_factor=1.0,
+                  attention=attention, remat_policy=remat_policy)
+    if arch.family == "sdxl":
+        pixels = float(size * 8)
+        model = BenchSDXLModel(**common, time_ids=(pixels, pixels, 0.0, 0.0, pixels, pixels))
+    else:
+        model = BenchSDModel(**common)
+    info = {"model": f"random:{name}", "family": arch.family, "dtype": dtype,
+            "architecture": name, "unet_config": cfg}
+    return ModelBundle(model, params, info)
+
+
+def random_cond(name: str, seed: int = 0) -> TextCond:
+    """A random unbatched conditioning for architecture ``name``: emb [77, D] (+ pooled)."""
+    arch = ARCHITECTURES[name]
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    emb = jax.random.normal(k1, (77, arch.embed_dim), jnp.float32)
+    extra = {}
+    if arch.family == "sdxl":
+        extra["pooled"] = jax.random.normal(k2, (arch.pooled_dim,), jnp.float32)
+    return TextCond(emb=emb, extra=extra)

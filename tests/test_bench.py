@@ -1,0 +1,41 @@
+"""`jaxsteer bench throughput` on a tiny architecture: runs, prints the table, writes JSON."""
+
+import json
+
+import pytest
+
+from jaxsteer.bench import COLUMNS, BenchRun, parse_run
+from jaxsteer.cli import main
+from jaxsteer.config import parse
+from jaxsteer.errors import UserError
+
+
+def test_throughput_on_a_tiny_architecture_prints_the_table(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main(["bench", "throughput", "--configs", "tiny-1:xla:none:2", "--dtype", "float32",
+                 "--min-time-s", "0.05",
+                 "--cached-compile", "false", "--out", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    header = next(line for line in text.splitlines() if line.startswith("config"))
+    for column in COLUMNS:
+        assert column in header
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 1 and rows[0]["status"] == "ok", rows
+    row = rows[0]
+    assert row["grads_per_s"] > 0 and row["finite"]
+    assert row["grad_shape"] == [8, 77, 32]  # batch 2 padded to the 8 test devices, all 77 rows
+    assert row["model_flops_per_grad"] > 0 and row["mfu"] > 0
+    assert row["peak_gib"] > 0 and row["compile_s"] > 0
+
+
+def test_run_specs_and_bad_values():
+    job = parse_run("sd-turbo-1:cudnn::16/32")
+    assert (job.attention, job.remat, job.batches) == ("cudnn", "none", (16, 32))
+    assert parse_run("sdxl-dmd2").remat == "blocks"
+    with pytest.raises(UserError, match="unknown bench config"):
+        parse_run("sd-turbo-9")
+    with pytest.raises(UserError, match="remat"):
+        parse(BenchRun, ["throughput", "--configs", "sd-turbo-1:xla:sometimes"], "jaxsteer bench")
+    with pytest.raises(UserError, match="unknown benchmark"):
+        parse(BenchRun, ["speed"], "jaxsteer bench")
