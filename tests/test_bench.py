@@ -10,6 +10,7 @@ from jaxsteer.config import parse
 from jaxsteer.errors import UserError
 
 
+@pytest.mark.slow  # compiles a UNet gradient twice (~40 s of CPU); the bench runs on accelerators
 def test_throughput_on_a_tiny_architecture_prints_the_table(tmp_path, capsys):
     out = tmp_path / "bench.json"
     code = main(["bench", "throughput", "--configs", "tiny-1:xla:none:2", "--dtype", "float32",
