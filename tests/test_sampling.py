@@ -1,5 +1,4 @@
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxsteer.sample import encode_prompt, make_generator

@@ -103,8 +103,8 @@ def build_tiny_sd(folder: str | Path, seed: int = 0, vae: bool = True, width: in
 
 def build_tiny_sdxl(folder: str | Path, seed: int = 0, width: int = 32, sample_size: int = 8) -> Path:
     """Writes a tiny random SDXL pipeline: two text encoders, a text-time UNet, a VAE."""
-    from diffusers import FlaxAutoencoderKL, FlaxUNet2DConditionModel
-    from transformers import CLIPTextConfig, FlaxCLIPTextModel, FlaxCLIPTextModelWithProjection
+    from diffusers import FlaxUNet2DConditionModel
+    from transformers import CLIPTextConfig, FlaxCLIPTextModelWithProjection
 
     folder = Path(folder)
     build_tiny_sd(folder, seed=seed, width=width, sample_size=sample_size)  # encoder 1, VAE, ...

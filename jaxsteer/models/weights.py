@@ -9,7 +9,6 @@ with diffusers' own PyTorch->Flax key conversion: no torch, nothing unpickled.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
