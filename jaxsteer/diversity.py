@@ -100,6 +100,9 @@ class DiversifyRun(ModelConfig, SamplerConfig):
     mode: str = opt("uniform", "uniform (random direction, U[strength]) | gaussian", 
                     choices=("uniform", "gaussian"))
     top: int = opt(0, "use only the first `top` directions (0 = all)")
+    alignment: str = opt("none", "alignment measure: none | shapes (share of images whose "
+                         "caption-fixed factors the probe reads back right; shapes model)",
+                         choices=("none", "shapes"))
     seed: int = opt(0, "seed of the samples and of the random directions")
     batch: int = opt(16, "images per compiled call")
     devices: int = opt(-1, "devices to use; -1 = all local devices")
@@ -127,6 +130,9 @@ def run(cfg: DiversifyRun, features: Callable | None = None,
 
     ds = checkpoint.load(cfg.directions)
     meta = ds.metadata
+    if alignment is None and cfg.alignment == "shapes":
+        from jaxsteer.shapes.evaluate import score
+        alignment = lambda imgs: score([meta["prompt"]] * len(imgs), np.asarray(imgs))["fixed"]  # noqa: E731
     bundle = cfg.load_model()
     check_compatible(meta, ds.dim, bundle, cfg.model)
     rows = tuple(meta["token_rows"])
@@ -159,8 +165,9 @@ def run(cfg: DiversifyRun, features: Callable | None = None,
         records.atomic_write_bytes(cfg.out / f"samples_{name}.png",
                                    grid_png(imgs[None, :cols], [name], [str(i) for i in range(cols)]))
     records.write_json(cfg.out / "diversity.json", result)
-    print(f"{'':10}{'pairwise cos dist':>20}{'Vendi':>10}")
+    print(f"{'':10}{'pairwise cos dist':>20}{'Vendi':>10}{'alignment':>12}")
     for name in ("without", "with"):
         r = result[name]
-        print(f"{name:10}{r['pairwise_cosine_distance']:>20.4f}{r['vendi']:>10.3f}")
+        align = f"{r['alignment']:>12.3f}" if "alignment" in r else f"{'-':>12}"
+        print(f"{name:10}{r['pairwise_cosine_distance']:>20.4f}{r['vendi']:>10.3f}{align}")
     return result | {"out": str(cfg.out)}

@@ -79,13 +79,14 @@ def run(cfg: ReportRun) -> dict:
         lines += [f"{k:10}{v['pairwise_cosine_distance']:>20.4f}{v['vendi']:>10.3f}"
                   for k, v in d.items() if isinstance(v, dict)]
         tables[f"Diversity ({path.parent.name})"] = "\n".join(lines)
-    for path in _find(root, "**/_meta*.json") + _find(root, "**/meta/metadata"):
-        try:
-            m = json.loads(path.read_text()).get("sae_metrics")
-        except (ValueError, AttributeError):
-            m = None
-        if m:
-            tables[f"SAE ({path.parent.name})"] = json.dumps(m, indent=1)
+    from jaxsteer import checkpoint
+    for files in _find(root, f"**/{checkpoint.FILES}"):
+        meta = checkpoint.load(files.parent).metadata  # verified checkpoints only
+        if meta.get("sae_metrics"):
+            m = meta["sae_metrics"]
+            tables[f"SAE ({files.parent.name})"] = "\n".join(
+                f"{k:>20}: {v:.4g}" if isinstance(v, float) else f"{k:>20}: {v}"
+                for k, v in m.items())
     if not (facts or spectra or grids or tables):
         raise UserError(f"{root} holds nothing to report (no gradient store, spectrum, grids "
                         "or diversity results)")

@@ -126,6 +126,8 @@ class SteerRun(ModelConfig, SamplerConfig):
     absolute: bool = opt(False, "alphas are raw strengths (authors: 30-40 PCA, 50-60 SAE on "
                          "SDXL) instead of multiples of the token rows' norm")
     prompt: str | None = opt(None, "prompt; default: the one the directions were found for")
+    compose: tuple[str, ...] = opt((), "also apply, in every image, directions of other words "
+                                   "of the prompt, each on its own rows: DIRSET:INDEX:ALPHA,...")
     batch: int = opt(16, "images per compiled call")
     devices: int = opt(-1, "devices to use; -1 = all local devices")
     out: Path = opt(Path("runs/steer"), "output folder for the grids")
@@ -150,6 +152,29 @@ def check_compatible(ds_meta: dict, dim: int, bundle: ModelBundle, model_name: s
         problems.append(f"direction width {dim} != {rows} token row(s) x embedding {embed}")
     if problems:
         raise UserError("these directions do not fit this model: " + "; ".join(problems))
+
+
+def composed_offset(specs: tuple[str, ...], cond_td: np.ndarray, absolute: bool,
+                    bundle: ModelBundle, model_name: str, prompt: str) -> np.ndarray:
+    """[t, d] sum of fixed steering offsets from other DirectionSets (other words, own rows)."""
+    from jaxsteer import checkpoint
+    total = np.zeros(np.asarray(cond_td).shape, np.float32)
+    tokens = bundle.model.tokenize(prompt)
+    for spec in specs:
+        try:
+            path, index, alpha = spec.rsplit(":", 2)
+            index, alpha = int(index), float(alpha)
+        except ValueError:
+            raise UserError(f"--compose {spec!r}: use DIRSET:INDEX:ALPHA") from None
+        ds = checkpoint.load(path)
+        check_compatible(ds.metadata, ds.dim, bundle, model_name)
+        if not 0 <= index < ds.k:
+            raise UserError(f"--compose {spec!r}: index out of range (0..{ds.k - 1})")
+        rows = tokens.rows(ds.metadata["token"])
+        off_rd = direction_rows(np.asarray(ds.directions)[index:index + 1], len(rows))[0]
+        scale = 1.0 if absolute else row_scale(cond_td, rows)
+        total[list(rows)] += alpha * scale * off_rd
+    return total
 
 
 def run(cfg: SteerRun) -> dict:
@@ -181,7 +206,9 @@ def run(cfg: SteerRun) -> dict:
     grid = [(i, s, a) for i in cfg.indices for s in cfg.seeds for a in alphas]
     offsets = jnp.asarray(np.stack([offsets_krd[i] for i, _, _ in grid]))
     strengths = jnp.asarray([a * scale for _, _, a in grid], jnp.float32)
-    cond_b = TextCond(emb=steer_embeddings(cond.emb, rows, offsets, strengths),
+    base_td = cond.emb + composed_offset(cfg.compose, cond.emb, cfg.absolute, bundle, cfg.model,
+                                         prompt)
+    cond_b = TextCond(emb=steer_embeddings(base_td, rows, offsets, strengths),
                       extra=jax.tree.map(lambda x: jnp.broadcast_to(x, (len(grid), *x.shape)),
                                          cond.extra))
     keys = jax.vmap(jax.random.key)(jnp.asarray([s for _, s, _ in grid]))

@@ -16,6 +16,12 @@ def run_dir(tmp_path):
     records.write_json(tmp_path / "diversify" / "diversity.json", {
         "without": {"pairwise_cosine_distance": 0.2, "vendi": 1.5},
         "with": {"pairwise_cosine_distance": 0.4, "vendi": 3.0}})
+    import jax.numpy as jnp
+    from jaxsteer import checkpoint
+    from jaxsteer.decompose import DirectionSet
+    checkpoint.save(DirectionSet(directions=jnp.eye(2, 8), mean=jnp.zeros(8),
+                                 metadata={"sae_metrics": {"fvu": 0.125, "l0": 4.0}}),
+                    tmp_path / "directions_sae")
     return tmp_path
 
 
@@ -23,6 +29,7 @@ def test_report_is_self_contained(run_dir):
     assert cli.main(["report", str(run_dir)]) == 0
     page = (run_dir / "report.html").read_text()
     assert "data:image/png;base64," in page and "Vendi" in page and "src=\"http" not in page
+    assert "SAE (directions_sae)" in page and "0.125" in page
 
 
 def test_empty_folder_is_refused(tmp_path, capsys):

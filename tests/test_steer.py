@@ -92,3 +92,39 @@ def test_alpha_ranges():
     np.testing.assert_allclose(parse_alphas("0, 1.5"), [0, 1.5])
     with pytest.raises(UserError):
         parse_alphas("a:b:c")
+
+
+def test_directions_of_two_words_compose(tiny_folder, directions, tmp_path):
+    """A second word's direction ('picture', rows 2..8) is applied on its own rows in every image."""
+    path, dirs = directions
+    other = DirectionSet(directions=jnp.asarray(dirs), mean=jnp.zeros(7 * 32),
+                         metadata={"model": str(tiny_folder), "prompt": PROMPT, "token": "picture",
+                                   "token_rows": list(range(2, 9)), "embed_dim": 32})
+    checkpoint.save(other, tmp_path / "picture")
+    args = ["steer", str(path), "--model", str(tiny_folder), "--steps", "2", "--indices", "0",
+            "--alphas", "0", "--seeds", "0"]
+    assert cli.main(args + ["--out", str(tmp_path / "plain")]) == 0
+    assert cli.main(args + ["--compose", f"{tmp_path / 'picture'}:1:2", "--out",
+                            str(tmp_path / "both")]) == 0
+    from PIL import Image
+    a = np.asarray(Image.open(tmp_path / "plain" / "direction_000.png"))
+    b = np.asarray(Image.open(tmp_path / "both" / "direction_000.png"))
+    assert a.shape == b.shape and not np.array_equal(a, b)
+    assert cli.main(args + ["--compose", "nonsense", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_diversify_compares_the_same_seeds_with_and_without(tiny_folder, directions, tmp_path,
+                                                            capsys):
+    """Lives beside the steering tests: it reuses their compiled renderer."""
+    import json
+    path, _ = directions
+    out = tmp_path / "div"
+    assert cli.main(["diversify", str(path), "--model", str(tiny_folder), "--steps", "2",
+                     "--n", "8", "--relative", "--strength", "1,2", "--out", str(out)]) == 0
+    result = json.loads((out / "diversity.json").read_text())
+    assert set(result) == {"with", "without"}
+    assert result["with"]["vendi"] != result["without"]["vendi"]
+    assert 1.0 <= result["without"]["vendi"] <= 8.0
+    assert "pairwise cos dist" in capsys.readouterr().out
+    assert cli.main(["diversify", str(path), "--model", str(tiny_folder), "--strength", "2,1",
+                     "--out", str(tmp_path / "bad")]) == 2
