@@ -118,7 +118,8 @@ def grid_png(images_ijhwc: np.ndarray, row_labels: list[str], col_labels: list[s
 
 @dataclasses.dataclass(frozen=True)
 class SteerRun(ModelConfig, SamplerConfig):
-    directions: Path = opt(Path("."), "DirectionSet checkpoint (from `jaxsteer decompose`)",
+    directions: Path = opt(Path("."), "DirectionSet checkpoint (from `jaxsteer decompose`), or "
+                           "the collect run folder holding it",
                            positional=True)
     indices: tuple[int, ...] = opt((0, 1, 2), "which directions, comma separated")
     alphas: str = opt("-3:3:7", "strengths: start:stop:count or a comma list")
@@ -139,6 +140,17 @@ class SteerRun(ModelConfig, SamplerConfig):
         if not self.indices:
             raise UserError("--indices is empty: give direction indices, e.g. --indices 0,1")
         parse_alphas(self.alphas)
+
+
+def resolve_directions(path: Path) -> Path:
+    """A DirectionSet checkpoint, or a collect run folder holding one (directions_pca first)."""
+    if (path / "manifest.json").exists():
+        for name in ("directions_pca", "directions_sae"):
+            if (path / name).is_dir():
+                return path / name
+        raise UserError(f"{path} is a run folder without directions_pca/ or directions_sae/: "
+                        f"run `jaxsteer decompose {path}` first, or name the DirectionSet")
+    return path
 
 
 def check_compatible(ds_meta: dict, dim: int, bundle: ModelBundle, model_name: str) -> None:
@@ -181,7 +193,7 @@ def run(cfg: SteerRun) -> dict:
     from jaxsteer import checkpoint
     from jaxsteer.sample import encode_prompt, mesh_for
 
-    ds = checkpoint.load(cfg.directions)
+    ds = checkpoint.load(resolve_directions(cfg.directions))
     meta = ds.metadata
     bad = [i for i in cfg.indices if not 0 <= i < ds.k]
     if bad:

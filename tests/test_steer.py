@@ -128,3 +128,11 @@ def test_diversify_compares_the_same_seeds_with_and_without(tiny_folder, directi
     assert "pairwise cos dist" in capsys.readouterr().out
     assert cli.main(["diversify", str(path), "--model", str(tiny_folder), "--strength", "2,1",
                      "--out", str(tmp_path / "bad")]) == 2
+
+
+def test_a_run_folder_without_directions_is_refused(tiny_folder, tmp_path, capsys):
+    from jaxsteer.store import write_test_store
+    write_test_store(tmp_path / "run", np.zeros((4, 32)), {})
+    assert cli.main(["steer", str(tmp_path / "run"), "--model", str(tiny_folder),
+                     "--out", str(tmp_path / "o")]) == 2
+    assert "jaxsteer decompose" in capsys.readouterr().err
