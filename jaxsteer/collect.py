@@ -234,7 +234,7 @@ def _check_pool(cfg: CollectRun, manifest: dict, model: DiffusionModel) -> None:
 
 def run(cfg: CollectRun) -> dict:
     """Collects (or finishes) ``cfg.pairs`` gradients into the store ``cfg.out``."""
-    from jaxsteer.sample import mesh_for, read_pool
+    from jaxsteer.sample import read_pool
 
     bundle = cfg.load_model()
     model = bundle.model
@@ -246,7 +246,7 @@ def run(cfg: CollectRun) -> dict:
         pairs = draw_pairs(cfg.seed, cfg.pairs, len(pool_latents))
     else:
         pairs = np.stack([2 * np.arange(cfg.pairs), 2 * np.arange(cfg.pairs) + 1], 1)
-    mesh = mesh_for(cfg.devices)
+    mesh = sharding.local_mesh(cfg.devices)
     collector = Collector(bundle, cfg, mesh, pool=pool_latents is not None, feature=cfg.feature,
                           timestep=cfg.timestep, unroll=cfg.unroll)
     identity = {"model": cfg.model, "prompt": cfg.prompt, "token": cfg.token,

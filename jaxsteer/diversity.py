@@ -123,9 +123,9 @@ def run(cfg: DiversifyRun, features: Callable | None = None,
     ``features(images) -> [n, f]`` defaults to pooled pixels; ``alignment(images) -> [n]`` is
     optional (CLIP score against the prompt, or the caption's fixed factors on the shapes model).
     """
-    from jaxsteer import checkpoint, records
+    from jaxsteer import checkpoint, records, sharding
     from jaxsteer.models.base import TextCond
-    from jaxsteer.sample import encode_prompt, mesh_for
+    from jaxsteer.sample import encode_prompt
     from jaxsteer.steer import check_compatible, direction_rows, grid_png, render_batches, row_scale
 
     ds = checkpoint.load(cfg.directions)
@@ -149,7 +149,7 @@ def run(cfg: DiversifyRun, features: Callable | None = None,
     steered = base.at[:, jnp.asarray(rows), :].add(jnp.asarray(offs_nrd))
     extra = jax.tree.map(lambda x: jnp.broadcast_to(x, (cfg.n, *x.shape)), cond.extra)
     keys = jax.random.split(key_s, cfg.n)
-    mesh = mesh_for(cfg.devices)
+    mesh = sharding.local_mesh(cfg.devices)
     plain = render_batches(bundle, cfg, mesh, TextCond(base, extra), uncond, keys, cfg.batch)
     varied = render_batches(bundle, cfg, mesh, TextCond(steered, extra), uncond, keys, cfg.batch)
     features = features or pixel_features

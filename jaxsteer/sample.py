@@ -43,15 +43,6 @@ class SampleRun(ModelConfig, SamplerConfig):
             raise UserError(f"--batch must be positive, got {self.batch}")
 
 
-def mesh_for(devices: int):
-    if devices == -1:
-        return sharding.make_mesh()
-    local = jax.local_devices()
-    if not 1 <= devices <= len(local):
-        raise UserError(f"--devices must be -1 or in [1, {len(local)}], got {devices}")
-    return sharding.make_mesh(devices=local[:devices])
-
-
 @functools.lru_cache(maxsize=8)
 def make_generator(model, cfg: SamplerConfig, mesh):
     """Jitted ``f(params, cond, uncond, keys_b) -> latents`` with the batch split over devices."""
@@ -95,10 +86,9 @@ def run(cfg: SampleRun) -> dict:
                 "scheduler": cfg.scheduler, "spacing": cfg.spacing, "timesteps": list(cfg.timesteps),
                 "guidance": cfg.guidance, "seed": cfg.seed, "dtype": cfg.dtype,
                 "latent_shape": list(model.latent_shape)}
-    mesh = mesh_for(cfg.devices)
+    mesh = sharding.local_mesh(cfg.devices)
     store = ShardStore.open(cfg.out, "pool", identity, {"config": to_dict(cfg), "model_info": bundle.info},
                             shard_size=cfg.batch, total=cfg.n)
-    store.manifest["total"] = max(cfg.n, store.total)
     store.commit_manifest()
     cond, uncond = encode_prompt(bundle, cfg.prompt, cfg.use_cfg)
     gen = make_generator(model, cfg.sampler_config(), mesh)

@@ -46,6 +46,16 @@ def make_mesh(cfg: MeshConfig = MeshConfig(), devices: list | None = None) -> Me
     return Mesh(grid, (DATA, MODEL), axis_types=(AxisType.Auto, AxisType.Auto))
 
 
+def local_mesh(devices: int = -1) -> Mesh:
+    """A data mesh over the first ``devices`` local devices (-1: all), with a clear error."""
+    if devices == -1:
+        return make_mesh()
+    local = jax.local_devices()
+    if not 1 <= devices <= len(local):
+        raise UserError(f"--devices must be -1 or in [1, {len(local)}], got {devices}")
+    return make_mesh(devices=local[:devices])
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 

@@ -191,7 +191,7 @@ def composed_offset(specs: tuple[str, ...], cond_td: np.ndarray, absolute: bool,
 
 def run(cfg: SteerRun) -> dict:
     from jaxsteer import checkpoint
-    from jaxsteer.sample import encode_prompt, mesh_for
+    from jaxsteer.sample import encode_prompt
 
     ds = checkpoint.load(resolve_directions(cfg.directions))
     meta = ds.metadata
@@ -207,7 +207,7 @@ def run(cfg: SteerRun) -> dict:
     tokens = bundle.model.tokenize(prompt)
     rows = tokens.rows(meta["token"]) if cfg.prompt else tuple(meta["token_rows"])
     alphas = parse_alphas(cfg.alphas)
-    mesh = mesh_for(cfg.devices)
+    mesh = sharding.local_mesh(cfg.devices)
     cond, uncond = encode_prompt(bundle, prompt, cfg.use_cfg)
     offsets_krd = direction_rows(np.asarray(ds.directions), len(meta.get("token_rows", rows)))
     if offsets_krd.shape[1] != len(rows):

@@ -156,8 +156,6 @@ class _Worker:
 
 
 def run(cfg: SurveyRun) -> dict:
-    from jaxsteer.sample import mesh_for
-
     prompts, bad = read_prompts(cfg.prompts_file)
     proc, nproc = jax.process_index(), jax.process_count()
     mine = sharding.host_split(prompts, proc, nproc)
@@ -185,7 +183,7 @@ def run(cfg: SurveyRun) -> dict:
             append_line(errors, e)
             logged.add(e["line"])
     todo = [p for p in mine if p[0] not in done and p[0] not in logged]
-    worker = _Worker(cfg, bundle, mesh_for(cfg.devices))
+    worker = _Worker(cfg, bundle, sharding.local_mesh(cfg.devices))
     # Named streams, then the line number folded in: a prompt's numbers do not depend on which
     # host ran it or on what ran before it.
     collect_key, estimate_key = jax.random.split(jax.random.key(cfg.seed))

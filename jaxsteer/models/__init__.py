@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import warnings
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import jax
 
+from jaxsteer.config import opt
 from jaxsteer.errors import UserError
 from jaxsteer.models.base import DiffusionModel, ModelBundle, TextCond, Tokens
 
@@ -78,24 +80,19 @@ def load(model: str, family: str | None = None, **kw) -> ModelBundle:
 
 
 
-import dataclasses as _dc  # noqa: E402
-
-from jaxsteer.config import opt as _opt  # noqa: E402
-
-
-@_dc.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Which model to load and how; every run config that loads a model inherits these fields."""
 
-    model: str = _opt("tiny", "hub id, local diffusers pipeline folder, or a bundled model "
+    model: str = opt("tiny", "hub id, local diffusers pipeline folder, or a bundled model "
                       "(shapes, shapes-turbo, tiny)")
-    family: str | None = _opt(None, "sd | sdxl; detected from the folder when unset")
-    dtype: str = _opt("float32", "parameter and activation dtype: float32 | bfloat16")
-    revision: str | None = _opt(None, "hub revision (branch, tag or commit) of the model")
-    allow_pickle: bool = _opt(False, "allow pickled PyTorch .bin weights (runs code from the "
+    family: str | None = opt(None, "sd | sdxl; detected from the folder when unset")
+    dtype: str = opt("float32", "parameter and activation dtype: float32 | bfloat16")
+    revision: str | None = opt(None, "hub revision (branch, tag or commit) of the model")
+    allow_pickle: bool = opt(False, "allow pickled PyTorch .bin weights (runs code from the "
                               "file: only for files you trust; needs the torch extra)")
 
-    attention: str = _opt("diffusers", "UNet attention: diffusers | xla | cudnn | auto (auto = "
+    attention: str = opt("diffusers", "UNet attention: diffusers | xla | cudnn | auto (auto = "
                           "cuDNN flash attention on NVIDIA GPUs in bf16, else XLA)",
                           choices=("diffusers", "xla", "cudnn", "auto"))
 
