@@ -140,6 +140,15 @@ def _print_summary(result: Any) -> None:
                          default=str))
 
 
+def _presets_for(cls: type):
+    """A bundled model's sampler settings, for commands that sample (explicit flags win)."""
+    from jaxsteer.sampling import SamplerConfig
+    if not issubclass(cls, SamplerConfig):
+        return None
+    from jaxsteer.models.bundled import PRESETS
+    return lambda values: PRESETS.get(str(values.get("model")), {})
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _quiet_libraries()
@@ -154,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         description, loader = COMMANDS[name]
         cls, run = loader()
-        cfg = config.parse(cls, rest, prog=f"jaxsteer {name}", description=description)
+        cfg = config.parse(cls, rest, prog=f"jaxsteer {name}", description=description,
+                           presets=_presets_for(cls))
         _setup_jax()
         result = run(cfg)
     except UserError as e:

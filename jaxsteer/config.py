@@ -17,7 +17,7 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import Any, Callable, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
@@ -198,8 +198,13 @@ def build(cls: type[T], values: dict[str, Any]) -> T:
     return make(cls, "")
 
 
-def parse(cls: type[T], argv: list[str], prog: str, description: str = "") -> T:
-    """Parses ``argv`` into ``cls``: YAML from ``--config`` first, then the flags over it."""
+def parse(cls: type[T], argv: list[str], prog: str, description: str = "",
+          presets: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> T:
+    """Parses ``argv`` into ``cls``: YAML from ``--config`` first, then the flags over it.
+
+    ``presets(values)`` may return defaults that depend on the given values (a bundled model's
+    sampler settings); they fill only the fields neither the YAML nor the flags set.
+    """
     parser = build_parser(cls, prog, description)
     flags = {o for a in parser._actions for o in a.option_strings}
     ns = vars(parser.parse_args(_join_dash_values(list(argv), flags)))
@@ -210,6 +215,9 @@ def parse(cls: type[T], argv: list[str], prog: str, description: str = "") -> T:
         raise UserError(f"{path} is a config for `jaxsteer {command}`, not `{prog}`")
     values = _flatten(data)
     values.update(ns)
+    if presets is not None:
+        names = {name for name, _, _ in _flat_fields(cls)}
+        values = {**{k: v for k, v in presets(values).items() if k in names}, **values}
     return build(cls, values)
 
 

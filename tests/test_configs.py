@@ -42,3 +42,22 @@ def test_bare_boolean_flags_mean_true():
     assert config.parse(CollectRun, ["--unroll", "false"], "jaxsteer collect").unroll is False
     assert config.parse(CollectRun, ["--prompt", "-x"],
                         "jaxsteer collect").prompt == "-x"
+
+
+def test_bundled_model_presets_fill_only_the_flags_left_out(tmp_path):
+    from jaxsteer.collect import CollectRun
+    from jaxsteer.models.bundled import PRESETS
+    presets = cli._presets_for(CollectRun)
+    turbo = PRESETS["shapes-turbo"]
+    cfg = config.parse(CollectRun, ["--model", "shapes-turbo"], "jaxsteer collect", presets=presets)
+    assert (cfg.steps, cfg.guidance) == (turbo["steps"], turbo["guidance"])
+    cfg = config.parse(CollectRun, ["--model", "shapes-turbo", "--steps", "3"], "jaxsteer collect",
+                       presets=presets)
+    assert (cfg.steps, cfg.guidance) == (3, turbo["guidance"])
+    path = tmp_path / "c.yaml"
+    path.write_text("model: shapes-turbo\nguidance: 1.5\n")
+    cfg = config.parse(CollectRun, ["--config", str(path)], "jaxsteer collect", presets=presets)
+    assert (cfg.steps, cfg.guidance) == (turbo["steps"], 1.5)
+    assert config.parse(CollectRun, [], "jaxsteer collect", presets=presets).steps == 4  # tiny
+    from jaxsteer.decompose.run import DecomposeRun
+    assert cli._presets_for(DecomposeRun) is None

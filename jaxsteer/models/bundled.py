@@ -12,6 +12,16 @@ from jaxsteer.models.base import ModelBundle
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 NAMES = ("shapes", "shapes-turbo", "tiny")
 
+# Sampler settings each bundled model is meant to run with (SamplerConfig fields). The CLI
+# applies them to the flags a user leaves out. `shapes-turbo` is the collapsed generator of the
+# diversity experiment (DESIGN.md section 4): the shapes weights sampled in one step at high
+# guidance, which puts nearly every sample of a caption at the same place, size and colour
+# (measured in jaxsteer/shapes/groundtruth.py).
+PRESETS: dict[str, dict] = {
+    "shapes": {"steps": 20, "guidance": 3.0, "scheduler": "ddim"},
+    "shapes-turbo": {"steps": 1, "guidance": 6.0, "scheduler": "ddim"},
+}
+
 
 def cache_dir() -> Path:
     return Path(os.environ.get("JAXSTEER_CACHE", Path.home() / ".cache" / "jaxsteer"))
@@ -27,10 +37,10 @@ def folder(name: str) -> Path:
             build_tiny_sd(tmp)
             tmp.rename(path) if not path.exists() else None
         return path
-    path = ASSETS / name
+    path = ASSETS / ("shapes" if name == "shapes-turbo" else name)  # same weights
     if not (path / "model_index.json").exists():
         raise UserError(f"the bundled model {name!r} is not in this installation ({path})")
-    if name == "shapes":
+    if name in ("shapes", "shapes-turbo"):
         from jaxsteer.shapes.assets import verify
         verify(path)  # shipped weights must match their recorded checksums
     return path

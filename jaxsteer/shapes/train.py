@@ -63,6 +63,8 @@ class TrainShapesRun:
     unet_dtype: str = opt("float16", "dtype of the exported UNet weights (keeps the package small)",
                           choices=("float16", "float32"))
     work_dir: Path | None = opt(None, "checkpoint folder (default: <out>.train next to <out>)")
+    init_from: Path | None = opt(None, "start from the weights of this pipeline folder (e.g. the "
+                                 "bundled model, to train it further) instead of a random init")
     progress: bool = opt(True, "show a tqdm progress bar")
 
     def __post_init__(self):
@@ -172,6 +174,20 @@ def _checkpoint(work: Path, state: TrainState, cfg: TrainShapesRun, losses: list
                                         "config": to_dict(cfg)})
 
 
+def _initial_params(cfg: TrainShapesRun) -> Any:
+    """Random init, or the float32 weights of ``cfg.init_from`` (same architecture required)."""
+    fresh = shapes_model.init_params(cfg.model, cfg.seed)
+    if cfg.init_from is None:
+        return fresh
+    loaded = jax.device_get(shapes_model.load(cfg.init_from).params)
+    want, got = jax.tree.map(np.shape, fresh), jax.tree.map(np.shape, loaded)
+    if want != got:
+        raise UserError(f"--init-from {cfg.init_from}: its weights do not fit --model "
+                        f"({len(jax.tree.leaves(got))} vs {len(jax.tree.leaves(want))} arrays, "
+                        "or other shapes); pass the --model.* flags it was trained with")
+    return jax.tree.map(lambda x: np.asarray(x, np.float32), loaded)
+
+
 def run(cfg: TrainShapesRun) -> dict:
     """Trains (or resumes) and exports the EMA weights to ``cfg.out``.
 
@@ -184,7 +200,7 @@ def run(cfg: TrainShapesRun) -> dict:
     write_tokenizer(work / "tokenizer")
     step_fn, init_fn = make_train_step(cfg.model, cfg.optim)
     key_data = jax.random.fold_in(jax.random.key(cfg.seed), 1)
-    fresh = shapes_model.init_params(cfg.model, cfg.seed)
+    fresh = _initial_params(cfg)
     state = init_fn(jax.device_put(fresh), jax.device_put(fresh))
     restored = _restore(work, state, cfg)
     state, losses = restored if restored is not None else (state, [])

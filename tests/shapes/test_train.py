@@ -5,6 +5,7 @@ XLA's optimisations are off for this module because CPU compiles of even a tiny 
 20-50 s with them on.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -93,3 +94,19 @@ def test_resume_refuses_another_configuration(trained):
                            progress=False)
     with pytest.raises(UserError, match="another model"):
         run(other)
+
+
+def test_init_from_starts_at_the_folder_weights(trained, tmp_path):
+    from jaxsteer.shapes.model import load
+    cfg, _ = trained
+    # Step 0 of the warm-up has learning rate 0, so one step exports the loaded weights again.
+    warm = dataclasses.replace(cfg, out=tmp_path / "warm", work_dir=None, init_from=cfg.out,
+                               steps=1)
+    run(warm)
+    a, b = load(cfg.out).params, load(warm.out).params
+    diffs = jax.tree.leaves(jax.tree.map(lambda x, y: float(np.max(np.abs(x - y))), a, b))
+    assert max(diffs) < 2e-3
+    wrong = dataclasses.replace(warm, out=tmp_path / "wrong", model=dataclasses.replace(
+        TINY, text_layers=2))
+    with pytest.raises(UserError, match="do not fit --model"):
+        run(wrong)
