@@ -39,7 +39,7 @@ import numpy as np
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 
-WHATS = ("throughput", "pca", "sae")
+WHATS = ("throughput", "pca", "sae", "survey")
 # Remat of the JAX side: ``step`` is the Collector's own (jax.checkpoint of each denoising step);
 # the others are UNet-call policies of `jaxsteer.models.architectures` (REMAT_POLICIES).
 REMATS = ("none", "step", "blocks", "dots", "dots_all", "full")
@@ -50,7 +50,7 @@ COLUMNS = ("config", "attention", "remat", "batch", "grads/s", "ms/call", "peak 
 
 @dataclasses.dataclass(frozen=True)
 class BenchRun:
-    what: str = opt("throughput", "throughput | pca | sae", positional=True)
+    what: str = opt("throughput", "throughput | pca | sae | survey", positional=True)
     configs: tuple[str, ...] = opt(
         (), "runs, each config[:attention[:remat[:batch/batch...]]] (configs: sd-turbo-1, "
         "sd-turbo-4, sd15-20, sdxl-dmd2, sdxl-turbo-1, tiny-1, ...); default: the five "
@@ -78,6 +78,11 @@ class BenchRun:
                           "results so far are always written")
     cache_dir: str = opt("", "persistent compilation cache folder (default: the CLI's)")
     seed: int = opt(0, "seed of weights, embeddings and latents")
+    pairs: int = opt(256, "survey: gradients per prompt")
+    prompts: int = opt(4, "survey: timed prompts (after one warm-up prompt that compiles)")
+    pool: int = opt(0, "survey: the survey's --pool (0 = pool-free, its default)")
+    survey_remat: bool = opt(True, "survey: rematerialise each denoising step (the survey's "
+                             "default)")
     n: int = opt(4096, "pca / sae: rows")
     m: int = opt(59136, "pca: columns")
     d: int = opt(2048, "sae: width")
@@ -511,9 +516,27 @@ def throughput(cfg: BenchRun) -> dict:
             "seconds": round(result["seconds"], 1)}
 
 
+def survey(cfg: BenchRun) -> dict:
+    """Prompts per hour of a survey (first run of --configs, default sd-turbo-1) and a projection
+    to TPU slices (`jaxsteer.benchmarks.survey_throughput`)."""
+    from jaxsteer.benchmarks.survey_throughput import bench_survey, format_survey
+
+    job = parse_run(cfg.configs[0] if cfg.configs else "sd-turbo-1", cfg.attention, cfg.remat)
+    res = bench_survey(job.config, pairs=cfg.pairs, prompts=cfg.prompts, batch=job.batches[0],
+                       dtype=cfg.dtype, attention=job.attention, peak_tflops=cfg.peak_tflops,
+                       pool=cfg.pool, remat=cfg.survey_remat, seed=cfg.seed,
+                       model_flops=cfg.model_flops, out=cfg.out)
+    print(format_survey(res))
+    return {"out": str(cfg.out), "prompts_per_hour": round(res["prompts_per_hour"], 1),
+            "compile_s": round(res["compile_s"], 1),
+            "projection_hours": {k: round(v["hours"], 2) for k, v in res["projection"].items()}}
+
+
 def run(cfg: BenchRun) -> dict:
     if cfg.what == "throughput":
         return throughput(cfg)
+    if cfg.what == "survey":
+        return survey(cfg)
     from jaxsteer.decompose import bench as dbench  # another module's benchmarks, loaded late
 
     if cfg.what == "pca":

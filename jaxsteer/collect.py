@@ -122,10 +122,13 @@ def make_kernel(spec: KernelSpec, mesh: Mesh) -> Callable:
                    out_shardings=split)
 
 
-def pad_rows(rows: tuple[int, ...]) -> np.ndarray:
-    """Pads the row list to a power of two by repeating its last row (fewer distinct programs
-    across a survey; a repeated row just gets the same gradient again, sliced off on the host)."""
+def pad_rows(rows: tuple[int, ...], size: int | None = None) -> np.ndarray:
+    """Pads the row list by repeating its last row, to ``size`` entries (a survey's one bucket)
+    or, without ``size`` or with more rows than it, to a power of two (fewer distinct programs;
+    a repeated row just gets the same gradient again, sliced off on the host)."""
     n = 1 << (len(rows) - 1).bit_length()
+    if size is not None and size >= len(rows):
+        n = size
     return np.asarray(list(rows) + [rows[-1]] * (n - len(rows)), np.int32)
 
 
@@ -153,8 +156,12 @@ class Collector:
         self._encode = jit_encode_text(model)
         self.devices = sharding.data_size(mesh)
 
-    def prepare(self, prompt: str, token: str) -> PromptInputs:
-        """Tokenizes on the host (clear errors for bad prompts/words) and encodes the text once."""
+    def prepare(self, prompt: str, token: str, row_bucket: int | None = None) -> PromptInputs:
+        """Tokenizes on the host (clear errors for bad prompts/words) and encodes the text once.
+
+        ``row_bucket``: pad the word's token rows to this many (see `pad_rows`), so that words of
+        different token counts share one compiled program.
+        """
         model = self.bundle.model
         tokens = model.tokenize(prompt)
         rows = tokens.rows(token)
@@ -163,7 +170,8 @@ class Collector:
         if self.spec.use_cfg:
             empty = model.tokenize("", allow_empty=True).ids_et
             uncond = jax.tree.map(lambda a: a[0], self._encode(self.bundle.params, empty[None]))
-        return PromptInputs(cond=cond, uncond=uncond, rows_r=pad_rows(rows), num_rows=len(rows))
+        return PromptInputs(cond=cond, uncond=uncond, rows_r=pad_rows(rows, row_bucket),
+                            num_rows=len(rows))
 
     def __call__(self, prompt: PromptInputs, idx_p: np.ndarray, key: jax.Array,
                  a_pchw: np.ndarray | None = None, b_pchw: np.ndarray | None = None) -> jax.Array:
@@ -172,12 +180,10 @@ class Collector:
         The batch is padded to a multiple of the data-axis size by repeating its last pair;
         callers keep the first ``len(idx_p)`` rows and the first ``prompt.num_rows`` rows of r.
         """
-        n = len(idx_p)
-        size = sharding.padded_size(n, self.devices)
-        pad = lambda a: np.concatenate([a, np.repeat(a[-1:], size - n, 0)]) if size > n else a  # noqa: E731
-        batch = {"idx_p": pad(np.asarray(idx_p, np.int32))}
+        pad = lambda a: sharding.pad_batch(np.asarray(a, np.float32), self.devices)  # noqa: E731
+        batch = {"idx_p": sharding.pad_batch(np.asarray(idx_p, np.int32), self.devices)}
         if self.spec.pool:
-            batch["a"], batch["b"] = pad(np.asarray(a_pchw, np.float32)), pad(np.asarray(b_pchw, np.float32))
+            batch["a"], batch["b"] = pad(a_pchw), pad(b_pchw)
         inputs = {"cond": prompt.cond, "uncond": prompt.uncond, "rows_r": prompt.rows_r,
                   "key": key, "sched": self.sched,
                   "guidance": jnp.float32(self.sampler.guidance)}

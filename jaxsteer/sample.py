@@ -99,8 +99,7 @@ def run(cfg: SampleRun) -> dict:
     devices = sharding.data_size(mesh)
     for i in tqdm(todo, desc="sampling", unit="shard", disable=None):
         idx = np.asarray(store.shard_range(i))
-        size = sharding.padded_size(len(idx), devices)
-        padded = np.concatenate([idx, np.repeat(idx[-1:], size - len(idx))])
+        padded = sharding.pad_batch(idx, devices)
         keys = jax.vmap(jax.random.fold_in, (None, 0))(base, jnp.asarray(padded))
         latents = np.asarray(gen(params, cond, uncond, sharding.put_batch(mesh, keys)))[: len(idx)]
         if decode is not None:

@@ -83,6 +83,14 @@ def padded_size(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
+def pad_batch(x: np.ndarray, multiple: int) -> np.ndarray:
+    """``x`` with its leading axis padded to a multiple of ``multiple`` (the data-axis size) by
+    repeating its last item; callers keep the first ``len(x)`` results."""
+    x = np.asarray(x)
+    extra = padded_size(len(x), multiple) - len(x)
+    return np.concatenate([x, np.repeat(x[-1:], extra, 0)]) if extra else x
+
+
 def host_split(items: list, index: int | None = None, count: int | None = None) -> list:
     """This process's share of ``items`` for work that is parallel over hosts (surveys)."""
     index = jax.process_index() if index is None else index

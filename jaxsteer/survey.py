@@ -25,7 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxsteer import records, sharding
-from jaxsteer.complexity import ComplexityConfig, estimate_all, explained_variance_ratio
+from jaxsteer.complexity import ComplexityConfig, estimate_all
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
@@ -119,28 +119,55 @@ def _repair(path: Path) -> None:
         records.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
-class _Worker:
-    """Collects one prompt's gradients; both compiled programs are built once per survey."""
+def target_word(prompt: str, word: str | None) -> str:
+    """The word differentiated: the one given, else the prompt's last word without punctuation."""
+    return word or prompt.split()[-1].strip(".,!?;:")
 
-    def __init__(self, cfg: SurveyRun, bundle, mesh):
+
+def row_bucket(model, prompts: list[tuple[int, str, str | None]]) -> int:
+    """The token-row count every prompt of a survey is padded to: the power of two at or above
+    the longest word's row count over ``prompts``. With one bucket per survey, words of any
+    token count share one compiled kernel. Prompts that do not tokenize are skipped here (the
+    survey logs them as errors when it reaches them)."""
+    from jaxsteer.collect import pad_rows
+
+    longest = 1
+    for _, prompt, word in prompts:
+        try:
+            longest = max(longest, len(model.tokenize(prompt).rows(target_word(prompt, word))))
+        except UserError:
+            continue
+    return len(pad_rows(tuple(range(longest))))
+
+
+class Worker:
+    """Collects one prompt's gradients; its compiled programs are built once per survey.
+
+    ``row_bucket``: token rows every prompt is padded to (`row_bucket`); None pads each prompt
+    to its own power of two (one program per bucket).
+    """
+
+    def __init__(self, cfg: SurveyRun, bundle, mesh, row_bucket: int | None = None):
         from jaxsteer.collect import Collector
         from jaxsteer.sample import make_generator
-        self.cfg, self.bundle, self.mesh = cfg, bundle, mesh
+        self.cfg, self.bundle, self.mesh, self.row_bucket = cfg, bundle, mesh, row_bucket
         sampler = cfg.sampler_config()
         self.collector = Collector(bundle, sampler, mesh, pool=cfg.pool > 0)
         self.generator = make_generator(bundle.model, sampler, mesh) if cfg.pool else None
 
-    def gradients(self, prompt: str, word: str, key: jax.Array) -> tuple[np.ndarray, tuple]:
+    def prepare(self, prompt: str, word: str):
+        """Tokenizes and encodes on the host: `PromptInputs` (UserError for a bad word)."""
+        return self.collector.prepare(prompt, word, self.row_bucket)
+
+    def gradients(self, inputs, key: jax.Array) -> np.ndarray:
+        """``[pairs, num_rows * d]`` gradients of one prompt (its `PromptInputs`)."""
         from jaxsteer.collect import draw_pairs
         col, cfg = self.collector, self.cfg
-        inputs = col.prepare(prompt, word)
-        rows = tuple(int(r) for r in inputs.rows_r[: inputs.num_rows])
         pool = None
         if self.generator is not None:
+            idx = sharding.pad_batch(np.arange(cfg.pool), sharding.data_size(self.mesh))
             keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.fold_in(key, 1),
-                                                          jnp.arange(cfg.pool))
-            size = sharding.padded_size(cfg.pool, sharding.data_size(self.mesh))
-            keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], size - cfg.pool, 0)])
+                                                          jnp.asarray(idx))
             pool = np.asarray(self.generator(col.params, inputs.cond, inputs.uncond,
                                              sharding.put_batch(self.mesh, keys)))[: cfg.pool]
             pairs = draw_pairs(int(jax.random.randint(key, (), 0, 2**30)), cfg.pairs, cfg.pool)
@@ -152,7 +179,32 @@ class _Worker:
                 a, b = pool[pairs[idx, 0]], pool[pairs[idx, 1]]
             batches.append((len(idx), col(inputs, idx, key, a, b)))
         grads = np.concatenate([np.asarray(g)[:n, : inputs.num_rows] for n, g in batches])
-        return grads.reshape(cfg.pairs, -1), rows
+        return grads.reshape(cfg.pairs, -1)
+
+
+def measure_prompt(worker: Worker, inputs, key: jax.Array,
+                   estimate_key: jax.Array) -> tuple[dict, np.ndarray]:
+    """One prompt's work once it is tokenized: gradients, every estimate, and the record's body.
+
+    `run` and the survey benchmark (`jaxsteer.benchmarks.survey_throughput`) both call this, so
+    the benchmark times what a survey does.
+
+    Returns:
+      (body, grads): body holds ``token_rows``, ``pairs``, ``estimates``, ``spectrum_head`` and
+      ``seconds`` (collect, estimate); grads is ``[pairs, num_rows * d]``.
+    """
+    cfg = worker.cfg
+    t0 = time.perf_counter()
+    grads = worker.gradients(inputs, key)
+    t1 = time.perf_counter()
+    estimates = estimate_all(jnp.asarray(grads), estimate_key, cfg.complexity,
+                             ratio_head=cfg.spectrum_head)
+    head = estimates.pop("explained_variance_ratio", [])
+    t2 = time.perf_counter()
+    body = {"token_rows": [int(r) for r in inputs.rows_r[: inputs.num_rows]], "pairs": cfg.pairs,
+            "estimates": estimates, "spectrum_head": [round(float(v), 6) for v in head],
+            "seconds": {"collect": t1 - t0, "estimate": t2 - t1}}
+    return body, grads
 
 
 def run(cfg: SurveyRun) -> dict:
@@ -183,30 +235,29 @@ def run(cfg: SurveyRun) -> dict:
             append_line(errors, e)
             logged.add(e["line"])
     todo = [p for p in mine if p[0] not in done and p[0] not in logged]
-    worker = _Worker(cfg, bundle, sharding.local_mesh(cfg.devices))
+    # The bucket comes from every prompt of the file, not this host's unfinished ones: every host
+    # and every restart then run the same program (and hit the persistent compile cache).
+    worker = Worker(cfg, bundle, sharding.local_mesh(cfg.devices),
+                    row_bucket(bundle.model, prompts))
     # Named streams, then the line number folded in: a prompt's numbers do not depend on which
     # host ran it or on what ran before it.
     collect_key, estimate_key = jax.random.split(jax.random.key(cfg.seed))
     for line, prompt, word in tqdm(todo, desc=f"survey (process {proc})", unit="prompt",
                                    disable=None):
-        word = word or prompt.split()[-1].strip(".,!?;:")
+        word = target_word(prompt, word)
         t0 = time.perf_counter()
         try:
-            grads, rows = worker.gradients(prompt, word, jax.random.fold_in(collect_key, line))
+            inputs = worker.prepare(prompt, word)
+            t1 = time.perf_counter()
+            body, grads = measure_prompt(worker, inputs, jax.random.fold_in(collect_key, line),
+                                         jax.random.fold_in(estimate_key, line))
         except UserError as e:
             append_line(errors, {"line": line, "prompt": prompt, "error": str(e)})
             continue
-        t1 = time.perf_counter()
-        estimates = estimate_all(jnp.asarray(grads), jax.random.fold_in(estimate_key, line),
-                                 cfg.complexity)
-        head = np.asarray(explained_variance_ratio(jnp.asarray(grads)))[: cfg.spectrum_head]
-        t2 = time.perf_counter()
+        body["seconds"]["prepare"] = t1 - t0
         if cfg.keep_gradients:
             records.save_arrays(cfg.out / "grads" / f"{line:07d}.safetensors", {"grads": grads})
-        append_line(part, {"line": line, "prompt": prompt, "token": word, "token_rows": list(rows),
-                           "pairs": cfg.pairs, "estimates": estimates,
-                           "spectrum_head": [round(float(v), 6) for v in head],
-                           "seconds": {"collect": t1 - t0, "estimate": t2 - t1},
+        append_line(part, {"line": line, "prompt": prompt, "token": word, **body,
                            "model": cfg.model, "versions": header["versions"]})
     if nproc > 1:
         from jax.experimental import multihost_utils

@@ -40,3 +40,5 @@ def test_run_specs_and_bad_values():
         parse(BenchRun, ["throughput", "--configs", "sd-turbo-1:xla:sometimes"], "jaxsteer bench")
     with pytest.raises(UserError, match="unknown benchmark"):
         parse(BenchRun, ["speed"], "jaxsteer bench")
+    cfg = parse(BenchRun, ["survey", "--pairs", "64", "--prompts", "2"], "jaxsteer bench")
+    assert (cfg.what, cfg.pairs, cfg.prompts, cfg.pool) == ("survey", 64, 2, 0)

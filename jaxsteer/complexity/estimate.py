@@ -114,8 +114,10 @@ class TwoNNFit:
         return local.twonn_from_log_ratios(log_mu_n, self.discard)
 
 
-def spectral_estimates(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig) -> dict:
-    """Subspace size, components per variance level (with intervals) and parallel analysis."""
+def spectral_estimates(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig,
+                       ratio_head: int = 0) -> dict:
+    """Subspace size, components per variance level (with intervals) and parallel analysis;
+    with ``ratio_head`` > 0 also the leading explained-variance ratios of the same SVD."""
     k_pa, k_boot = jax.random.split(key)
     dim = x_nd.shape[1]
     stats = SpectralStats(dim, cfg.threshold_factor, tuple(cfg.variance_levels))
@@ -137,6 +139,8 @@ def spectral_estimates(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig) -
     for i, v in enumerate(cfg.variance_levels, start=1):
         out[_level_name(v)] = _entry(point[i], cis[i])
     out["parallel_analysis"] = _entry(pa, None, null=cfg.pa_null, draws=cfg.pa_draws)
+    if ratio_head > 0:
+        out["explained_variance_ratio"] = [float(r) for r in np.asarray(ratio_k[:ratio_head])]
     return out
 
 
@@ -173,13 +177,16 @@ def vaease_estimates(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig) -> 
                   hist=[int(c) for c in hist], latents=vcfg.latents)
 
 
-def estimate_all(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig) -> dict:
+def estimate_all(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig,
+                 ratio_head: int = 0) -> dict:
     """Every complexity estimate of one gradient cloud, JSON-ready.
 
     Args:
       x_nd: ``[n, d]`` samples in rows (gradients w.r.t. one token's embedding, say).
       key: PRNG key; the result is a deterministic function of it (on one platform).
       cfg: estimator settings.
+      ratio_head: also return this many leading explained-variance ratios of the spectral SVD
+        (a plain list under ``explained_variance_ratio``; absent when 0).
 
     Returns:
       ``{"n_samples", "dim", "level", "subspace_size", "pca_90", "pca_95", ...,
@@ -199,7 +206,7 @@ def estimate_all(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig) -> dict
         raise UserError("complexity input has NaN or infinite values")
     k_spec, k_local, k_vae = jax.random.split(key, 3)
     out: dict[str, Any] = {"n_samples": n, "dim": dim, "level": cfg.level}
-    out.update(spectral_estimates(x_nd, k_spec, cfg))
+    out.update(spectral_estimates(x_nd, k_spec, cfg, ratio_head))
     out.update(local_estimates(x_nd, k_local, cfg))
     out["vaease"] = vaease_estimates(x_nd, k_vae, cfg) if cfg.vaease.enabled else None
     return out
