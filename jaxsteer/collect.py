@@ -48,6 +48,7 @@ class KernelSpec:
     use_cfg: bool = False
     feature: str | Callable = "latents"   # or a pure function latents [p,c,h,w] -> features
     remat: bool = True
+    shared_noise: float = 0.0   # SamplerConfig.shared_noise of pool-free generations
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,8 +96,10 @@ def pair_loss(delta_prd: jax.Array, spec: KernelSpec, params: Any, inputs: dict,
     else:
         keys_a = jax.vmap(jax.random.fold_in, (0, None))(keys_p, 0)
         keys_b = jax.vmap(jax.random.fold_in, (0, None))(keys_p, 1)
-        x0 = generate(model, params, cond, inputs["uncond"], keys_a, sched, guidance, spec.remat)
-        xb = generate(model, params, cond, inputs["uncond"], keys_b, sched, guidance, spec.remat)
+        x0 = generate(model, params, cond, inputs["uncond"], keys_a, sched, guidance, spec.remat,
+                      shared_noise=spec.shared_noise)
+        xb = generate(model, params, cond, inputs["uncond"], keys_b, sched, guidance, spec.remat,
+                      shared_noise=spec.shared_noise)
         target = _features(spec, params, xb)
     return jnp.sum(_per_pair_mse(_features(spec, params, x0), target))
 
@@ -150,7 +153,7 @@ class Collector:
             sched = jax.tree.map(lambda a: a[:1], sched)
         self.sched = sched
         self.spec = KernelSpec(model, pool=pool, use_cfg=sampler.use_cfg, feature=feature,
-                               remat=sampler.remat)
+                               remat=sampler.remat, shared_noise=sampler.shared_noise)
         self.kernel = make_kernel(self.spec, mesh)
         self.params = sharding.put_replicated(mesh, bundle.params)
         self._encode = jit_encode_text(model)

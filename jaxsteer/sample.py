@@ -50,7 +50,8 @@ def make_generator(model, cfg: SamplerConfig, mesh):
 
     def gen(params, cond, uncond, keys_b):
         c = broadcast_cond(cond, keys_b.shape[0])
-        return generate(model, params, c, uncond, keys_b, sched, jnp.float32(cfg.guidance))
+        return generate(model, params, c, uncond, keys_b, sched, jnp.float32(cfg.guidance),
+                        shared_noise=cfg.shared_noise)
 
     repl, split = sharding.replicated(mesh), sharding.batch_sharding(mesh)
     return jax.jit(gen, in_shardings=(repl, repl, repl, split), out_shardings=split)

@@ -29,12 +29,17 @@ class SamplerConfig:
     guidance: float = opt(0.0, "classifier-free guidance scale w; <= 1 means a single "
                           "conditional call (the authors use 0 for DMD2)")
     remat: bool = opt(True, "rematerialise each denoising step in the backward pass")
+    shared_noise: float = opt(0.0, "share rho of one noise image common to every sample: x_T = "
+                              "sqrt(rho) z_shared + sqrt(1 - rho) z_i (0: independent samples; "
+                              "> 0 collapses diversity on purpose, as model shapes-turbo does)")
 
     def __post_init__(self):
         if self.steps < 1:
             raise UserError(f"--steps must be >= 1, got {self.steps}")
         if self.guidance < 0:
             raise UserError(f"--guidance must be >= 0, got {self.guidance}")
+        if not 0.0 <= self.shared_noise < 1.0:
+            raise UserError(f"--shared-noise must be in [0, 1), got {self.shared_noise}")
 
     @property
     def use_cfg(self) -> bool:
@@ -111,15 +116,24 @@ def denoise(model: DiffusionModel, params, x_bchw: jax.Array, sched: StepSchedul
     return x0_s[-1]
 
 
+# The key of the noise image that `SamplerConfig.shared_noise` mixes into every sample.
+SHARED_NOISE_KEY = 20260101
+
+
 def generate(model: DiffusionModel, params, cond: TextCond, uncond: TextCond | None,
              keys_b: jax.Array, sched: StepSchedule, guidance: jax.Array,
-             remat: bool = False, dtype=jnp.float32) -> jax.Array:
+             remat: bool = False, dtype=jnp.float32, shared_noise: float = 0.0) -> jax.Array:
     """Samples one latent per key: [b] keys -> [b, c, h, w] clean latents.
 
     Each sample's randomness comes only from its own key (initial noise from ``fold_in(k, 0)``,
     re-noising from ``fold_in(k, 1)``), so a sample does not depend on its batch or device.
+    ``shared_noise`` (rho, static) mixes one fixed noise image into every sample's start,
+    keeping unit variance: a generator that varies little, like an over-distilled model.
     """
     c, h, w = model.latent_shape
     x_T = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0), (c, h, w), dtype))(keys_b)
+    if shared_noise:
+        z = jax.random.normal(jax.random.key(SHARED_NOISE_KEY), (c, h, w), dtype)
+        x_T = (shared_noise ** 0.5) * z + ((1.0 - shared_noise) ** 0.5) * x_T
     step_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys_b)
     return denoise(model, params, x_T, sched, cond, uncond, guidance, step_keys, remat)

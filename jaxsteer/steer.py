@@ -70,7 +70,8 @@ def make_renderer(model: DiffusionModel, sampler: SamplerConfig, mesh):
     sched = sampler.schedule(model)
 
     def render(params, cond, uncond, keys_b):
-        lat = generate(model, params, cond, uncond, keys_b, sched, jnp.float32(sampler.guidance))
+        lat = generate(model, params, cond, uncond, keys_b, sched, jnp.float32(sampler.guidance),
+                       shared_noise=sampler.shared_noise)
         return model.decode(params, lat)
 
     repl, split = sharding.replicated(mesh), sharding.batch_sharding(mesh)

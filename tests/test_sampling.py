@@ -20,3 +20,34 @@ def test_a_sample_does_not_depend_on_its_batch_or_device_count(tiny_bundle):
     np.testing.assert_allclose(batched[[0, 5]], single, rtol=1e-5, atol=1e-5)
     assert not np.allclose(batched[0], batched[1])
     assert np.all(np.isfinite(batched))
+
+
+def test_shared_noise_correlates_the_starts_and_keeps_unit_variance(tiny_bundle):
+    """rho of the start is one shared noise image: samples correlate by rho, variance stays 1."""
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    from jaxsteer.sampling import generate
+
+    @dataclasses.dataclass(frozen=True)
+    class ZeroEps:  # eps = 0: one DDIM step returns x_T / sqrt(alpha), a copy of the start
+        latent_shape = (1, 32, 32)
+        schedule = tiny_bundle.model.schedule
+
+        def predict(self, params, x, t, cond):
+            return jnp.zeros_like(x)
+
+    model = ZeroEps()
+    sched = SamplerConfig(steps=1).schedule(model)
+    keys = jax.random.split(jax.random.key(0), 6)
+
+    def starts(rho):
+        x = generate(model, None, None, None, keys, sched, jnp.float32(0.0), shared_noise=rho)
+        return np.asarray(x).reshape(6, -1) * np.sqrt(float(sched.alpha_s[0]))
+
+    for rho in (0.0, 0.9):
+        x = starts(rho)
+        corr = np.corrcoef(x)[np.triu_indices(6, 1)]
+        assert abs(corr.mean() - rho) < 0.08, (rho, corr)
+        assert abs(x.std() - 1.0) < 0.1
