@@ -31,7 +31,7 @@ class DemoRun:
     steps: int = opt(4, "sampling steps")
     k: int = opt(8, "PCA directions kept")
     directions: int = opt(3, "directions shown as steering grids")
-    alphas: str = opt("-1:1:5", "steering strengths (multiples of the word's embedding norm)")
+    alphas: str = opt("-0.5:0.5:5", "steering strengths (multiples of the word's embedding norm)")
     seeds: tuple[int, ...] = opt((0, 1, 2), "seeds of the steering grids")
     devices: int = opt(-1, "devices to use; -1 = all local devices")
     out: Path = opt(Path("runs/demo"), "output folder")
