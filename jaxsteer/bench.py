@@ -38,8 +38,9 @@ import numpy as np
 
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
+from jaxsteer.shapes.groundtruth import GroundTruthConfig
 
-WHATS = ("throughput", "pca", "sae", "survey")
+WHATS = ("throughput", "pca", "sae", "survey", "groundtruth")
 # Remat of the JAX side: ``step`` is the Collector's own (jax.checkpoint of each denoising step);
 # the others are UNet-call policies of `jaxsteer.models.architectures` (REMAT_POLICIES).
 REMATS = ("none", "step", "blocks", "dots", "dots_all", "full")
@@ -50,7 +51,8 @@ COLUMNS = ("config", "attention", "remat", "batch", "grads/s", "ms/call", "peak 
 
 @dataclasses.dataclass(frozen=True)
 class BenchRun:
-    what: str = opt("throughput", "throughput | pca | sae | survey", positional=True)
+    what: str = opt("throughput", "throughput | pca | sae | survey | groundtruth",
+                    positional=True)
     configs: tuple[str, ...] = opt(
         (), "runs, each config[:attention[:remat[:batch/batch...]]] (configs: sd-turbo-1, "
         "sd-turbo-4, sd15-20, sdxl-dmd2, sdxl-turbo-1, tiny-1, ...); default: the five "
@@ -86,7 +88,10 @@ class BenchRun:
     n: int = opt(4096, "pca / sae: rows")
     m: int = opt(59136, "pca: columns")
     d: int = opt(2048, "sae: width")
-    out: Path = opt(Path("runs/bench/bench.json"), "JSON of every row")
+    out: Path = opt(Path("runs/bench/bench.json"), "JSON of every row (groundtruth: see "
+                    "--groundtruth.out)")
+    groundtruth: GroundTruthConfig = opt(default_factory=GroundTruthConfig,
+                                         help="groundtruth: the shapes-world benchmark")
 
     def __post_init__(self):
         if self.what not in WHATS:
@@ -537,6 +542,9 @@ def run(cfg: BenchRun) -> dict:
         return throughput(cfg)
     if cfg.what == "survey":
         return survey(cfg)
+    if cfg.what == "groundtruth":
+        from jaxsteer.shapes import groundtruth
+        return groundtruth.run(cfg.groundtruth)
     from jaxsteer.decompose import bench as dbench  # another module's benchmarks, loaded late
 
     if cfg.what == "pca":

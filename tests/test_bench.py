@@ -42,3 +42,10 @@ def test_run_specs_and_bad_values():
         parse(BenchRun, ["speed"], "jaxsteer bench")
     cfg = parse(BenchRun, ["survey", "--pairs", "64", "--prompts", "2"], "jaxsteer bench")
     assert (cfg.what, cfg.pairs, cfg.prompts, cfg.pool) == ("survey", 64, 2, 0)
+    cfg = parse(BenchRun, ["groundtruth", "--groundtruth.pairs", "12", "--groundtruth.prompts",
+                           "a circle,a shape"], "jaxsteer bench")
+    assert (cfg.what, cfg.groundtruth.pairs, cfg.groundtruth.prompts) == (
+        "groundtruth", 12, ("a circle", "a shape"))
+    with pytest.raises(UserError, match="must start with 'a'"):
+        parse(BenchRun, ["groundtruth", "--groundtruth.prompts", "the circle,a shape"],
+              "jaxsteer bench")
