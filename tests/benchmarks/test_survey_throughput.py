@@ -11,6 +11,8 @@ FAST = ComplexityConfig(n_boot_spectral=0, n_boot=10, pa_draws=4, mle_k=3,
                         vaease=VAEaseConfig(enabled=False))
 
 
+@pytest.mark.slow  # ~25 s of CPU compiles; CI's budget is tight and tests/test_survey.py covers the
+# survey path itself (run it with `pytest -m slow`)
 def test_survey_bench_times_the_survey_path_and_projects(tmp_path):
     out = tmp_path / "survey.json"
     # Latents 4x4, one device, no remat: the smallest program that still runs the whole path.
