@@ -153,7 +153,9 @@ class Collector:
             sched = jax.tree.map(lambda a: a[:1], sched)
         self.sched = sched
         self.spec = KernelSpec(model, pool=pool, use_cfg=sampler.use_cfg, feature=feature,
-                               remat=sampler.remat, shared_noise=sampler.shared_noise)
+                               remat=sampler.remat,
+                               # pool pairs never draw a start: one kernel for both presets
+                               shared_noise=0.0 if pool else sampler.shared_noise)
         self.kernel = make_kernel(self.spec, mesh)
         self.params = sharding.put_replicated(mesh, bundle.params)
         self._encode = jit_encode_text(model)
