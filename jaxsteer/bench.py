@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxsteer.benchmarks import text_table
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.shapes.groundtruth import GroundTruthConfig
@@ -401,17 +402,7 @@ def format_table(rows: list[dict]) -> str:
                       _fmt(r.get("compile_cached_s")),
                       _fmt(flops / 1e9, 0) if flops else "-",
                       _fmt(100 * r["mfu"]) if r.get("mfu") is not None else "-"])
-    return _grid(list(COLUMNS), lines)
-
-
-def _grid(head: list[str], lines: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(x[i]) for x in lines)) if lines else len(h)
-              for i, h in enumerate(head)]
-    def fmt(cells):
-        return "  ".join(c.rjust(w) if i > 2 else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
-
-    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(x) for x in lines])
+    return text_table(list(COLUMNS), lines, left=3)
 
 
 def best_by_config(rows: list[dict], side: str) -> dict[str, dict]:
@@ -433,7 +424,8 @@ def format_ratio(rows: list[dict]) -> str:
         lines.append([name, jax_cell,
                       f"{t['grads_per_s']:.1f} (b{t['batch']})" if t else "-",
                       f"{j['grads_per_s'] / t['grads_per_s']:.2f}" if t else "-"])
-    return _grid(["config", "jaxsteer grads/s", "pytorch grads/s", "jaxsteer/pytorch"], lines)
+    return text_table(["config", "jaxsteer grads/s", "pytorch grads/s", "jaxsteer/pytorch"], lines,
+                      left=3)
 
 
 def _run_torch(cfg: BenchRun, names: list[str], out: Path, budget_s: float) -> list[dict]:
@@ -552,5 +544,5 @@ def run(cfg: BenchRun) -> dict:
     else:
         res = dbench.bench_sae(n=cfg.n, d=cfg.d, seed=cfg.seed)
     _write(cfg.out, {"config": to_dict(cfg), "result": res})
-    print(_grid(list(res), [[_fmt(v, 3) for v in res.values()]]))
+    print(text_table(list(res), [[_fmt(v, 3) for v in res.values()]], left=3))
     return {"out": str(cfg.out), **res}

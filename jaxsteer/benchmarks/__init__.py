@@ -54,3 +54,15 @@ CONFIGS: dict[str, ThroughputConfig] = {
 }
 
 DEFAULT_CONFIGS = ("sd-turbo-1", "sdxl-dmd2", "sd-turbo-4", "sdxl-turbo-1", "sd15-20")
+
+
+def text_table(head: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """A plain-text table: the first ``left`` columns left-aligned, the rest right-aligned."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(head)]
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < left else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])

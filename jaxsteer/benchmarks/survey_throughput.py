@@ -21,9 +21,11 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from jaxsteer.benchmarks import text_table
 
 # TPU systems of the projection: chips, hosts, dense bf16 peak per chip (TFLOP/s).
 # v5e-8 (v5litepod-8): one host of 8 chips. v5p-64: 64 TensorCores = 32 chips, 4 chips a host.
@@ -238,7 +240,7 @@ def format_survey(result: dict) -> str:
         f"{result['pairs']} pairs/prompt, batch {result['batch']}, {result['dtype']}, "
         f"attention {result['attention']}, {result['pool_mode']}, remat {result['remat']}, "
         f"{result['rows']} token row(s); {result['device']} x{result['devices']}",
-        _grid(head, lines),
+        text_table(head, lines),
         f"compile (first prompt minus timed mean): {result['compile_s']:.1f} s "
         f"(collect {c['collect']:.1f}, estimate {c['estimate']:.1f}, other {c['other']:.1f}); "
         f"compiles during timed prompts: {len(result['compiles_during_timed_prompts'])}",
@@ -255,17 +257,7 @@ def format_survey(result: dict) -> str:
                f"{p['other_s_per_prompt']:.3f}", f"{p['prompts_per_hour']:.0f}",
                f"{p['hours']:.2f}", f"{p['hours_estimates_one_chip_per_host']:.2f}"]
               for name, p in result["projection"].items()]
-    text.append(_grid(phead, plines))
+    text.append(text_table(phead, plines))
     text.append("assumptions (s/p: system seconds per prompt):")
     text += [f"  - {a}" for a in result["projection_assumptions"]]
     return "\n".join(text)
-
-
-def _grid(head: list[str], lines: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(x[i]) for x in lines)) for i, h in enumerate(head)]
-
-    def fmt(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
-
-    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(x) for x in lines])

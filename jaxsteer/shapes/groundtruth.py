@@ -54,6 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxsteer.benchmarks import text_table
 from jaxsteer.complexity import ComplexityConfig
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
@@ -514,17 +515,6 @@ def _f(v: Any, digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
-def _table(head: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(head)]
-
-    def fmt(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-
-    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
-
-
 def format_tables(result: dict) -> str:
     """The three sections as plain-text tables, with the targets next to the numbers."""
     s, t = result["summary"], TARGETS
@@ -535,7 +525,7 @@ def format_tables(result: dict) -> str:
         for f in r["free"]:
             rows.append([prompt, f, _f(r["pca"][f]["score"]), _f(r["sae"][f]["score"]),
                          _f(r["pca"][f]["usable"]), _f(r["sae"][f]["usable"])])
-    parts.append(_table(["prompt", "factor", "PCA", "SAE", "usable PCA", "usable SAE"], rows))
+    parts.append(text_table(["prompt", "factor", "PCA", "SAE", "usable PCA", "usable SAE"], rows))
     parts.append(f"mean (continuous factors): PCA {_f(s['recovery_pca'])}, SAE "
                  f"{_f(s['recovery_sae'])}   target >= {t['recovery']}")
     parts.append("\ncomplexity: Spearman(estimate, free factors) over "
@@ -545,7 +535,7 @@ def format_tables(result: dict) -> str:
     rows = [[r["prompt"], str(r["n_free"])] + [_f(r["estimates"][k]["value"], 1) for k in names]
             for r in recs]
     rows.append(["Spearman", ""] + [_f(result["complexity"]["spearman"][k]) for k in names])
-    parts.append(_table(["prompt", "free"] + names, rows))
+    parts.append(text_table(["prompt", "free"] + names, rows))
     parts.append(f"target >= {t['complexity']}")
     parts.append("\ndiversity: spread of free factors (std; hue circular std in degrees; type "
                  "entropy / log 3), fidelity = share obeying the caption's fixed factors")
@@ -555,7 +545,7 @@ def format_tables(result: dict) -> str:
             e = d[name]
             rows.append([prompt, name, " ".join(f"{f}={_f(e['spread'][f], 3)}" for f in d["free"]),
                          _f(e.get("ratio_vs_turbo")), _f(e["fidelity"]), _f(e["usable"])])
-    parts.append(_table(["prompt", "sampler", "spread", "x turbo", "fidelity", "usable"], rows))
+    parts.append(text_table(["prompt", "sampler", "spread", "x turbo", "fidelity", "usable"], rows))
     parts.append(f"collapse (base spread / turbo spread): {_f(s['collapse_ratio'])}; restored "
                  f"x turbo: PCA {_f(s['spread_ratio_pca'])} (fidelity {_f(s['fidelity_pca'])}), "
                  f"SAE {_f(s['spread_ratio_sae'])} (fidelity {_f(s['fidelity_sae'])})   target: "
