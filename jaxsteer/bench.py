@@ -41,10 +41,10 @@ from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.shapes.groundtruth import GroundTruthConfig
 
-WHATS = ("throughput", "pca", "sae", "survey", "groundtruth")
+WHATS = ("throughput", "profile", "pca", "sae", "survey", "groundtruth")
 # Remat of the JAX side: ``step`` is the Collector's own (jax.checkpoint of each denoising step);
 # the others are UNet-call policies of `jaxsteer.models.architectures` (REMAT_POLICIES).
-REMATS = ("none", "step", "blocks", "dots", "dots_all", "full")
+REMATS = ("none", "step", "blocks", "dots", "dots_all", "matmuls", "full")
 ATTENTIONS = ("diffusers", "xla", "cudnn", "auto")
 COLUMNS = ("config", "attention", "remat", "batch", "grads/s", "ms/call", "peak GiB",
            "compile s", "cached s", "GFLOP/grad", "MFU %")
@@ -52,7 +52,7 @@ COLUMNS = ("config", "attention", "remat", "batch", "grads/s", "ms/call", "peak 
 
 @dataclasses.dataclass(frozen=True)
 class BenchRun:
-    what: str = opt("throughput", "throughput | pca | sae | survey | groundtruth",
+    what: str = opt("throughput", "throughput | profile | pca | sae | survey | groundtruth",
                     positional=True)
     configs: tuple[str, ...] = opt(
         (), "runs, each config[:attention[:remat[:batch/batch...]]] (configs: sd-turbo-1, "
@@ -81,6 +81,7 @@ class BenchRun:
                           "results so far are always written")
     cache_dir: str = opt("", "persistent compilation cache folder (default: the CLI's)")
     seed: int = opt(0, "seed of weights, embeddings and latents")
+    profile_calls: int = opt(3, "profile: traced calls per run (after one warm-up call)")
     pairs: int = opt(256, "survey: gradients per prompt")
     prompts: int = opt(4, "survey: timed prompts (after one warm-up prompt that compiles)")
     pool: int = opt(0, "survey: the survey's --pool (0 = pool-free, its default)")
@@ -513,6 +514,37 @@ def throughput(cfg: BenchRun) -> dict:
             "seconds": round(result["seconds"], 1)}
 
 
+def profile(cfg: BenchRun) -> dict:
+    """Where the device time of each run's kernel goes (first batch of each run; default
+    sd-turbo-1): a profiler trace per run under ``<out folder>/traces/``, summarised by kernel
+    category (`jaxsteer.benchmarks.profile`), tables printed, summaries in ``--out``."""
+    from jaxsteer import sharding
+    from jaxsteer.benchmarks.profile import format_profile, summarize, trace_calls
+
+    if cfg.profile_calls < 1:
+        raise UserError(f"--profile-calls must be positive, got {cfg.profile_calls}")
+    jobs = [parse_run(s, cfg.attention, cfg.remat) for s in (cfg.configs or ("sd-turbo-1",))]
+    mesh = sharding.make_mesh()
+    models = _Models(cfg.seed, mesh)
+    result: dict[str, Any] = {"config": to_dict(cfg), "runs": []}
+    for job in jobs:
+        batch = job.batches[0]
+        name = f"{job.config}-{job.attention}-{job.remat}-b{batch}"
+        collector = _collector(models, job.config, cfg.dtype, job.attention, job.remat, mesh)
+        inputs, placed = _inputs(collector, job.config, batch, cfg.seed)
+        compiled = collector.kernel.lower(collector.params, inputs, placed).compile()
+        path = trace_calls(compiled, (collector.params, inputs, placed),
+                           cfg.out.parent / "traces" / name, calls=cfg.profile_calls)
+        summary = summarize(path, cfg.profile_calls)
+        summary.update(run=name, batch=batch, trace=str(path),
+                       grads_per_s=batch / (summary["wall_ms_per_call"] / 1e3))
+        result["runs"].append(summary)
+        _write(cfg.out, result)
+        print(format_profile(summary, f"{name}: {summary['grads_per_s']:.1f} grads/s in the "
+                             "trace"), flush=True)
+    return {"out": str(cfg.out), "runs": [r["run"] for r in result["runs"]]}
+
+
 def survey(cfg: BenchRun) -> dict:
     """Prompts per hour of a survey (first run of --configs, default sd-turbo-1) and a projection
     to TPU slices (`jaxsteer.benchmarks.survey_throughput`)."""
@@ -534,6 +566,8 @@ def run(cfg: BenchRun) -> dict:
         return throughput(cfg)
     if cfg.what == "survey":
         return survey(cfg)
+    if cfg.what == "profile":
+        return profile(cfg)
     if cfg.what == "groundtruth":
         from jaxsteer.shapes import groundtruth
         return groundtruth.run(cfg.groundtruth)

@@ -27,7 +27,7 @@ from jax.sharding import Mesh
 
 from tqdm.auto import tqdm
 
-from jaxsteer import sharding
+from jaxsteer import exported, sharding
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
@@ -112,17 +112,32 @@ def pair_grads(spec: KernelSpec, params: Any, inputs: dict, batch: dict) -> jax.
     return jax.grad(pair_loss)(delta, spec, params, inputs, batch)
 
 
+def kernel_key(spec: KernelSpec) -> str | None:
+    """The exported-program cache key of ``spec`` (`jaxsteer.exported`), or None to not cache.
+
+    The spec's dataclass fields that take part in ``==`` (the model's by its ``fingerprint`` and
+    knobs: attention, remat, time ids, schedule, ...), as text that is the same in every
+    process. A user's feature function has no such text: those kernels are traced each time.
+    """
+    if callable(spec.feature) or not isinstance(getattr(spec.model, "fingerprint", None), str):
+        return None
+    text = exported.stable_repr(spec)
+    return None if text is None else f"jaxsteer.collect.pair_grads:{text}"
+
+
 @functools.lru_cache(maxsize=16)
 def make_kernel(spec: KernelSpec, mesh: Mesh) -> Callable:
     """The jitted, sharded kernel ``f(params, inputs, batch) -> grads_prd``: params and per-prompt
     inputs replicated, the batch of pairs split over the data axis.
 
     Cached on (spec, mesh): every Collector of the same model and settings in a process (a
-    survey's prompts, a resumed run) shares one compiled program.
+    survey's prompts, a resumed run) shares one compiled program. Across processes its trace is
+    cached beside JAX's compilation cache (`jaxsteer.exported`), so a warm start skips tracing.
     """
     repl, split = sharding.replicated(mesh), sharding.batch_sharding(mesh)
-    return jax.jit(functools.partial(pair_grads, spec), in_shardings=(repl, repl, split),
-                   out_shardings=split)
+    return exported.cached_jit(functools.partial(pair_grads, spec),
+                               in_shardings=(repl, repl, split), out_shardings=split,
+                               key=kernel_key(spec))
 
 
 def pad_rows(rows: tuple[int, ...], size: int | None = None) -> np.ndarray:

@@ -93,7 +93,7 @@ def denoise(model: DiffusionModel, params, x_bchw: jax.Array, sched: StepSchedul
     """Runs every step of ``sched`` from the noisy ``x_bchw`` and returns the final clean estimate.
 
     The steps are one ``lax.scan`` so the loop compiles once whatever K is; with ``remat`` each
-    step is recomputed in the backward pass instead of keeping its activations.
+    step is recomputed in the backward pass instead of keeping its activations (K > 1 only).
     ``keys_b`` (one key per sample) is needed only for schedules that re-noise (LCM / DMD2); each
     sample's fresh noise comes from its own key, so it does not depend on the batch it ran in.
     """
@@ -109,10 +109,16 @@ def denoise(model: DiffusionModel, params, x_bchw: jax.Array, sched: StepSchedul
                 lambda k: jax.random.normal(jax.random.fold_in(k, i), x.shape[1:], x.dtype))(keys_b)
         return step(x0, eps, alpha_next, fresh), x0
 
-    if remat:
+    if remat and sched.num_steps > 1:
+        # (checkpointing the only step would recompute it and save no memory)
         body = jax.checkpoint(body)
     idx = jnp.arange(sched.num_steps)
-    _, x0_s = jax.lax.scan(body, x_bchw, (sched.t_s, sched.alpha_s, sched.alpha_next_s, idx))
+    xs = (sched.t_s, sched.alpha_s, sched.alpha_next_s, idx)
+    if sched.num_steps == 1:
+        # One call (the method's default): no scan, whose linearisation re-traces the UNet and
+        # costs seconds of tracing on every process start.
+        return body(x_bchw, jax.tree.map(lambda a: a[0], xs))[1]
+    _, x0_s = jax.lax.scan(body, x_bchw, xs)
     return x0_s[-1]
 
 

@@ -16,6 +16,10 @@ Model knobs, part of the definition (and so of the compiled program's cache key)
   dots     ``jax.checkpoint`` on the UNet call, saving matmul outputs without batch dims
            (``dots_with_no_batch_dims_saveable``): elementwise work is recomputed;
   dots_all the same with ``dots_saveable`` (batched matmuls, i.e. attention, saved too);
+  matmuls  ``jax.checkpoint`` on the UNet call, saving the outputs of every matmul, convolution
+           and fused attention (the FLOPs): only norms, activations and other elementwise work
+           are recomputed (cheap, memory-bound), while the many fp32/bf16 intermediates of
+           group norm and SiLU are not kept;
   full     ``jax.checkpoint`` on the UNet call, saving nothing (the Collector's ``remat=True``
            does this per denoising step instead).
 """
@@ -110,12 +114,22 @@ ARCHITECTURES: dict[str, Architecture] = {
     "tiny-xl": Architecture("tiny-xl", 8, "sdxl", pooled_dim=64),
 }
 
-REMAT_POLICIES = ("none", "blocks", "dots", "dots_all", "full")
+REMAT_POLICIES = ("none", "blocks", "dots", "dots_all", "matmuls", "full")
+
+# Primitives whose outputs the ``matmuls`` policy keeps: everything that runs on tensor cores.
+# The cuDNN attention primitive is matched by name (it lives in a private jax module).
+_MATMUL_PRIMITIVES = ("dot_general", "conv_general_dilated", "dot_product_attention_fwd")
+
+
+def save_matmuls(prim, *_, **__) -> bool:
+    """A `jax.checkpoint` policy: save what costs FLOPs, recompute what costs only bandwidth."""
+    return prim.name in _MATMUL_PRIMITIVES
 
 
 def _checkpoint_policy(name: str):
     return {"dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
             "dots_all": jax.checkpoint_policies.dots_saveable,
+            "matmuls": save_matmuls,
             "full": jax.checkpoint_policies.nothing_saveable}.get(name)
 
 

@@ -21,8 +21,8 @@ The field is part of the definition's hash, so programs traced with and without 
 apart (``make_kernel`` is keyed on the model).
 
 Names: ``diffusers`` (unchanged), ``xla`` (jax's reference attention: einsums, fp32 softmax),
-``cudnn`` (cuDNN flash attention for the self-attention, bf16/fp16 only, NVIDIA GPUs; the
-77-token cross-attention stays on XLA), ``auto`` (cudnn where it applies, else xla).
+``cudnn`` (cuDNN flash attention, bf16/fp16 only, NVIDIA GPUs; the 77-token cross-attention
+runs with its keys padded to 128 and masked), ``auto`` (cudnn where it applies, else xla).
 """
 
 from __future__ import annotations
@@ -49,22 +49,42 @@ def _cudnn_ok(dtype, head_dim: int) -> bool:
     return device.platform == "gpu" and "nvidia" in str(getattr(device, "device_kind", "")).lower()
 
 
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
 def attend(q_bthd: jax.Array, k_bshd: jax.Array, v_bshd: jax.Array, scale: float,
            implementation: str) -> jax.Array:
     """softmax(q k^T * scale) v over [batch, tokens, heads, head_dim] inputs.
 
-    ``cudnn`` and ``auto`` send only attention whose query and key lengths are multiples of 64
-    (the UNet's self-attention) to cuDNN: jax 0.11.2 refused the 77-key cross-attention for
-    training ("Unsupported sequence length Q 4096, KV 77"), which runs through XLA instead (its
-    [tokens, 77] score matrix is small). ``auto`` also falls back to XLA off NVIDIA GPUs / bf16.
+    cuDNN's fused kernel takes sequence lengths in multiples of 64 for training (jax 0.11.2
+    refused the 77-key cross-attention: "Unsupported sequence length Q 4096, KV 77"), so shorter
+    key lists are zero-padded to the next multiple of 64 and masked by ``key_value_seq_lengths``
+    (padded keys get no weight, padded values no gradient). Queries whose length is not a
+    multiple of 64 (tiny models) run through XLA; so does ``auto`` off NVIDIA GPUs / bf16.
     """
     impl = implementation
     if impl in ("cudnn", "auto"):
-        if q_bthd.shape[1] % 64 or k_bshd.shape[1] % 64:
+        if q_bthd.shape[1] % 64:
             impl = "xla"
         elif impl == "auto":
             impl = "cudnn" if _cudnn_ok(q_bthd.dtype, q_bthd.shape[-1]) else "xla"
-    return jax.nn.dot_product_attention(q_bthd, k_bshd, v_bshd, scale=scale, implementation=impl)
+    s = k_bshd.shape[1]
+    if impl != "cudnn" or s % 64 == 0:
+        return jax.nn.dot_product_attention(q_bthd, k_bshd, v_bshd, scale=scale,
+                                            implementation=impl)
+    return padded_attention(q_bthd, k_bshd, v_bshd, scale, impl, _round_up(s, 64))
+
+
+def padded_attention(q_bthd: jax.Array, k_bshd: jax.Array, v_bshd: jax.Array, scale: float,
+                     implementation: str, to: int) -> jax.Array:
+    """Attention with keys/values zero-padded to ``to`` tokens and the padding masked out."""
+    b, s = k_bshd.shape[:2]
+    pad = ((0, 0), (0, to - s), (0, 0), (0, 0))
+    lengths = jnp.full((b,), s, jnp.int32)
+    return jax.nn.dot_product_attention(q_bthd, jnp.pad(k_bshd, pad), jnp.pad(v_bshd, pad),
+                                        scale=scale, key_value_seq_lengths=lengths,
+                                        implementation=implementation)
 
 
 @functools.cache
