@@ -43,7 +43,7 @@ from jaxsteer.shapes.groundtruth import GroundTruthConfig
 
 WHATS = ("throughput", "profile", "pca", "sae", "survey", "groundtruth")
 # Remat of the JAX side: ``step`` is the Collector's own (jax.checkpoint of each denoising step);
-# the others are UNet-call policies of `jaxsteer.models.architectures` (REMAT_POLICIES).
+# the others are UNet-call policies (`jaxsteer.models.remat`).
 REMATS = ("none", "step", "blocks", "dots", "dots_all", "matmuls", "full")
 ATTENTIONS = ("diffusers", "xla", "cudnn", "auto")
 COLUMNS = ("config", "attention", "remat", "batch", "grads/s", "ms/call", "peak GiB",
@@ -479,10 +479,18 @@ def throughput(cfg: BenchRun) -> dict:
     print(f"bench: {result['device']} x{jax.device_count()}, jax {jax.__version__}", flush=True)
     mesh = sharding.make_mesh()
     models = _Models(cfg.seed, mesh)
+    if cfg.check_fp32:  # first: a correctness check must not lose to the time budget
+        job = parse_run(cfg.check_fp32, cfg.attention, cfg.remat)
+        try:
+            result["fp32_check"] = check_fp32(models, job.config, job.attention, job.remat,
+                                              mesh, cfg.seed)
+        except Exception as e:  # noqa: BLE001
+            result["fp32_check"] = {"status": f"error: {type(e).__name__}: {str(e)[:300]}"}
+        print("bench: bf16 vs fp32:", json.dumps(result["fp32_check"]), flush=True)
+        _write(cfg.out, result)
     remaining_archs = [CONFIGS[j.config].arch for j in jobs]
     for i, job in enumerate(jobs):
-        models.drop_except(set(remaining_archs[i:]) | ({CONFIGS[cfg.check_fp32].arch}
-                                                        if cfg.check_fp32 else set()))
+        models.drop_except(set(remaining_archs[i:]))
         for j, batch in enumerate(job.batches):
             if cfg.budget_s and time.perf_counter() - start > cfg.budget_s:
                 result["rows"].append({"side": "jax", "config": job.config,
@@ -492,14 +500,6 @@ def throughput(cfg: BenchRun) -> dict:
             row = bench_point(models, job, batch, cfg, mesh, measure_cached=j == 0)
             result["rows"].append(row)
             _write(cfg.out, result)
-    if cfg.check_fp32 and not (cfg.budget_s and time.perf_counter() - start > cfg.budget_s):
-        job = parse_run(cfg.check_fp32, cfg.attention, cfg.remat)
-        try:
-            result["fp32_check"] = check_fp32(models, job.config, job.attention, job.remat,
-                                              mesh, cfg.seed)
-        except Exception as e:  # noqa: BLE001
-            result["fp32_check"] = {"status": f"error: {type(e).__name__}: {str(e)[:300]}"}
-        print("bench: bf16 vs fp32:", json.dumps(result["fp32_check"]), flush=True)
     result["seconds"] = time.perf_counter() - start
     _write(cfg.out, result)
     print(f"\nthroughput ({result['device']}; MFU against {cfg.peak_tflops:g} TFLOP/s bf16; "

@@ -85,7 +85,7 @@ def run(cfg: SampleRun) -> dict:
     model.tokenize(cfg.prompt)  # bad prompts fail here, before anything is written
     identity = {"model": cfg.model, "prompt": cfg.prompt, "steps": cfg.steps,
                 "scheduler": cfg.scheduler, "spacing": cfg.spacing, "timesteps": list(cfg.timesteps),
-                "guidance": cfg.guidance, "seed": cfg.seed, "dtype": cfg.dtype,
+                "guidance": cfg.guidance, "seed": cfg.seed, "dtype": bundle.info["dtype"],
                 "latent_shape": list(model.latent_shape)}
     mesh = sharding.local_mesh(cfg.devices)
     store = ShardStore.open(cfg.out, "pool", identity, {"config": to_dict(cfg), "model_info": bundle.info},

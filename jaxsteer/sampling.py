@@ -28,7 +28,8 @@ class SamplerConfig:
     timesteps: tuple[int, ...] = opt((), "explicit timesteps, noisiest first (DMD2: 999,749,499,249)")
     guidance: float = opt(0.0, "classifier-free guidance scale w; <= 1 means a single "
                           "conditional call (the authors use 0 for DMD2)")
-    remat: bool = opt(True, "rematerialise each denoising step in the backward pass")
+    remat: bool = opt(True, "rematerialise each denoising step in the backward pass (chains of "
+                      "more than one step; see also --remat-policy)")
     shared_noise: float = opt(0.0, "share rho of one noise image common to every sample: x_T = "
                               "sqrt(rho) z_shared + sqrt(1 - rho) z_i (0: independent samples; "
                               "> 0 collapses diversity on purpose, as model shapes-turbo does)")

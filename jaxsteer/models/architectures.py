@@ -10,18 +10,8 @@ The UNet configs are plain dicts whose keys diffusers' Flax and PyTorch UNets bo
 PyTorch reference (`jaxsteer.benchmarks.torch_reference`) builds the same networks from them.
 
 Model knobs, part of the definition (and so of the compiled program's cache key):
-``attention`` (see `jaxsteer.models.attention`) and ``remat_policy``:
-  none     keep every activation for the backward pass;
-  blocks   rematerialise each transformer / resnet block (one extra forward, least memory);
-  dots     ``jax.checkpoint`` on the UNet call, saving matmul outputs without batch dims
-           (``dots_with_no_batch_dims_saveable``): elementwise work is recomputed;
-  dots_all the same with ``dots_saveable`` (batched matmuls, i.e. attention, saved too);
-  matmuls  ``jax.checkpoint`` on the UNet call, saving the outputs of every matmul, convolution
-           and fused attention (the FLOPs): only norms, activations and other elementwise work
-           are recomputed (cheap, memory-bound), while the many fp32/bf16 intermediates of
-           group norm and SiLU are not kept;
-  full     ``jax.checkpoint`` on the UNet call, saving nothing (the Collector's ``remat=True``
-           does this per denoising step instead).
+``attention`` (see `jaxsteer.models.attention`) and ``remat_policy`` (see
+`jaxsteer.models.remat`).
 """
 
 from __future__ import annotations
@@ -36,6 +26,7 @@ import numpy as np
 
 from jaxsteer.errors import UserError
 from jaxsteer.models import attention as attention_mod
+from jaxsteer.models.remat import REMAT_POLICIES
 from jaxsteer.models.base import ModelBundle, TextCond, schedule_from_config
 from jaxsteer.models.sd import SDModel
 from jaxsteer.models.sdxl import SDXLModel
@@ -114,52 +105,14 @@ ARCHITECTURES: dict[str, Architecture] = {
     "tiny-xl": Architecture("tiny-xl", 8, "sdxl", pooled_dim=64),
 }
 
-REMAT_POLICIES = ("none", "blocks", "dots", "dots_all", "matmuls", "full")
-
-# Primitives whose outputs the ``matmuls`` policy keeps: everything that runs on tensor cores.
-# The cuDNN attention primitive is matched by name (it lives in a private jax module).
-_MATMUL_PRIMITIVES = ("dot_general", "conv_general_dilated", "dot_product_attention_fwd")
-
-
-def save_matmuls(prim, *_, **__) -> bool:
-    """A `jax.checkpoint` policy: save what costs FLOPs, recompute what costs only bandwidth."""
-    return prim.name in _MATMUL_PRIMITIVES
-
-
-def _checkpoint_policy(name: str):
-    return {"dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
-            "dots_all": jax.checkpoint_policies.dots_saveable,
-            "matmuls": save_matmuls,
-            "full": jax.checkpoint_policies.nothing_saveable}.get(name)
-
 
 @dataclasses.dataclass(frozen=True)
-class _Knobs:
-    """Attention implementation and remat policy of the UNet call (hashable, static)."""
-
-    attention: str = "diffusers"
-    remat_policy: str = "none"
-
-    def predict(self, params: Any, x_bchw: jax.Array, t_b: jax.Array, cond: TextCond) -> jax.Array:
-        base = super().predict
-
-        def call(params, x_bchw, t_b, cond):
-            with attention_mod.patched(self.attention, self.remat_policy == "blocks"):
-                return base(params, x_bchw, t_b, cond)
-
-        policy = _checkpoint_policy(self.remat_policy)
-        if policy is not None:
-            call = jax.checkpoint(call, policy=policy)
-        return call(params, x_bchw, t_b, cond)
-
-
-@dataclasses.dataclass(frozen=True)
-class BenchSDModel(_Knobs, SDModel):
+class BenchSDModel(SDModel):
     """SD-family UNet without text encoder or VAE (latents are the features)."""
 
 
 @dataclasses.dataclass(frozen=True)
-class BenchSDXLModel(_Knobs, SDXLModel):
+class BenchSDXLModel(SDXLModel):
     """SDXL UNet without text encoders or VAE; the pooled embedding comes with the conditioning."""
 
 
@@ -216,7 +169,7 @@ def build(name: str, dtype: str = "bfloat16", seed: int = 0, attention: str = "d
       name: a key of ``ARCHITECTURES``.
       dtype: module and parameter dtype, "bfloat16" or "float32".
       attention: see `jaxsteer.models.attention.IMPLEMENTATIONS`.
-      remat_policy: see ``REMAT_POLICIES``.
+      remat_policy: see `jaxsteer.models.remat`.
       prediction_type: "epsilon" (default) or "v_prediction" (costs the same).
       sample_size: override of the latent side (smaller, for CPU checks).
       params: reuse these weights (cast to ``dtype``) instead of drawing new ones.

@@ -14,7 +14,7 @@ Wiring (for a model family): give the model definition a hashable field, e.g.
 ``attention: str = "diffusers"``, and trace the UNet call inside ``patched(self.attention)``::
 
     def predict(self, params, x_bchw, t_b, cond):
-        with attention.patched(self.attention, self.remat_blocks):
+        with attention.patched(self.attention, self.remat_policy == "blocks"):
             out = self.unet.apply(...)
 
 The field is part of the definition's hash, so programs traced with and without it are cached

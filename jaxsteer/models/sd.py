@@ -40,7 +40,8 @@ class SDModel:
     family: str = "sd"
     # How the UNet's attention is traced (models/attention.py): diffusers | xla | cudnn | auto.
     attention: str = "diffusers"
-    remat_blocks: bool = False  # recompute each transformer / resnet block in the backward pass
+    # What the UNet call keeps for the backward pass (models/remat.py): none | matmuls | ...
+    remat_policy: str = "none"
 
     def tokenize(self, prompt: str, allow_empty: bool = False) -> Tokens:
         return tokenize((self.tokenizer,), prompt, self.max_tokens, allow_empty)
@@ -57,14 +58,22 @@ class SDModel:
 
     def unet_call(self, params: Any, x_bchw: jax.Array, t_b: jax.Array, emb: jax.Array,
                   added: dict | None) -> jax.Array:
-        """The UNet in its own dtype, traced with this definition's attention choice."""
+        """The UNet in its own dtype, traced with this definition's attention and remat."""
         from jaxsteer.models.attention import patched
+        from jaxsteer.models.remat import checkpoint_policy
+
         dtype = self.unet.dtype
-        with patched(self.attention, self.remat_blocks):
-            out = self.unet.apply({"params": params["unet"]}, x_bchw.astype(dtype), t_b,
-                                  emb.astype(dtype), added_cond_kwargs=added,
-                                  return_dict=False)[0]
-        return out.astype(x_bchw.dtype)
+
+        def call(unet_params, x, t, emb, added):
+            with patched(self.attention, self.remat_policy == "blocks"):
+                return self.unet.apply({"params": unet_params}, x.astype(dtype), t,
+                                       emb.astype(dtype), added_cond_kwargs=added,
+                                       return_dict=False)[0]
+
+        policy = checkpoint_policy(self.remat_policy)
+        if policy is not None:
+            call = jax.checkpoint(call, policy=policy)
+        return call(params["unet"], x_bchw, t_b, emb, added).astype(x_bchw.dtype)
 
     def encode_image(self, params: Any, images_bhwc: jax.Array) -> jax.Array:
         x = jnp.transpose(images_bhwc, (0, 3, 1, 2))
@@ -84,7 +93,8 @@ class SDModel:
 
 
 def load(model: str, dtype: str = "float32", revision: str | None = None,
-         allow_pickle: bool = False, attention: str = "diffusers") -> ModelBundle:
+         allow_pickle: bool = False, attention: str = "diffusers",
+         remat_policy: str = "none") -> ModelBundle:
     """Loads an SD-family pipeline from a hub id or a local folder in diffusers' layout."""
     from diffusers import FlaxAutoencoderKL, FlaxUNet2DConditionModel
     from transformers import CLIPTokenizer, FlaxCLIPTextModel
@@ -107,7 +117,8 @@ def load(model: str, dtype: str = "float32", revision: str | None = None,
         unet=unet, text_encoder=te, vae=vae, fingerprint=fingerprint, schedule=schedule_from_config(sched_cfg),
         embed_dim=int(te_cfg["hidden_size"]), max_tokens=int(tokenizer.model_max_length),
         latent_shape=(int(unet.in_channels), int(size), int(size)), scaling_factor=scaling,
-        tokenizer=tokenizer, attention=attention)
+        tokenizer=tokenizer, attention=attention, remat_policy=remat_policy)
     info = {"model": model, "family": "sd", "revision": revision, "dtype": dtype,
+            "attention": attention, "remat_policy": remat_policy,
             "folder": str(Path(folder).resolve())}
     return ModelBundle(definition, params, info)

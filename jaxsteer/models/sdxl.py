@@ -54,7 +54,8 @@ class SDXLModel(SDModel):
 
 
 def load(model: str, dtype: str = "float32", revision: str | None = None,
-         allow_pickle: bool = False, attention: str = "diffusers") -> ModelBundle:
+         allow_pickle: bool = False, attention: str = "diffusers",
+         remat_policy: str = "none") -> ModelBundle:
     """Loads an SDXL pipeline from a hub id or a local folder in diffusers' layout."""
     from diffusers import FlaxAutoencoderKL, FlaxUNet2DConditionModel
     from transformers import CLIPTokenizer, FlaxCLIPTextModel, FlaxCLIPTextModelWithProjection
@@ -81,7 +82,8 @@ def load(model: str, dtype: str = "float32", revision: str | None = None,
         max_tokens=int(tok1.model_max_length), latent_shape=(int(unet.in_channels), size, size),
         scaling_factor=float(vae.scaling_factor), tokenizer=tok1, text_encoder_2=te2,
         tokenizer_2=tok2, time_ids=(pixels, pixels, 0.0, 0.0, pixels, pixels),
-        attention=attention)
+        attention=attention, remat_policy=remat_policy)
     info = {"model": model, "family": "sdxl", "revision": revision, "dtype": dtype,
+            "attention": attention, "remat_policy": remat_policy,
             "folder": str(Path(folder).resolve())}
     return ModelBundle(definition, params, info)

@@ -7,6 +7,7 @@ import pytest
 
 from jaxsteer.models import architectures
 from jaxsteer.models.attention import attend, padded_attention
+from jaxsteer.models.remat import save_matmuls
 
 
 def _qkv(t=64, s=77, h=2, d=8):
@@ -73,7 +74,7 @@ def test_save_matmuls_keeps_conv_and_dot_outputs_only():
 
     x, w = jnp.ones((2, 3, 8, 8)), jnp.ones((4, 3, 3, 3))
     m = jnp.ones((4 * 64, 5))
-    f_remat = jax.checkpoint(f, policy=architectures.save_matmuls)
+    f_remat = jax.checkpoint(f, policy=save_matmuls)
     res = [(tuple(aval.shape), why) for aval, why in saved_residuals(f_remat, x, w, m)]
     shapes = {s for s, _ in res}
     assert (2, 4, 8, 8) in shapes and (2, 5) in shapes, res
