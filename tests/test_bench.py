@@ -33,7 +33,7 @@ def test_throughput_on_a_tiny_architecture_prints_the_table(tmp_path, capsys):
 def test_run_specs_and_bad_values():
     job = parse_run("sd-turbo-1:cudnn::16/32")
     assert (job.attention, job.remat, job.batches) == ("cudnn", "none", (16, 32))
-    assert parse_run("sdxl-dmd2").remat == "blocks"
+    assert parse_run("sdxl-dmd2").remat == "matmuls"
     with pytest.raises(UserError, match="unknown bench config"):
         parse_run("sd-turbo-9")
     with pytest.raises(UserError, match="remat"):

@@ -24,7 +24,9 @@ class ThroughputConfig:
     guidance: float = 0.0
     unroll: bool = False            # differentiate through all K steps (else one call)
     batches: tuple[int, ...] = (8,)  # pairs per call tried by default (best one reported)
-    remat: str = "none"             # default remat of the JAX side (see bench.REMATS)
+    torch_batches: tuple[int, ...] = ()  # the PyTorch side's (default: ``batches``)
+    remat: str = "none"             # default remat of the JAX side (see bench.REMATS): the
+    #                                 fastest measured on the H100 (README, performance)
 
     @property
     def denoiser_calls(self) -> int:
@@ -35,15 +37,16 @@ class ThroughputConfig:
 CONFIGS: dict[str, ThroughputConfig] = {
     "sdxl-dmd2": ThroughputConfig(
         "sdxl", 4, "lcm", "SDXL UNet, 1024x1024, DMD2 one-call gradient at t=999, guidance 0",
-        timesteps=(999, 749, 499, 249), batches=(16, 8), remat="blocks"),
+        timesteps=(999, 749, 499, 249), batches=(16, 8), remat="matmuls"),
     "sd-turbo-1": ThroughputConfig(
-        "sd-turbo", 1, "euler", "SD 2.1 UNet, 512x512, 1 step", batches=(32, 64, 8)),
+        "sd-turbo", 1, "euler", "SD 2.1 UNet, 512x512, 1 step", batches=(64, 32),
+        torch_batches=(8, 32, 64)),
     "sd-turbo-4": ThroughputConfig(
         "sd-turbo", 4, "euler", "SD 2.1 UNet, 512x512, 4 steps unrolled", unroll=True,
-        batches=(32, 16), remat="full"),
+        batches=(16,), torch_batches=(16, 32), remat="matmuls"),
     "sd15-20": ThroughputConfig(
         "sd15", 20, "ddim", "SD 1.5 UNet, 512x512, 20 steps unrolled, guidance 7.5",
-        guidance=7.5, unroll=True, batches=(8,), remat="full"),
+        guidance=7.5, unroll=True, batches=(8,), remat="step"),
     "sdxl-turbo-1": ThroughputConfig(
         "sdxl-turbo", 1, "euler", "SDXL UNet, 512x512, 1 step", batches=(32, 16)),
     # Tiny versions (tests, CPU smoke runs).

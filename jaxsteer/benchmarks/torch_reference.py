@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         cfg = CONFIGS[name]
         batches = ([int(b) for b in args.batches.split(",") if b] if args.batches
-                   else sorted(cfg.batches))
+                   else sorted(cfg.torch_batches or cfg.batches))
         try:
             result["rows"] += bench_config(name, batches, args.min_time_s)
         except Exception as e:  # noqa: BLE001 - record and go on to the next configuration
