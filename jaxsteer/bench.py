@@ -38,7 +38,7 @@ import numpy as np
 
 from jaxsteer.benchmarks import text_table
 from jaxsteer.config import opt, to_dict
-from jaxsteer.errors import UserError
+from jaxsteer.errors import UserError, is_device_oom
 from jaxsteer.shapes.groundtruth import GroundTruthConfig
 
 WHATS = ("throughput", "profile", "pca", "sae", "survey", "groundtruth")
@@ -287,11 +287,6 @@ def _time_calls(fn, args, min_time_s: float) -> tuple[float, float, int, Any]:
     return first, (time.perf_counter() - t0) / iters, iters, out
 
 
-def _is_oom(e: Exception) -> bool:
-    text = str(e)
-    return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "out of memory" in text
-
-
 def bench_point(models: _Models, job: Job, batch: int, cfg_run: BenchRun, mesh,
                 measure_cached: bool = True, log=print) -> dict:
     """Compiles and times one (config, attention, remat, batch)."""
@@ -343,7 +338,8 @@ def bench_point(models: _Models, job: Job, batch: int, cfg_run: BenchRun, mesh,
             collector.kernel.lower(params, inputs, placed).compile()
             row["compile_cached_s"] = time.perf_counter() - t0
     except Exception as e:  # noqa: BLE001 - one failed point must not lose the others
-        row["status"] = "oom" if _is_oom(e) else f"error: {type(e).__name__}: {str(e)[:400]}"
+        row["status"] = ("oom" if is_device_oom(e)
+                         else f"error: {type(e).__name__}: {str(e)[:400]}")
     if row.get("status") == "ok" and cfg_run.model_flops:
         try:
             per_call = model_flops_per_call(cfg.arch, cfg.guidance, cfg_run.dtype)

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from jaxsteer.errors import UserError
+from jaxsteer.errors import OOM_ADVICE, UserError, is_device_oom
 
 
 def _sample():
@@ -174,6 +174,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\njaxsteer {name}: interrupted; finished shards are kept, rerun the same command "
               "to resume", file=sys.stderr)
         return 130
+    except Exception as e:
+        if not is_device_oom(e):
+            raise   # a bug: keep the traceback
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        print(f"jaxsteer {name}: error: the accelerator ran out of memory ({first}); "
+              f"{OOM_ADVICE}. Finished shards are kept: rerun to resume.", file=sys.stderr)
+        return 2
     _print_summary(result)
     return 0
 

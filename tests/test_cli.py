@@ -119,3 +119,24 @@ def test_help_lists_commands(capsys):
     assert cli.main(["--help"]) == 0
     assert "collect" in capsys.readouterr().out
     assert cli.main(["nonsense"]) == 2
+
+
+def test_device_out_of_memory_is_one_clear_line(monkeypatch, capsys):
+    """XLA's RESOURCE_EXHAUSTED becomes advice (batch, remat) and exit 2; other errors stay bugs."""
+    from jaxsteer.collect import CollectRun
+
+    def oom(cfg):
+        raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 76.51GiB."
+                           "\n(buffer assignment dump)")
+
+    def bug(cfg):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(cli.COMMANDS, "collect", ("collect", lambda: (CollectRun, oom)))
+    assert cli.main(["collect", "--batch", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "ran out of memory" in err and "76.51GiB" in err and "--remat-policy matmuls" in err
+    assert "buffer assignment dump" not in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setitem(cli.COMMANDS, "collect", ("collect", lambda: (CollectRun, bug)))
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["collect"])
