@@ -60,7 +60,10 @@ from jaxsteer.benchmarks import text_table
 # "fprop", XLA's GEMM fusions also say "fusion", a conv's implicit GEMM also says "gemm".
 CATEGORIES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern, re.IGNORECASE)) for name, pattern in (
-        ("attention", r"flash|fmha|sdpa|cudnn.*(attn|attention)|fused_attention"),
+        # cuDNN's flash backward also runs helper kernels (dO.O row sums, dQ cast to 16 bits,
+        # seen on the H100) that would otherwise count as a GEMM ("dot") and a cast.
+        ("attention", r"flash|fmha|sdpa|cudnn.*(attn|attention)|fused_attention"
+                      r"|compute_dot_do_o|convert_dq_to_16bits"),
         # "conv" but not "convert": XLA names dtype casts loop_convert_fusion (elementwise).
         ("conv", r"conv(?!ert)|fprop|dgrad|wgrad|implicit_gemm|winograd"),
         ("matmul", r"gemm|cublas|cutlass|xmma|nvjet|matmul|dot|triton_gemm"),

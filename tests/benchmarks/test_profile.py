@@ -117,6 +117,8 @@ def test_container_events_and_tpu_ops_line(tmp_path):
     ("input_reduce_fusion_3", "norm/reduce"), ("loop_transpose_fusion", "transpose/copy"),
     ("MemcpyH2D", "transpose/copy"), ("triton_softmax_fusion", "elementwise fusion"),
     ("rng_bit_generator", "other"),
+    ("void cudnn::fusion::compute_dot_do_o_specialized<true, 64>(void const*)", "attention"),
+    ("void cudnn::fusion::convert_dq_to_16bits<true>(void const*, void*)", "attention"),
 ])
 def test_categorize(name, category):
     assert categorize(name) == category
