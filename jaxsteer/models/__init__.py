@@ -73,8 +73,9 @@ def resolve_dtype(dtype: str = "auto") -> str:
 
 
 def resolve_attention(attention: str = "auto", dtype: str = "float32") -> str:
-    """``auto``: cuDNN flash attention on NVIDIA GPUs in 16-bit (`jaxsteer.models.attention`),
-    XLA's fused-softmax attention on other accelerators, diffusers' own on the CPU."""
+    """``auto``: on NVIDIA GPUs in 16-bit stays ``auto`` (cuDNN flash attention wherever its
+    shape and head-size limits allow, per call: `jaxsteer.models.attention.attend`), XLA's
+    attention on other accelerators, diffusers' own on the CPU."""
     if attention not in ATTENTIONS:
         raise UserError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
     if attention != "auto":
@@ -83,7 +84,7 @@ def resolve_attention(attention: str = "auto", dtype: str = "float32") -> str:
     if device.platform == "cpu":
         return "diffusers"
     nvidia = device.platform == "gpu" and "nvidia" in str(device.device_kind).lower()
-    return "cudnn" if nvidia and dtype in ("bfloat16", "float16") else "xla"
+    return "auto" if nvidia and dtype in ("bfloat16", "float16") else "xla"
 
 
 def resolve_remat_policy(policy: str = "auto") -> str:

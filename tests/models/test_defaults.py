@@ -31,7 +31,7 @@ def test_cpu_defaults_keep_the_reference_path():
 def test_nvidia_gpu_defaults_are_the_fast_settings(monkeypatch):
     _on(monkeypatch, "gpu", "NVIDIA H100 80GB HBM3")
     assert models.resolve_dtype("auto") == "bfloat16"
-    assert models.resolve_attention("auto", "bfloat16") == "cudnn"
+    assert models.resolve_attention("auto", "bfloat16") == "auto"    # cuDNN where it applies
     assert models.resolve_attention("auto", "float32") == "xla"   # cuDNN flash needs 16 bits
     assert models.resolve_remat_policy("auto") == "matmuls"
 
