@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -140,6 +141,39 @@ def make_kernel(spec: KernelSpec, mesh: Mesh) -> Callable:
                                key=kernel_key(spec))
 
 
+# XLA's buffer assignment is not the whole story (fragmentation, other live buffers): on the
+# H100 a program whose temporaries were 94% of the free memory ran out; 86% ran.
+MEMORY_HEADROOM = 0.9
+
+
+def device_memory(mesh: Mesh) -> tuple[int, int] | None:
+    """(bytes limit, bytes in use) of this process's first device of the mesh, or None where
+    the runtime does not say (CPU)."""
+    try:
+        device = next(d for d in mesh.devices.flat if d.process_index == jax.process_index())
+        stats = device.memory_stats()
+    except Exception:  # noqa: BLE001 - no statistics is "unknown", never an error
+        return None
+    if not stats or "bytes_limit" not in stats:
+        return None
+    return int(stats["bytes_limit"]), int(stats.get("bytes_in_use", 0))
+
+
+def program_bytes(compiled) -> int | None:
+    """Memory a compiled program allocates when called (temporaries and outputs; its arguments,
+    the weights, are already resident)."""
+    mem = compiled.memory_analysis()
+    if mem is None:
+        return None
+    return int(mem.temp_size_in_bytes + mem.output_size_in_bytes - mem.alias_size_in_bytes)
+
+
+def remat_ladder(policy: str) -> tuple[str, ...]:
+    """The policy, then those that keep less (`jaxsteer.models.remat`), down to ``full``."""
+    order = ("none", "matmuls", "full")
+    return order[order.index(policy):] if policy in order else (policy, "full")
+
+
 def pad_rows(rows: tuple[int, ...], size: int | None = None) -> np.ndarray:
     """Pads the row list by repeating its last row, to ``size`` entries (a survey's one bucket)
     or, without ``size`` or with more rows than it, to a power of two (fewer distinct programs;
@@ -173,6 +207,7 @@ class Collector:
                                shared_noise=0.0 if pool else sampler.shared_noise)
         self.kernel = make_kernel(self.spec, mesh)
         self.params = sharding.put_replicated(mesh, bundle.params)
+        self._fitted: dict[Any, Callable] = {}   # per batch shape: the program that fits
         self._encode = jit_encode_text(model)
         self.devices = sharding.data_size(mesh)
 
@@ -207,7 +242,44 @@ class Collector:
         inputs = {"cond": prompt.cond, "uncond": prompt.uncond, "rows_r": prompt.rows_r,
                   "key": key, "sched": self.sched,
                   "guidance": jnp.float32(self.sampler.guidance)}
-        return self.kernel(self.params, inputs, sharding.put_batch(self.mesh, batch))
+        placed = sharding.put_batch(self.mesh, batch)
+        return self._program(inputs, placed)(self.params, inputs, placed)
+
+    def _program(self, inputs: dict, batch: dict) -> Callable:
+        """The kernel, or on a device that reports its memory, the first program of the remat
+        ladder (`remat_ladder`) that fits: a batch too large for the chosen policy recomputes
+        more instead of running out of memory (with a note on stderr), and one too large for
+        any policy is a clear error before anything runs."""
+        memory = device_memory(self.mesh)
+        if memory is None:
+            return self.kernel
+        shapes = jax.tree.map(lambda a: (a.shape, a.dtype), (inputs["rows_r"], batch))
+        key = (jax.tree.structure(batch), tuple(jax.tree.leaves(shapes)))
+        if key not in self._fitted:
+            self._fitted[key] = self._fit(inputs, batch, *memory)
+        return self._fitted[key]
+
+    def _fit(self, inputs: dict, batch: dict, limit: int, in_use: int) -> Callable:
+        free = MEMORY_HEADROOM * (limit - in_use)
+        model = self.spec.model
+        has_policy = any(f.name == "remat_policy" for f in dataclasses.fields(model))
+        policies = remat_ladder(model.remat_policy) if has_policy else ("(the model's)",)
+        pairs, needs = len(batch["idx_p"]), []
+        for policy in policies:
+            spec = (dataclasses.replace(self.spec, model=dataclasses.replace(
+                model, remat_policy=policy)) if has_policy else self.spec)
+            compiled = make_kernel(spec, self.mesh).lower(self.params, inputs, batch).compile()
+            need = program_bytes(compiled)
+            if need is None or need <= free:
+                if needs:
+                    print(f"jaxsteer: {pairs} pairs per call need {needs[0] / 2**30:.1f} GiB "
+                          f"with remat policy {policies[0]} ({free / 2**30:.1f} GiB free): "
+                          f"using {policy} ({need / 2**30:.1f} GiB)", file=sys.stderr)
+                return compiled
+            needs.append(need)
+        raise UserError(f"{pairs} pairs per call need {needs[-1] / 2**30:.1f} GiB of device "
+                        f"memory even with remat policy {policies[-1]} ({free / 2**30:.1f} GiB "
+                        "free): lower --batch")
 
 
 

@@ -95,3 +95,39 @@ def test_pairs_are_distinct_and_prefix_stable():
     p = draw_pairs(0, 1000, 7)
     assert np.all(p[:, 0] != p[:, 1]) and p.min() >= 0 and p.max() < 7
     np.testing.assert_array_equal(draw_pairs(0, 10, 7), p[:10])
+
+
+def test_a_batch_too_large_for_its_remat_policy_recomputes_more(tiny_folder, latents, monkeypatch,
+                                                                capsys):
+    """With device memory known, the collector compiles down the remat ladder (none -> matmuls ->
+    full) until the program fits, keeps the gradients, and says so; nothing fits: a UserError."""
+    from jaxsteer import collect
+    from jaxsteer.errors import UserError
+
+    bundle = load(str(tiny_folder), remat_policy="none")
+    mesh = sharding.make_mesh(devices=jax.devices()[:1])
+    col = Collector(bundle, SamplerConfig(steps=1), mesh)
+    prompt = col.prepare(PROMPT, "monster")
+    args = (prompt, np.arange(4), jax.random.key(0), latents[:4], latents[4:])
+    plain = np.asarray(col(*args))                    # CPU: no statistics, the kernel as is
+    assert collect.device_memory(mesh) is None
+
+    def needs(policy):
+        c = Collector(load(str(tiny_folder), remat_policy=policy), SamplerConfig(steps=1), mesh)
+        batch = sharding.put_batch(mesh, {"idx_p": np.arange(4, dtype=np.int32),
+                                          "a": latents[:4], "b": latents[4:]})
+        inputs = {"cond": prompt.cond, "uncond": None, "rows_r": prompt.rows_r,
+                  "key": jax.random.key(0), "sched": c.sched, "guidance": jnp.float32(0)}
+        return collect.program_bytes(c.kernel.lower(c.params, inputs, batch).compile())
+
+    none, full = needs("none"), needs("full")
+    assert full < none
+    limit = int((full + none) / 2 / collect.MEMORY_HEADROOM)   # room for full, not for none
+    monkeypatch.setattr(collect, "device_memory", lambda mesh: (limit, 0))
+    fitted = Collector(bundle, SamplerConfig(steps=1), mesh)
+    np.testing.assert_allclose(np.asarray(fitted(*args)), plain, rtol=1e-5, atol=1e-7)
+    err = capsys.readouterr().err
+    assert "with remat policy none" in err and "using" in err
+    monkeypatch.setattr(collect, "device_memory", lambda mesh: (full // 2, 0))
+    with pytest.raises(UserError, match="lower --batch"):
+        Collector(bundle, SamplerConfig(steps=1), mesh)(*args)
