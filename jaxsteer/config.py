@@ -172,20 +172,33 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 def build(cls: type[T], values: dict[str, Any]) -> T:
     """Builds ``cls`` from dotted-name values, converting types; unknown names are an error."""
     fields = {name: (f, tp) for name, f, tp in _flat_fields(cls)}
+
+    def base_of(f: dataclasses.Field) -> Any:
+        """A nested field's default instance (its default or default_factory), if any."""
+        if f.default is not dataclasses.MISSING:
+            return f.default
+        if f.default_factory is not dataclasses.MISSING:
+            return f.default_factory()
+        return None
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise UserError(f"unknown config field(s) for {cls.__name__}: {', '.join(unknown)}")
 
-    def make(c: type, prefix: str) -> Any:
+    def make(c: type, prefix: str, base: Any = None) -> Any:
+        """``c`` from the values under ``prefix``; unset fields keep ``base``'s values (a nested
+        field's default instance) or else the class defaults."""
         hints = _resolve(c)
         kwargs = {}
         for f in dataclasses.fields(c):
             tp = hints[f.name]
             key = prefix + f.name
             if dataclasses.is_dataclass(tp):
-                kwargs[f.name] = make(tp, key + ".")
+                nested = base_of(f) if base is None else getattr(base, f.name)
+                kwargs[f.name] = make(tp, key + ".", nested)
             elif key in values:
                 kwargs[f.name] = _convert(values[key], tp, key.replace("_", "-"))
+            elif base is not None:
+                kwargs[f.name] = getattr(base, f.name)
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise UserError(f"missing required value: {key.replace('_', '-')}")
         try:

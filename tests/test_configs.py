@@ -1,11 +1,13 @@
 """Every shipped YAML parses into its command's run config (a stale config fails CI)."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
 from jaxsteer import cli, config
+from jaxsteer.config import opt
 from jaxsteer.errors import UserError
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").rglob("*.yaml"))
@@ -61,3 +63,22 @@ def test_bundled_model_presets_fill_only_the_flags_left_out(tmp_path):
     assert config.parse(CollectRun, [], "jaxsteer collect", presets=presets).steps == 4  # tiny
     from jaxsteer.decompose.run import DecomposeRun
     assert cli._presets_for(DecomposeRun) is None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inner:
+    k: int = opt(1, "k")
+    name: str = opt("a", "name")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Outer:
+    inner: _Inner = opt(default_factory=lambda: _Inner(k=8), help="inner settings")
+    x: int = opt(0, "x")
+
+
+def test_nested_fields_start_from_their_default_instance():
+    """A nested config's default_factory is honoured; flags override single fields of it."""
+    assert config.parse(_Outer, [], prog="t").inner == _Inner(k=8)
+    assert config.parse(_Outer, ["--inner.name", "b"], prog="t").inner == _Inner(k=8, name="b")
+    assert config.parse(_Outer, ["--inner.k", "3"], prog="t").inner == _Inner(k=3)
