@@ -142,7 +142,8 @@ def make_kernel(spec: KernelSpec, mesh: Mesh) -> Callable:
 
 
 # XLA's buffer assignment is not the whole story (fragmentation, other live buffers): on the
-# H100 a program whose temporaries were about 95% of the free memory ran out; 86% ran.
+# H100 a program whose temporaries were about 95% of the free memory ran out and one at 86% ran
+# (free memory estimated as the allocator's share of the GPU minus the resident weights).
 MEMORY_HEADROOM = 0.9
 
 
@@ -250,13 +251,12 @@ class Collector:
         ladder (`remat_ladder`) that fits: a batch too large for the chosen policy recomputes
         more instead of running out of memory (with a note on stderr), and one too large for
         any policy is a clear error before anything runs."""
-        memory = device_memory(self.mesh)
-        if memory is None:
-            return self.kernel
         shapes = jax.tree.map(lambda a: (a.shape, a.dtype), (inputs["rows_r"], batch))
         key = (jax.tree.structure(batch), tuple(jax.tree.leaves(shapes)))
-        if key not in self._fitted:
-            self._fitted[key] = self._fit(inputs, batch, *memory)
+        if key not in self._fitted:   # device memory is asked once per shape, not per call
+            memory = device_memory(self.mesh)
+            self._fitted[key] = self.kernel if memory is None else self._fit(inputs, batch,
+                                                                             *memory)
         return self._fitted[key]
 
     def _fit(self, inputs: dict, batch: dict, limit: int, in_use: int) -> Callable:

@@ -80,11 +80,11 @@ def resolve_attention(attention: str = "auto", dtype: str = "float32") -> str:
         raise UserError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
     if attention != "auto":
         return attention
-    device = jax.devices()[0]
-    if device.platform == "cpu":
+    from jaxsteer.models.attention import nvidia_gpu
+
+    if jax.devices()[0].platform == "cpu":
         return "diffusers"
-    nvidia = device.platform == "gpu" and "nvidia" in str(device.device_kind).lower()
-    return "auto" if nvidia and dtype in ("bfloat16", "float16") else "xla"
+    return "auto" if nvidia_gpu() and dtype in ("bfloat16", "float16") else "xla"
 
 
 def resolve_remat_policy(policy: str = "auto") -> str:

@@ -106,16 +106,6 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class BenchSDModel(SDModel):
-    """SD-family UNet without text encoder or VAE (latents are the features)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class BenchSDXLModel(SDXLModel):
-    """SDXL UNet without text encoders or VAE; the pooled embedding comes with the conditioning."""
-
-
 def param_shapes(module: Any, dtype: Any) -> Any:
     """``ShapeDtypeStruct``s of ``module``'s parameters in ``dtype`` (nothing is allocated)."""
     shapes = jax.eval_shape(module.init_weights, jax.random.key(0))
@@ -205,9 +195,9 @@ def build(name: str, dtype: str = "bfloat16", seed: int = 0, attention: str = "d
                   attention=attention, remat_policy=remat_policy)
     if arch.family == "sdxl":
         pixels = float(size * 8)
-        model = BenchSDXLModel(**common, time_ids=(pixels, pixels, 0.0, 0.0, pixels, pixels))
+        model = SDXLModel(**common, time_ids=(pixels, pixels, 0.0, 0.0, pixels, pixels))
     else:
-        model = BenchSDModel(**common)
+        model = SDModel(**common)
     info = {"model": f"random:{name}", "family": arch.family, "dtype": dtype,
             "architecture": name, "unet_config": cfg}
     return ModelBundle(model, params, info)

@@ -39,14 +39,19 @@ IMPLEMENTATIONS = ("diffusers", "xla", "cudnn", "auto")
 _lock = threading.RLock()
 
 
+def nvidia_gpu() -> bool:
+    """Whether the default device is an NVIDIA GPU (where cuDNN's fused attention exists)."""
+    device = jax.devices()[0]
+    return device.platform == "gpu" and "nvidia" in str(getattr(device, "device_kind", "")).lower()
+
+
 def _cudnn_ok(dtype, head_dim: int) -> bool:
     """Whether cuDNN flash attention takes these inputs (checked on the host, at trace time)."""
     if jnp.dtype(dtype) not in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16)):
         return False
     if head_dim % 8 or head_dim > 256:
         return False
-    device = jax.devices()[0]
-    return device.platform == "gpu" and "nvidia" in str(getattr(device, "device_kind", "")).lower()
+    return nvidia_gpu()
 
 
 def _round_up(n: int, m: int) -> int:

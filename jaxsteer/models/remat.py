@@ -10,8 +10,8 @@
   dots_all the same with ``dots_saveable``;
   full     save nothing (one extra forward).
 
-Measured on one H100 (README, performance): SDXL at 1024², 16 pairs, ``matmuls`` 27.7 grads/s
-in 58.9 GiB against ``blocks`` 21.6 in 12.5 GiB; without remat 8 pairs fit (40.6 GiB, 29.6).
+Measured on one H100 (README, performance): SDXL at 1024², 16 pairs, ``matmuls`` 29.2 grads/s
+in 63.6 GiB against ``blocks`` 21.6 in 12.5 GiB; without remat 8 pairs fit (40.6 GiB, 29.6).
 Multi-step chains also have the sampler's per-step checkpoint (``SamplerConfig.remat``).
 """
 
