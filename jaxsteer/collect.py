@@ -221,13 +221,17 @@ class Collector:
         model = self.bundle.model
         tokens = model.tokenize(prompt)
         rows = tokens.rows(token)
-        cond = jax.tree.map(lambda a: a[0], self._encode(self.bundle.params, tokens.ids_et[None]))
+        cond = self._encode_one(tokens.ids_et)
         uncond = None
         if self.spec.use_cfg:
-            empty = model.tokenize("", allow_empty=True).ids_et
-            uncond = jax.tree.map(lambda a: a[0], self._encode(self.bundle.params, empty[None]))
+            uncond = self._encode_one(model.tokenize("", allow_empty=True).ids_et)
         return PromptInputs(cond=cond, uncond=uncond, rows_r=pad_rows(rows, row_bucket),
                             num_rows=len(rows))
+
+    def _encode_one(self, ids_et: np.ndarray) -> TextCond:
+        """One prompt's conditioning, encoded on the mesh and left there (replicated)."""
+        ids = sharding.put_replicated(self.mesh, ids_et[None])
+        return jax.tree.map(lambda a: a[0], self._encode(self.params, ids))
 
     def __call__(self, prompt: PromptInputs, idx_p: np.ndarray, key: jax.Array,
                  a_pchw: np.ndarray | None = None, b_pchw: np.ndarray | None = None) -> jax.Array:
@@ -242,7 +246,9 @@ class Collector:
             batch["a"], batch["b"] = pad(a_pchw), pad(b_pchw)
         inputs = {"cond": prompt.cond, "uncond": prompt.uncond, "rows_r": prompt.rows_r,
                   "key": key, "sched": self.sched,
-                  "guidance": jnp.float32(self.sampler.guidance)}
+                  "guidance": np.float32(self.sampler.guidance)}
+        # Compiled programs take only arguments placed as they were compiled for (sharding.py).
+        inputs = sharding.put_replicated(self.mesh, inputs)
         placed = sharding.put_batch(self.mesh, batch)
         return self._program(inputs, placed)(self.params, inputs, placed)
 

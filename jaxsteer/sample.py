@@ -91,9 +91,9 @@ def run(cfg: SampleRun) -> dict:
     store = ShardStore.open(cfg.out, "pool", identity, {"config": to_dict(cfg), "model_info": bundle.info},
                             shard_size=cfg.batch, total=cfg.n)
     store.commit_manifest()
-    cond, uncond = encode_prompt(bundle, cfg.prompt, cfg.use_cfg)
-    gen = make_generator(model, cfg.sampler_config(), mesh)
     params = sharding.put_replicated(mesh, bundle.params)
+    cond, uncond = sharding.put_replicated(mesh, encode_prompt(bundle, cfg.prompt, cfg.use_cfg))
+    gen = make_generator(model, cfg.sampler_config(), mesh)
     decode = jax.jit(model.decode) if cfg.thumbnails else None
     base = jax.random.key(cfg.seed)
     todo = store.todo()
@@ -104,7 +104,7 @@ def run(cfg: SampleRun) -> dict:
         keys = jax.vmap(jax.random.fold_in, (None, 0))(base, jnp.asarray(padded))
         latents = np.asarray(gen(params, cond, uncond, sharding.put_batch(mesh, keys)))[: len(idx)]
         if decode is not None:
-            images = np.asarray(decode(bundle.params, latents))
+            images = np.asarray(decode(params, latents))
             for j, img in zip(idx, images):
                 records.atomic_write_bytes(cfg.out / "thumbs" / f"{j:06d}.png", png_bytes(img))
         store.write_shard(i, {"latents": latents.astype(np.float32), "index": idx.astype(np.int64)})

@@ -2,6 +2,12 @@
 
 No other module writes ``P(...)``. Parameters are replicated and the batch (of pairs or samples)
 is split on the ``data`` axis; a ``model`` axis exists for later FSDP rules, size 1 by default.
+
+The placement rule: a loaded model's weights live on JAX's default device, uncommitted
+(`to_default_device`: the accelerator where there is one, so the text encoder runs there), and
+everything a compiled program of a mesh is called with goes through `put_replicated` (weights,
+text conditioning, schedules, keys) or `put_batch` (pairs, samples) first. Ahead-of-time
+compiled programs (the collector's memory-fitted kernels) accept nothing else.
 """
 
 from __future__ import annotations
@@ -54,6 +60,16 @@ def local_mesh(devices: int = -1) -> Mesh:
     if not 1 <= devices <= len(local):
         raise UserError(f"--devices must be -1 or in [1, {len(local)}], got {devices}")
     return make_mesh(devices=local[:devices])
+
+
+def to_default_device(tree):
+    """Every array of ``tree`` on JAX's default device, uncommitted.
+
+    diffusers' and transformers' Flax loaders commit weights to the host's CPU device; left
+    there, every program they feed runs on the host, and an AOT-compiled kernel for a GPU mesh
+    refuses them. Uncommitted arrays follow ``jax.default_device`` and move to a mesh freely.
+    """
+    return jax.device_put(jax.tree.map(np.asarray, tree))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

@@ -84,11 +84,12 @@ def render_batches(bundle: ModelBundle, sampler: SamplerConfig, mesh, cond_b: Te
     render = make_renderer(bundle.model, sampler.sampler_config(), mesh)
     size = sharding.padded_size(batch, sharding.data_size(mesh))
     n = keys_b.shape[0]
+    params, uncond = sharding.put_replicated(mesh, (bundle.params, uncond))
     out = []
     for start in tqdm(range(0, n, size), desc="rendering", unit="batch", disable=None):
         idx = np.minimum(np.arange(start, start + size), n - 1)  # pad with the last sample
         part = jax.tree.map(lambda a: a[idx], cond_b)
-        imgs = render(bundle.params, sharding.put_batch(mesh, part), uncond,
+        imgs = render(params, sharding.put_batch(mesh, part), uncond,
                       sharding.put_batch(mesh, keys_b[idx]))
         out.append(np.asarray(imgs)[: min(size, n - start)])
     return np.concatenate(out)

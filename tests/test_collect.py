@@ -131,3 +131,37 @@ def test_a_batch_too_large_for_its_remat_policy_recomputes_more(tiny_folder, lat
     monkeypatch.setattr(collect, "device_memory", lambda mesh: (full // 2, 0))
     with pytest.raises(UserError, match="lower --batch"):
         Collector(bundle, SamplerConfig(steps=1), mesh)(*args)
+
+
+def test_fitted_kernels_run_on_a_mesh_without_the_host_device(tiny_folder, latents, monkeypatch):
+    """The placement rule (sharding.py): on a GPU the collector's AOT-compiled kernels refused
+    conditioning the text encoder had left on the host's CPU device. Here a mesh of devices 2-3
+    (not device 0, where diffusers' loaders commit weights) with device memory reported, so the
+    fitted (compiled) program runs: pool and pool-free, equal to the plain jit on device 0."""
+    from jaxsteer import collect
+
+    bundle = load(str(tiny_folder))
+    args = lambda p: (p, np.arange(4), jax.random.key(0), latents[:4], latents[4:])  # noqa: E731
+    plain = {}
+    for pool in (True, False):
+        col = Collector(bundle, SamplerConfig(steps=1), sharding.make_mesh(
+            devices=jax.devices()[:1]), pool=pool)
+        p = col.prepare(PROMPT, "monster")
+        plain[pool] = np.asarray(col(*args(p)) if pool else col(p, np.arange(4), jax.random.key(0)))
+    monkeypatch.setattr(collect, "device_memory", lambda mesh: (1 << 40, 0))
+    mesh = sharding.make_mesh(devices=jax.devices()[2:4])
+    for pool in (True, False):
+        col = Collector(bundle, SamplerConfig(steps=1), mesh, pool=pool)
+        p = col.prepare(PROMPT, "monster")
+        assert p.cond.emb.sharding.device_set == set(jax.devices()[2:4])
+        g = col(*args(p)) if pool else col(p, np.arange(4), jax.random.key(0))
+        assert g.sharding.device_set == set(jax.devices()[2:4])
+        np.testing.assert_allclose(np.asarray(g), plain[pool], rtol=1e-5, atol=1e-7)
+
+
+def test_loaded_weights_follow_the_default_device(tiny_folder):
+    """Weights are placed on JAX's default device (the accelerator), not committed to the host."""
+    with jax.default_device(jax.devices()[3]):
+        bundle = load(str(tiny_folder))
+    devices = {d for leaf in jax.tree.leaves(bundle.params) for d in leaf.devices()}
+    assert devices == {jax.devices()[3]}

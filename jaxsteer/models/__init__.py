@@ -14,6 +14,7 @@ from jaxsteer.config import opt
 from jaxsteer.errors import UserError
 from jaxsteer.models.base import DiffusionModel, ModelBundle, TextCond, Tokens
 from jaxsteer.models.remat import REMAT_POLICIES
+from jaxsteer.sharding import to_default_device
 
 # diffusers' Flax code still calls these removed aliases (to_bf16, to_fp16, ...).
 for _name in ("tree_map", "tree_flatten", "tree_unflatten", "tree_leaves"):
@@ -115,13 +116,15 @@ def load(model: str, family: str | None = None, **kw) -> ModelBundle:
     kw["attention"] = resolve_attention(kw.get("attention", "auto"), kw["dtype"])
     kw["remat_policy"] = resolve_remat_policy(kw.get("remat_policy", "auto"))
     if model in bundled.NAMES:
-        return bundled.load(model, **kw)
-    if family is None:
-        folder = resolve_folder(model, kw.get("revision"), kw.get("allow_pickle", False))
-        family = detect_family(folder)
-    if family not in REGISTRY:
-        raise UserError(f"unknown model family {family!r}: use one of {', '.join(REGISTRY)}")
-    return REGISTRY[family](model, **kw)
+        bundle = bundled.load(model, **kw)
+    else:
+        if family is None:
+            folder = resolve_folder(model, kw.get("revision"), kw.get("allow_pickle", False))
+            family = detect_family(folder)
+        if family not in REGISTRY:
+            raise UserError(f"unknown model family {family!r}: use one of {', '.join(REGISTRY)}")
+        bundle = REGISTRY[family](model, **kw)
+    return dataclasses.replace(bundle, params=to_default_device(bundle.params))
 
 
 
