@@ -68,6 +68,11 @@ def _bench():
     return bench.BenchRun, bench.run
 
 
+def _env():
+    from jaxsteer import environment
+    return environment.EnvRun, environment.run
+
+
 def _demo():
     from jaxsteer import demo
     return demo.DemoRun, demo.run
@@ -76,6 +81,7 @@ def _demo():
 # name -> (one-line description, loader of (config class, run function)); loaders import lazily
 # so `jaxsteer --help` stays fast.
 COMMANDS: dict[str, tuple[str, Callable[[], tuple[type, Callable]]]] = {
+    "env": ("backend, devices, memory, versions and resolved defaults of this machine", _env),
     "demo": ("the whole method on the bundled model, offline", _demo),
     "sample": ("generate a pool of samples (latents) for a prompt", _sample),
     "collect": ("collect per-pair gradients w.r.t. a word's token rows", _collect),

@@ -40,7 +40,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
-import importlib.metadata
 import importlib.util
 import os
 import re
@@ -102,12 +101,9 @@ def source_hash() -> str:
 
 @lru_cache(maxsize=1)
 def _versions() -> tuple[str, ...]:
-    def version(name: str) -> str:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return "-"
-    return (*(f"{n}={version(n)}" for n in _PACKAGES), f"python={sys.version_info[:2]}")
+    from jaxsteer.environment import package_versions
+    return (*(f"{n}={v}" for n, v in package_versions(_PACKAGES).items()),
+            f"python={sys.version_info[:2]}")
 
 
 def stable_repr(value: Any) -> str | None:

@@ -8,7 +8,6 @@ programs compile once. Tiny models are built by the tests themselves.
 import os
 import warnings
 
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ["HF_HUB_OFFLINE"] = "1"
 warnings.filterwarnings("ignore", message="Flax classes are deprecated")
 
@@ -17,8 +16,26 @@ import pytest  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_threefry_partitionable", True)
-# CPU compiles of even tiny UNets dominate the suite's time; tests check numbers, not speed.
-jax.config.update("jax_disable_most_optimizations", True)
+
+
+def accelerator_run(config) -> bool:
+    """Whether this run selects the accelerator suite (`pytest -m gpu`)."""
+    return "gpu" in (config.getoption("markexpr") or "").replace("not gpu", "")
+
+
+def pytest_configure(config):
+    """CPU for the CI suite; the real backend, with real optimisation, for `pytest -m gpu`.
+
+    Runs before any test touches a device, so the platform choice still takes effect.
+    """
+    if accelerator_run(config):
+        # Two xdist workers share one GPU: each takes under half of its memory.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.45")
+        return
+    if "JAX_PLATFORMS" not in os.environ:
+        jax.config.update("jax_platforms", "cpu")
+    # CPU compiles of even tiny UNets dominate the suite's time; tests check numbers, not speed.
+    jax.config.update("jax_disable_most_optimizations", True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -23,20 +23,24 @@ for _name in ("tree_map", "tree_flatten", "tree_unflatten", "tree_leaves"):
 warnings.filterwarnings("ignore", message="Flax classes are deprecated")
 
 
+# What diffusers 0.39 and transformers 4.x log on every Flax load; our pins are the answer.
+_DEPRECATIONS = ("Flax classes are deprecated", "TensorFlow and JAX classes are deprecated")
+
+
 class _DropFlaxDeprecation(logging.Filter):
-    """diffusers logs a deprecation line on every Flax load; pinning 0.39.0 is our answer to it."""
-
     def filter(self, record: logging.LogRecord) -> bool:
-        return "Flax classes are deprecated" not in record.getMessage()
+        return not any(text in record.getMessage() for text in _DEPRECATIONS)
 
 
-def _quiet_diffusers() -> None:
+def _quiet_libraries() -> None:
     from diffusers.utils import logging as dlog
-    for handler in dlog._get_library_root_logger().handlers:
+    from transformers.utils import logging as tlog
+    for handler in (*dlog._get_library_root_logger().handlers,
+                    *tlog._get_library_root_logger().handlers):
         handler.addFilter(_DropFlaxDeprecation())
 
 
-_quiet_diffusers()
+_quiet_libraries()
 
 
 def _load_sd(model: str, **kw) -> ModelBundle:
@@ -134,7 +138,7 @@ class ModelConfig:
     """Which model to load and how; every run config that loads a model inherits these fields."""
 
     model: str = opt("tiny", "hub id, local diffusers pipeline folder, or a bundled model "
-                      "(shapes, shapes-turbo, tiny)")
+                      "(shapes, shapes-turbo, tiny, tiny-xl)")
     family: str | None = opt(None, "sd | sdxl; detected from the folder when unset")
     dtype: str = opt("auto", "parameter and activation dtype: auto (bfloat16 on GPUs and TPUs, "
                      "float32 on the CPU) | float32 | bfloat16", choices=DTYPES)

@@ -1,5 +1,6 @@
-"""Models that need no download: the shapes models shipped in the package, and `tiny`, a tiny
-random SD pipeline the code builds itself (for smoke tests and demos of the plumbing)."""
+"""Models that need no download: the shapes models shipped in the package, and `tiny` /
+`tiny-xl`, tiny random SD / SDXL pipelines the code builds itself (for smoke tests and demos of
+the plumbing)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from jaxsteer.errors import UserError
 from jaxsteer.models.base import ModelBundle
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-NAMES = ("shapes", "shapes-turbo", "tiny")
+NAMES = ("shapes", "shapes-turbo", "tiny", "tiny-xl")
+# Built on first use into the cache folder: name -> (folder name, builder in models/tiny.py).
+_BUILT = {"tiny": ("tiny-sd", "build_tiny_sd"), "tiny-xl": ("tiny-sdxl", "build_tiny_sdxl")}
 
 # Sampler settings each bundled model is meant to run with (SamplerConfig fields). The CLI
 # applies them to the flags a user leaves out. `shapes-turbo` is the collapsed generator of the
@@ -33,12 +36,13 @@ def cache_dir() -> Path:
 
 def folder(name: str) -> Path:
     """The local pipeline folder of a bundled model, building `tiny` on first use."""
-    if name == "tiny":
-        path = cache_dir() / "tiny-sd"
+    if name in _BUILT:
+        sub, builder = _BUILT[name]
+        path = cache_dir() / sub
         if not (path / "model_index.json").exists():
-            from jaxsteer.models.tiny import build_tiny_sd
+            from jaxsteer.models import tiny
             tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-            build_tiny_sd(tmp)
+            getattr(tiny, builder)(tmp)
             tmp.rename(path) if not path.exists() else None
         return path
     path = ASSETS / ("shapes" if name == "shapes-turbo" else name)  # same weights
@@ -51,7 +55,7 @@ def folder(name: str) -> Path:
 
 
 def load(name: str, **kw) -> ModelBundle:
-    from jaxsteer.models import sd
-    bundle = sd.load(str(folder(name)), **kw)
+    from jaxsteer.models import sd, sdxl
+    bundle = (sdxl if name == "tiny-xl" else sd).load(str(folder(name)), **kw)
     bundle.info.update(model=name)
     return bundle
