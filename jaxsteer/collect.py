@@ -26,9 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from tqdm.auto import tqdm
-
-from jaxsteer import exported, sharding
+from jaxsteer import exported, progress, sharding
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
@@ -368,8 +366,8 @@ def run(cfg: CollectRun) -> dict:
             a, b = pool_latents[pairs[idx, 0]], pool_latents[pairs[idx, 1]]
         return i, idx, collector(prompt, idx, key, a, b)
 
-    bar = tqdm(total=sum(len(store.shard_range(i)) for i in todo), desc="collecting",
-               unit="grad", disable=None)
+    bar = progress.bar(total=sum(len(store.shard_range(i)) for i in todo), desc="collecting",
+                       unit="grad")
     pending = None
     # One batch in flight while the previous one is copied to the host and written.
     for i in todo + [None]:

@@ -14,9 +14,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
-
-from jaxsteer import records, sharding
+from jaxsteer import progress, records, sharding
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
@@ -98,7 +96,7 @@ def run(cfg: SampleRun) -> dict:
     base = jax.random.key(cfg.seed)
     todo = store.todo()
     devices = sharding.data_size(mesh)
-    for i in tqdm(todo, desc="sampling", unit="shard", disable=None):
+    for i in progress.bar(todo, desc="sampling", unit="shard"):
         idx = np.asarray(store.shard_range(i))
         padded = sharding.pad_batch(idx, devices)
         keys = jax.vmap(jax.random.fold_in, (None, 0))(base, jnp.asarray(padded))

@@ -22,9 +22,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
-
-from jaxsteer import records, sharding
+from jaxsteer import progress, records, sharding
 from jaxsteer.complexity import ComplexityConfig, estimate_all
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
@@ -242,8 +240,7 @@ def run(cfg: SurveyRun) -> dict:
     # Named streams, then the line number folded in: a prompt's numbers do not depend on which
     # host ran it or on what ran before it.
     collect_key, estimate_key = jax.random.split(jax.random.key(cfg.seed))
-    for line, prompt, word in tqdm(todo, desc=f"survey (process {proc})", unit="prompt",
-                                   disable=None):
+    for line, prompt, word in progress.bar(todo, desc=f"survey (process {proc})", unit="prompt"):
         word = target_word(prompt, word)
         t0 = time.perf_counter()
         try:
