@@ -300,6 +300,11 @@ class CollectRun(ModelConfig, SamplerConfig):
     devices: int = opt(-1, "devices to use; -1 = all local devices")
     out: Path = opt(Path("runs/grads"), "output folder (resumed if it holds the same run)")
 
+    @staticmethod
+    def input_presets(values: dict) -> dict:
+        """Defaults read from the inputs the flags name: the pool's sampler settings."""
+        return pool_sampler_settings(values)
+
     def __post_init__(self):
         SamplerConfig.__post_init__(self)
         if self.pairs < 1:
@@ -316,6 +321,36 @@ def draw_pairs(seed: int, n: int, pool_size: int) -> np.ndarray:
     a = np.random.default_rng([seed, 0]).integers(0, pool_size, n)
     b = (a + np.random.default_rng([seed, 1]).integers(1, pool_size, n)) % pool_size
     return np.stack([a, b], 1).astype(np.int64)
+
+
+# Sampler settings a pool records and `collect` takes from it unless a flag overrides them.
+POOL_SAMPLER_FIELDS = ("steps", "scheduler", "spacing", "timesteps", "guidance")
+
+
+def pool_sampler_settings(values: dict) -> dict:
+    """The sampler settings of the pool that ``values`` (parsed flags and YAML) name, as
+    presets for `jaxsteer.config.parse`: a pool sampled with ``--guidance 0`` is collected
+    with guidance 0, not the model preset's. Empty without a readable pool."""
+    pool = values.get("pool")
+    if pool in (None, "none") or not (Path(str(pool)) / "manifest.json").exists():
+        return {}
+    from jaxsteer.store import read_manifest
+    ident = read_manifest(str(pool)).get("identity", {})
+    return {k: ident[k] for k in POOL_SAMPLER_FIELDS if k in ident}
+
+
+def pool_differences(cfg: CollectRun, manifest: dict) -> list[str]:
+    """'guidance 3.0 (pool 0.0)' for each sampler setting in which ``cfg`` differs from the pool."""
+    ident = manifest.get("identity", {})
+    out = []
+    for k in POOL_SAMPLER_FIELDS:
+        mine = getattr(cfg, k)
+        theirs = ident.get(k)
+        if k == "timesteps":
+            mine, theirs = list(mine), list(theirs or [])
+        if k in ident and mine != theirs:
+            out.append(f"{k} {mine} (pool {theirs})")
+    return out
 
 
 def _check_pool(cfg: CollectRun, manifest: dict, model: DiffusionModel) -> None:
@@ -339,6 +374,10 @@ def run(cfg: CollectRun) -> dict:
     if cfg.pool != "none":
         pool_latents, pool_manifest = read_pool(cfg.pool)
         _check_pool(cfg, pool_manifest, model)
+        differs = pool_differences(cfg, pool_manifest)
+        if differs:
+            print(f"jaxsteer collect: sampler settings differ from the pool {cfg.pool}: "
+                  + ", ".join(differs), file=sys.stderr)
         pairs = draw_pairs(cfg.seed, cfg.pairs, len(pool_latents))
     else:
         pairs = np.stack([2 * np.arange(cfg.pairs), 2 * np.arange(cfg.pairs) + 1], 1)

@@ -131,3 +131,25 @@ def test_a_batch_too_large_for_its_remat_policy_recomputes_more(tiny_folder, lat
     monkeypatch.setattr(collect, "device_memory", lambda mesh: (full // 2, 0))
     with pytest.raises(UserError, match="lower --batch"):
         Collector(bundle, SamplerConfig(steps=1), mesh)(*args)
+
+
+def test_collect_on_a_pool_takes_its_sampler_settings_unless_a_flag_says_otherwise(tmp_path,
+                                                                                   capsys):
+    from jaxsteer import cli, config, records
+    from jaxsteer.collect import CollectRun, pool_differences
+
+    ident = {"model": "shapes", "prompt": "a circle", "steps": 4, "scheduler": "ddim",
+             "spacing": None, "timesteps": [], "guidance": 0.0, "latent_shape": [3, 32, 32]}
+    records.write_json(tmp_path / "pool" / "manifest.json", {"format": 1, "identity": ident})
+    args = ["--model", "shapes", "--prompt", "a circle", "--token", "circle",
+            "--pool", str(tmp_path / "pool")]
+    presets = cli._presets_for(CollectRun)
+    cfg = config.parse(CollectRun, args, "jaxsteer collect", presets=presets)
+    assert (cfg.steps, cfg.guidance) == (4, 0.0)   # the pool's, not the shapes preset's 20, 3.0
+    assert pool_differences(cfg, {"identity": ident}) == []
+    cfg = config.parse(CollectRun, args + ["--guidance", "3"], "jaxsteer collect",
+                       presets=presets)
+    assert (cfg.steps, cfg.guidance) == (4, 3.0)   # a flag wins
+    assert pool_differences(cfg, {"identity": ident}) == ["guidance 3.0 (pool 0.0)"]
+    no_pool = config.parse(CollectRun, args[:6], "jaxsteer collect", presets=presets)
+    assert (no_pool.steps, no_pool.guidance) == (20, 3.0)   # the model preset, as before
