@@ -260,8 +260,9 @@ def run(cfg: SurveyRun) -> dict:
         from jax.experimental import multihost_utils
         multihost_utils.sync_global_devices("jaxsteer-survey-done")
     summary = merge(cfg.out) if proc == 0 else {}
-    return {"out": str(cfg.out), "prompts": len(prompts), "this_process": len(mine),
-            "done_now": len(todo), "errors": len(logged), **summary}
+    from jaxsteer.pages.survey import SurveyResult  # shows the survey page in a notebook
+    return SurveyResult({"out": str(cfg.out), "prompts": len(prompts), "this_process": len(mine),
+                         "done_now": len(todo), "errors": len(logged), **summary})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,7 +274,8 @@ class MergeRun:
 def run_merge(cfg: MergeRun) -> dict:
     if not list(cfg.out.glob("records-*.jsonl")):
         raise UserError(f"{cfg.out} holds no survey records (records-*.jsonl)")
-    return merge(cfg.out)
+    from jaxsteer.pages.survey import SurveyResult
+    return SurveyResult({"out": str(cfg.out), **merge(cfg.out)})
 
 
 def merge(out: Path) -> dict:
