@@ -303,6 +303,7 @@ class CollectRun(ModelConfig, SamplerConfig):
     @staticmethod
     def input_presets(values: dict) -> dict:
         """Defaults read from the inputs the flags name: the pool's sampler settings."""
+        from jaxsteer.sample import pool_sampler_settings
         return pool_sampler_settings(values)
 
     def __post_init__(self):
@@ -323,36 +324,6 @@ def draw_pairs(seed: int, n: int, pool_size: int) -> np.ndarray:
     return np.stack([a, b], 1).astype(np.int64)
 
 
-# Sampler settings a pool records and `collect` takes from it unless a flag overrides them.
-POOL_SAMPLER_FIELDS = ("steps", "scheduler", "spacing", "timesteps", "guidance")
-
-
-def pool_sampler_settings(values: dict) -> dict:
-    """The sampler settings of the pool that ``values`` (parsed flags and YAML) name, as
-    presets for `jaxsteer.config.parse`: a pool sampled with ``--guidance 0`` is collected
-    with guidance 0, not the model preset's. Empty without a readable pool."""
-    pool = values.get("pool")
-    if pool in (None, "none") or not (Path(str(pool)) / "manifest.json").exists():
-        return {}
-    from jaxsteer.store import read_manifest
-    ident = read_manifest(str(pool)).get("identity", {})
-    return {k: ident[k] for k in POOL_SAMPLER_FIELDS if k in ident}
-
-
-def pool_differences(cfg: CollectRun, manifest: dict) -> list[str]:
-    """'guidance 3.0 (pool 0.0)' for each sampler setting in which ``cfg`` differs from the pool."""
-    ident = manifest.get("identity", {})
-    out = []
-    for k in POOL_SAMPLER_FIELDS:
-        mine = getattr(cfg, k)
-        theirs = ident.get(k)
-        if k == "timesteps":
-            mine, theirs = list(mine), list(theirs or [])
-        if k in ident and mine != theirs:
-            out.append(f"{k} {mine} (pool {theirs})")
-    return out
-
-
 def _check_pool(cfg: CollectRun, manifest: dict, model: DiffusionModel) -> None:
     ident = manifest["identity"]
     if ident["model"] != cfg.model or list(ident["latent_shape"]) != list(model.latent_shape):
@@ -365,7 +336,7 @@ def _check_pool(cfg: CollectRun, manifest: dict, model: DiffusionModel) -> None:
 
 def run(cfg: CollectRun) -> dict:
     """Collects (or finishes) ``cfg.pairs`` gradients into the store ``cfg.out``."""
-    from jaxsteer.sample import read_pool
+    from jaxsteer.sample import pool_differences, read_pool
 
     bundle = cfg.load_model()
     model = bundle.model

@@ -136,7 +136,8 @@ def test_a_batch_too_large_for_its_remat_policy_recomputes_more(tiny_folder, lat
 def test_collect_on_a_pool_takes_its_sampler_settings_unless_a_flag_says_otherwise(tmp_path,
                                                                                    capsys):
     from jaxsteer import cli, config, records
-    from jaxsteer.collect import CollectRun, pool_differences
+    from jaxsteer.collect import CollectRun
+    from jaxsteer.sample import pool_differences
 
     ident = {"model": "shapes", "prompt": "a circle", "steps": 4, "scheduler": "ddim",
              "spacing": None, "timesteps": [], "guidance": 0.0, "latent_shape": [3, 32, 32]}

@@ -10,7 +10,8 @@ def test_diversify_folder_shows_both_grids_with_their_metrics(tmp_path):
     out = tmp_path / "div"
     imgs = np.linspace(-1, 1, 4 * 8 * 8 * 3).reshape(1, 4, 8, 8, 3)
     for name in ("without", "with"):
-        records.atomic_write_bytes(out / f"samples_{name}.png", grid_png(imgs, [name], list("0123")))
+        records.atomic_write_bytes(out / f"samples_{name}.png",
+                                   grid_png(imgs, [name], list("0123")))
     records.write_json(out / "diversity.json", {
         "without": {"pairwise_cosine_distance": 0.123456789, "vendi": 1.5, "alignment": 0.9},
         "with": {"pairwise_cosine_distance": 0.4, "vendi": 3.0, "alignment": 0.8}})
