@@ -92,3 +92,16 @@ def test_moving_a_slider_with_the_keyboard_changes_the_shown_image(steer_dir, tm
     from PIL import Image
     pixels = np.asarray(Image.open(shot).convert("RGB"), np.float32)
     assert pixels.std() > 10                          # text and images drawn, not blank
+
+
+def test_a_direction_set_and_steer_results_show_inline_in_a_notebook(steer_dir):
+    import jax.numpy as jnp
+
+    from jaxsteer.decompose import DirectionSet
+    from jaxsteer.steer import SteerResult
+    ds = DirectionSet(directions=jnp.eye(2, 8), mean=jnp.zeros(8),
+                      explained_variance_ratio=jnp.asarray([0.7, 0.2, 0.1]),
+                      metadata={"method": "pca", "prompt": "a circle"})
+    view = ds._repr_html_()
+    assert "DirectionSet" in view and "a circle" in view and "<svg" in view and "0.7" in view
+    assert 'type="range"' in SteerResult({"out": str(steer_dir / "steer")})._repr_html_()
