@@ -147,12 +147,16 @@ def _print_summary(result: Any) -> None:
 
 
 def _presets_for(cls: type):
-    """A bundled model's sampler settings, for commands that sample (explicit flags win)."""
+    """Sampler defaults for commands that sample (explicit flags and YAML win): a bundled
+    model's settings, and over those what the run's inputs say (``cls.input_presets``: the
+    sampler settings of `collect`'s pool)."""
     from jaxsteer.sampling import SamplerConfig
     if not issubclass(cls, SamplerConfig):
         return None
     from jaxsteer.models.bundled import PRESETS
-    return lambda values: PRESETS.get(str(values.get("model")), {})
+    from_inputs = getattr(cls, "input_presets", None)
+    return lambda values: {**PRESETS.get(str(values.get("model")), {}),
+                           **(from_inputs(values) if from_inputs else {})}
 
 
 def main(argv: list[str] | None = None) -> int:

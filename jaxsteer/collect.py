@@ -26,9 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from tqdm.auto import tqdm
-
-from jaxsteer import exported, sharding
+from jaxsteer import exported, progress, sharding
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
@@ -308,6 +306,12 @@ class CollectRun(ModelConfig, SamplerConfig):
     devices: int = opt(-1, "devices to use; -1 = all local devices")
     out: Path = opt(Path("runs/grads"), "output folder (resumed if it holds the same run)")
 
+    @staticmethod
+    def input_presets(values: dict) -> dict:
+        """Defaults read from the inputs the flags name: the pool's sampler settings."""
+        from jaxsteer.sample import pool_sampler_settings
+        return pool_sampler_settings(values)
+
     def __post_init__(self):
         SamplerConfig.__post_init__(self)
         if self.pairs < 1:
@@ -338,7 +342,7 @@ def _check_pool(cfg: CollectRun, manifest: dict, model: DiffusionModel) -> None:
 
 def run(cfg: CollectRun) -> dict:
     """Collects (or finishes) ``cfg.pairs`` gradients into the store ``cfg.out``."""
-    from jaxsteer.sample import read_pool
+    from jaxsteer.sample import pool_differences, read_pool
 
     bundle = cfg.load_model()
     model = bundle.model
@@ -347,6 +351,10 @@ def run(cfg: CollectRun) -> dict:
     if cfg.pool != "none":
         pool_latents, pool_manifest = read_pool(cfg.pool)
         _check_pool(cfg, pool_manifest, model)
+        differs = pool_differences(cfg, pool_manifest)
+        if differs:
+            print(f"jaxsteer collect: sampler settings differ from the pool {cfg.pool}: "
+                  + ", ".join(differs), file=sys.stderr)
         pairs = draw_pairs(cfg.seed, cfg.pairs, len(pool_latents))
     else:
         pairs = np.stack([2 * np.arange(cfg.pairs), 2 * np.arange(cfg.pairs) + 1], 1)
@@ -374,8 +382,8 @@ def run(cfg: CollectRun) -> dict:
             a, b = pool_latents[pairs[idx, 0]], pool_latents[pairs[idx, 1]]
         return i, idx, collector(prompt, idx, key, a, b)
 
-    bar = tqdm(total=sum(len(store.shard_range(i)) for i in todo), desc="collecting",
-               unit="grad", disable=None)
+    bar = progress.bar(total=sum(len(store.shard_range(i)) for i in todo), desc="collecting",
+                       unit="grad")
     pending = None
     # One batch in flight while the previous one is copied to the host and written.
     for i in todo + [None]:

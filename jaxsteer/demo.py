@@ -65,14 +65,11 @@ def run(cfg: DemoRun) -> dict:
                                                out=out / "directions", overwrite=True))
     print("4/4 steering", flush=True)
     shown = tuple(range(min(cfg.directions, k)))
-    st = steer.run(steer.SteerRun(directions=out / "directions", indices=shown, alphas=cfg.alphas,
+    steer.run(steer.SteerRun(directions=out / "directions", indices=shown, alphas=cfg.alphas,
                                   seeds=cfg.seeds, out=out / "steer", **common))
-    from jaxsteer.store import read_manifest
-    facts = report.facts_from_manifest(read_manifest(out / "grads"))
-    facts |= {"gradients": got["gradients"], "significant directions (EV ratio > 2.5/D)":
-              dec.get("significant"), "explained-variance ratios": dec.get("ev_ratio")}
-    path = report.write_report(out, f"jaxsteer demo: {prompt!r}", facts,
-                               Path(dec["png"]), [Path(p) for p in st["grids"]])
+    facts = {"gradients": got["gradients"], "significant directions (EV ratio > 2.5/D)":
+             dec.get("significant"), "directions shown": ", ".join(map(str, shown))}
+    path = report.build(out, f"jaxsteer demo: {prompt!r}", facts)
     print(f"jaxsteer demo: done; open {path}")
     return {"report": str(path), "gradients": got["gradients"], "grads_per_s": got["grads_per_s"],
             "significant": dec.get("significant")}

@@ -1,45 +1,26 @@
-"""A self-contained static HTML page of a demo or run folder: images inlined, no network needed."""
+"""A self-contained static HTML page of a run, survey or diversify folder: images inlined, no
+network needed. The pieces live in `jaxsteer.pages`; this module finds what a folder holds.
+
+- a survey folder (``survey.json``, ``records-*.jsonl``): prompts ranked by complexity;
+- a diversify folder (``diversity.json``): samples without and with steering, with metrics;
+- a run folder (as `jaxsteer demo` writes it, or a gradient store): settings, the spectrum,
+  every steer folder's directions with their measured effects and scrubbers, and any
+  diversify or SAE results inside it.
+"""
 
 from __future__ import annotations
 
-import base64
-import html
-import json
 import dataclasses
+import json
 from pathlib import Path
+
+import numpy as np
 
 from jaxsteer import records
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
-
-
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-def write_report(out: Path, title: str, facts: dict, spectrum_png: Path | None,
-                 grids: list[Path], tables: dict[str, str] | None = None) -> Path:
-    """Writes ``out/report.html``; returns its path."""
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-                   for k, v in facts.items())
-    parts = [f"<h1>{html.escape(title)}</h1>", f"<table class='facts'>{rows}</table>"]
-    if spectrum_png is not None and spectrum_png.exists():
-        parts += ["<h2>Spectrum of the gradients</h2>", _img(spectrum_png, "spectrum")]
-    for name, text in (tables or {}).items():
-        parts += [f"<h2>{html.escape(name)}</h2>", f"<pre>{html.escape(text)}</pre>"]
-    if grids:
-        parts.append("<h2>Steering grids</h2><p>Rows: seeds; columns: strength alpha "
-                     "(multiples of the word's embedding norm). Alpha 0 is the unsteered image.</p>")
-        for g in grids:
-            parts += [f"<h3>{html.escape(g.stem.replace('_', ' '))}</h3>", _img(g, g.stem)]
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) +
-            "</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-            "table.facts th{text-align:left;padding-right:1em}img{max-width:100%}</style>"
-            "</head><body>" + "\n".join(parts) + "</body></html>\n")
-    path = out / "report.html"
-    records.atomic_write_text(path, page)
-    return path
+from jaxsteer.pages import html as h
+from jaxsteer.pages.svg import bars
 
 
 def facts_from_manifest(manifest: dict) -> dict:
@@ -50,47 +31,100 @@ def facts_from_manifest(manifest: dict) -> dict:
             for k in keys if k in ident}
 
 
-@dataclasses.dataclass(frozen=True)
-class ReportRun:
-    run_dir: Path = opt(Path("."), "a run folder (as `jaxsteer demo` writes: grads/, "
-                        "directions*/, steer*/, diversify*/), or a gradient store", positional=True)
-    title: str | None = opt(None, "page title (default: the prompt)")
-
-
 def _find(root: Path, pattern: str) -> list[Path]:
     return sorted(p for p in root.glob(pattern) if p.is_file())
 
 
-def run(cfg: ReportRun) -> dict:
-    """Collects what a run folder holds into ``report.html`` beside it."""
+def spectrum_html(ds) -> str:
+    """The leading explained-variance ratios (0-based, as the directions), significant in blue,
+    and the 2.5 / D line; enough bars to show the significant ones and what follows."""
+    from jaxsteer.decompose.directions import SIGNIFICANCE_FACTOR
+    ratios = np.asarray(ds.explained_variance_ratio, np.float64)
+    sig = ds.significant_count()
+    shown = ratios[: max(16, min(2 * sig + 4, 64))]
+    threshold = SIGNIFICANCE_FACTOR / ds.dim
+    return (f"<p>{sig} of {len(ratios)} computed components are significant (explained-"
+            f"variance ratio above 2.5 / D = {h.fmt(threshold)}); the first {len(shown)} "
+            f"shown.</p>" + bars(shown, threshold=threshold, title="explained-variance ratio"))
+
+
+def _sae_table(meta: dict) -> str:
+    return h.table(["SAE metric", "value"], list(meta["sae_metrics"].items()), numeric=[1])
+
+
+def run_sections(root: Path) -> list[str]:
+    """Every section a run folder holds, in reading order."""
+    from jaxsteer import checkpoint
+    from jaxsteer.pages.directions import directions_html, effects_rows
+    from jaxsteer.pages.diversity import diversity_html
+
+    parts = []
+    for files in _find(root, f"**/{checkpoint.FILES}"):
+        ds = checkpoint.load(files.parent)  # verified checkpoints only
+        name = files.parent.relative_to(root)
+        if ds.explained_variance_ratio is not None:
+            parts += [f"<h2>Spectrum of the gradients ({h.esc(name)})</h2>", spectrum_html(ds)]
+        if ds.metadata.get("sae_metrics"):
+            parts += [f"<h2>SAE ({h.esc(files.parent.name)})</h2>", _sae_table(ds.metadata)]
+    steer_dirs = [p.parent for p in _find(root, "**/steer.json")]
+    for folder in steer_dirs:
+        meta = records.read_json(folder / "steer.json")
+        parts += [f"<h2>What each direction does ({h.esc(folder.relative_to(root))})</h2>",
+                  h.table(["direction", "significant", "measured change per unit strength"],
+                          effects_rows(meta), numeric=[0]),
+                  directions_html(folder)]
+    for grid in _find(root, "**/direction_*.png"):
+        if grid.parent not in steer_dirs:  # grids without a steer.json: older steer runs
+            parts += [f"<h3>{h.esc(grid.stem.replace('_', ' '))}</h3>",
+                      h.img(h.png_uri(grid.read_bytes()), grid.stem)]
+    for path in _find(root, "**/diversity.json"):
+        parts += [f"<h2>Diversity ({h.esc(path.parent.relative_to(root))})</h2>",
+                  diversity_html(path.parent)]
+    return parts
+
+
+def build(root: Path, title: str | None = None, extra_facts: dict | None = None) -> Path:
+    """Writes ``root/report.html`` for whatever ``root`` holds; returns its path."""
+    from jaxsteer.pages.diversity import diversity_html
+    from jaxsteer.pages.survey import is_survey, survey_html
     from jaxsteer.store import read_manifest
 
+    if is_survey(root):
+        page_title, body = survey_html(root)
+    elif (root / "diversity.json").exists():
+        page_title, body = f"jaxsteer diversify: {root.name}", diversity_html(root)
+    else:
+        store = root if (root / "manifest.json").exists() else root / "grads"
+        facts = (facts_from_manifest(read_manifest(store))
+                 if (store / "manifest.json").exists() else {})
+        facts |= extra_facts or {}
+        sections = run_sections(root)
+        if not (facts or sections):
+            raise UserError(f"{root} holds nothing to report (no gradient store, directions, "
+                            "steering, diversity or survey results)")
+        page_title = f"jaxsteer: {facts.get('prompt', root.name)!r}"
+        body = h.facts_table(facts) + "\n" + "\n".join(sections)
+    path = root / "report.html"
+    records.atomic_write_text(path, h.page(title or page_title, body))
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportRun:
+    run_dir: Path = opt(Path("."), "a run folder (as `jaxsteer demo` writes: grads/, "
+                        "directions*/, steer*/, diversify*/), a gradient store, a survey "
+                        "folder or a diversify folder", positional=True)
+    title: str | None = opt(None, "page title (default: the prompt or the folder's name)")
+
+
+def run(cfg: ReportRun) -> dict:
+    """Collects what a folder holds into ``report.html`` inside it."""
     root = cfg.run_dir
     if not root.is_dir():
         raise UserError(f"{root} is not a folder")
-    store = root if (root / "manifest.json").exists() else root / "grads"
-    facts = facts_from_manifest(read_manifest(store)) if (store / "manifest.json").exists() else {}
-    spectra = _find(root, "**/spectrum.png")
-    grids = _find(root, "**/direction_*.png")
-    tables = {}
-    for path in _find(root, "**/diversity.json"):
-        d = json.loads(path.read_text())
-        lines = [f"{'':10}{'pairwise cos dist':>20}{'Vendi':>10}"]
-        lines += [f"{k:10}{v['pairwise_cosine_distance']:>20.4f}{v['vendi']:>10.3f}"
-                  for k, v in d.items() if isinstance(v, dict)]
-        tables[f"Diversity ({path.parent.name})"] = "\n".join(lines)
-    from jaxsteer import checkpoint
-    for files in _find(root, f"**/{checkpoint.FILES}"):
-        meta = checkpoint.load(files.parent).metadata  # verified checkpoints only
-        if meta.get("sae_metrics"):
-            m = meta["sae_metrics"]
-            tables[f"SAE ({files.parent.name})"] = "\n".join(
-                f"{k:>20}: {v:.4g}" if isinstance(v, float) else f"{k:>20}: {v}"
-                for k, v in m.items())
-    if not (facts or spectra or grids or tables):
-        raise UserError(f"{root} holds nothing to report (no gradient store, spectrum, grids "
-                        "or diversity results)")
-    title = cfg.title or f"jaxsteer: {facts.get('prompt', root.name)!r}"
-    path = write_report(root, title, facts, spectra[0] if spectra else None, grids, tables)
+    path = build(root, cfg.title)
     print(f"wrote {path}")
-    return {"report": str(path), "grids": len(grids), "tables": len(tables)}
+    page = path.read_text()
+    return {"report": str(path), "directions": page.count('class="card" id="direction-'),
+            "images": page.count("data:image/png;base64,"),
+            "sliders": page.count('type="range"')}

@@ -14,9 +14,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
-from jaxsteer import records, sharding
+from jaxsteer import progress, records, sharding
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
@@ -98,7 +97,7 @@ def run(cfg: SampleRun) -> dict:
     base = jax.random.key(cfg.seed)
     todo = store.todo()
     devices = sharding.data_size(mesh)
-    for i in tqdm(todo, desc="sampling", unit="shard", disable=None):
+    for i in progress.bar(todo, desc="sampling", unit="shard"):
         idx = np.asarray(store.shard_range(i))
         padded = sharding.pad_batch(idx, devices)
         keys = jax.vmap(jax.random.fold_in, (None, 0))(base, jnp.asarray(padded))
@@ -119,3 +118,33 @@ def read_pool(folder: str | Path) -> tuple[np.ndarray, dict]:
                         "make one with `jaxsteer sample`, or use --pool none")
     store = open_existing(folder, "pool")
     return store.read(("latents",))["latents"], store.manifest
+
+
+# Sampler settings a pool records, which `collect` takes from it unless a flag overrides them.
+POOL_SAMPLER_FIELDS = ("steps", "scheduler", "spacing", "timesteps", "guidance")
+
+
+def pool_sampler_settings(values: dict) -> dict:
+    """The sampler settings of the pool that ``values`` (parsed flags and YAML) name, as
+    presets for `jaxsteer.config.parse`: a pool sampled with ``--guidance 0`` is collected
+    with guidance 0, not the model preset's. Empty without a readable pool."""
+    pool = values.get("pool")
+    if pool in (None, "none") or not (Path(str(pool)) / "manifest.json").exists():
+        return {}
+    from jaxsteer.store import read_manifest
+    ident = read_manifest(str(pool)).get("identity", {})
+    return {k: ident[k] for k in POOL_SAMPLER_FIELDS if k in ident}
+
+
+def pool_differences(cfg: SamplerConfig, manifest: dict) -> list[str]:
+    """'guidance 3.0 (pool 0.0)' for each sampler setting in which ``cfg`` differs from the pool."""
+    ident = manifest.get("identity", {})
+    out = []
+    for k in POOL_SAMPLER_FIELDS:
+        mine = getattr(cfg, k)
+        theirs = ident.get(k)
+        if k == "timesteps":
+            mine, theirs = list(mine), list(theirs or [])
+        if k in ident and mine != theirs:
+            out.append(f"{k} {mine} (pool {theirs})")
+    return out

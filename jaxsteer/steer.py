@@ -131,6 +131,10 @@ class SteerRun(ModelConfig, SamplerConfig):
     prompt: str | None = opt(None, "prompt; default: the one the directions were found for")
     compose: tuple[str, ...] = opt((), "also apply, in every image, directions of other words "
                                    "of the prompt, each on its own rows: DIRSET:INDEX:ALPHA,...")
+    pair: bool = opt(True, "also render the first two directions together, every strength "
+                     "against every other (the report's composition view)")
+    probe: str = opt("auto", "read factors off the images: shapes | none | auto (shapes on "
+                     "the bundled shapes models)", choices=("auto", "shapes", "none"))
     batch: int = opt(16, "images per compiled call")
     devices: int = opt(-1, "devices to use; -1 = all local devices")
     out: Path = opt(Path("runs/steer"), "output folder for the grids")
@@ -222,12 +226,24 @@ def run(cfg: SteerRun) -> dict:
     strengths = jnp.asarray([a * scale for _, _, a in grid], jnp.float32)
     base_td = cond.emb + composed_offset(cfg.compose, cond.emb, cfg.absolute, bundle, cfg.model,
                                          prompt)
+    # Then the unsteered image of each seed, and the first two directions together.
+    pair = cfg.indices[:2] if cfg.pair and len(cfg.indices) >= 2 else None
+    both = [(s, a, b) for s in cfg.seeds for a in alphas for b in alphas] if pair else []
+    offsets = jnp.concatenate([offsets, jnp.zeros((len(cfg.seeds), *offsets.shape[1:]))] + (
+        [jnp.asarray(np.stack([a * offsets_krd[pair[0]] + b * offsets_krd[pair[1]]
+                               for _, a, b in both]))] if pair else []))
+    strengths = jnp.concatenate([strengths, jnp.full(len(cfg.seeds) + len(both), scale,
+                                                     jnp.float32)])
+    seeds = [s for _, s, _ in grid] + list(cfg.seeds) + [s for s, _, _ in both]
     cond_b = TextCond(emb=steer_embeddings(base_td, rows, offsets, strengths),
-                      extra=jax.tree.map(lambda x: jnp.broadcast_to(x, (len(grid), *x.shape)),
+                      extra=jax.tree.map(lambda x: jnp.broadcast_to(x, (len(seeds), *x.shape)),
                                          cond.extra))
-    keys = jax.vmap(jax.random.key)(jnp.asarray([s for _, s, _ in grid]))
-    images = render_batches(bundle, cfg, mesh, cond_b, uncond, keys, cfg.batch)
-    images = images.reshape(len(cfg.indices), len(cfg.seeds), len(alphas), *images.shape[1:])
+    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
+    rendered = render_batches(bundle, cfg, mesh, cond_b, uncond, keys, cfg.batch)
+    k, s, a = len(cfg.indices), len(cfg.seeds), len(alphas)
+    images = rendered[: k * s * a].reshape(k, s, a, *rendered.shape[1:])
+    unsteered = rendered[k * s * a: k * s * a + s]
+    paired = rendered[k * s * a + s:].reshape(s, a, a, *rendered.shape[1:]) if pair else None
     cols = [f"{a:+.2g}" for a in alphas]
     paths = []
     for n, i in enumerate(cfg.indices):
@@ -235,5 +251,55 @@ def run(cfg: SteerRun) -> dict:
         path = cfg.out / f"direction_{i:03d}.png"
         records.atomic_write_bytes(path, png)
         paths.append(str(path))
-    return {"out": str(cfg.out), "grids": paths, "alphas": alphas.tolist(), "scale": scale,
-            "prompt": prompt, "token": meta.get("token")}
+    from jaxsteer.models.bundled import PROBES
+    probe = PROBES.get(cfg.model) if cfg.probe == "auto" else (
+        None if cfg.probe == "none" else cfg.probe)
+    significant = ds.significant_count() if ds.explained_variance_ratio is not None else None
+    summary = save_outputs(cfg.out, images, unsteered, paired, alphas, {
+        "prompt": prompt, "token": meta.get("token"), "method": ds.method,
+        "indices": list(cfg.indices), "seeds": list(cfg.seeds), "scale": scale,
+        "absolute": cfg.absolute, "significant": significant,
+        "pair": list(pair) if pair else None, "compose": list(cfg.compose)}, probe)
+    return SteerResult({"out": str(cfg.out), "grids": paths, "alphas": summary["alphas"],
+                        "scale": scale, "prompt": prompt, "token": meta.get("token"),
+                        "significant": significant, "effects": summary["effects"]})
+
+
+def save_outputs(out: Path, images_ksahwc: np.ndarray, unsteered_shwc: np.ndarray,
+                 paired_saahwc: np.ndarray | None, alphas_a: np.ndarray, info: dict,
+                 probe: str | None = None) -> dict:
+    """Writes what the report's scrubber shows (``steer.safetensors``: uint8 images and heat
+    maps) and ``steer.json`` (``info`` plus the strengths and every direction's measured
+    effects, `jaxsteer.effects`); prints one line of effects per direction. Returns the JSON.
+
+    ``info`` holds at least ``indices`` (the directions' numbers, 0-based everywhere) and
+    ``significant`` (how many leading PCA directions pass the 2.5 / D rule; None for an SAE).
+    """
+    from jaxsteer import effects
+
+    def to_uint8(x: np.ndarray) -> np.ndarray:
+        return np.clip(np.round((np.asarray(x) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+    sig = info.get("significant")
+    found = {}
+    for n, i in enumerate(info["indices"]):
+        found[str(i)] = effects.describe(images_ksahwc[n], unsteered_shwc, alphas_a, probe)
+        mark = "" if sig is None else (" (significant)" if i < sig else " (not significant)")
+        print(f"direction {i}{mark}: {effects.summary(found[str(i)])}")
+    arrays = {"images": to_uint8(images_ksahwc), "unsteered": to_uint8(unsteered_shwc),
+              "heat": np.stack([effects.heat_map(x, unsteered_shwc) for x in images_ksahwc])}
+    if paired_saahwc is not None:
+        arrays["pair"] = to_uint8(paired_saahwc)
+    records.save_arrays(out / "steer.safetensors", arrays)
+    summary = {**info, "alphas": [round(float(a), 6) for a in alphas_a], "probe": probe,
+               "effects": found}
+    records.write_json(out / "steer.json", summary)
+    return summary
+
+
+class SteerResult(dict):
+    """`run`'s summary; in a notebook it shows the steering grids and scrubbers inline."""
+
+    def _repr_html_(self) -> str:
+        from jaxsteer.pages.directions import directions_html
+        return directions_html(Path(self["out"]))

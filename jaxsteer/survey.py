@@ -22,9 +22,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
-from jaxsteer import records, sharding
+from jaxsteer import progress, records, sharding
 from jaxsteer.complexity import ComplexityConfig, estimate_all
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
@@ -242,8 +241,7 @@ def run(cfg: SurveyRun) -> dict:
     # Named streams, then the line number folded in: a prompt's numbers do not depend on which
     # host ran it or on what ran before it.
     collect_key, estimate_key = jax.random.split(jax.random.key(cfg.seed))
-    for line, prompt, word in tqdm(todo, desc=f"survey (process {proc})", unit="prompt",
-                                   disable=None):
+    for line, prompt, word in progress.bar(todo, desc=f"survey (process {proc})", unit="prompt"):
         word = target_word(prompt, word)
         t0 = time.perf_counter()
         try:
@@ -263,8 +261,9 @@ def run(cfg: SurveyRun) -> dict:
         from jax.experimental import multihost_utils
         multihost_utils.sync_global_devices("jaxsteer-survey-done")
     summary = merge(cfg.out) if proc == 0 else {}
-    return {"out": str(cfg.out), "prompts": len(prompts), "this_process": len(mine),
-            "done_now": len(todo), "errors": len(logged), **summary}
+    from jaxsteer.pages.survey import SurveyResult  # shows the survey page in a notebook
+    return SurveyResult({"out": str(cfg.out), "prompts": len(prompts), "this_process": len(mine),
+                         "done_now": len(todo), "errors": len(logged), **summary})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,7 +275,8 @@ class MergeRun:
 def run_merge(cfg: MergeRun) -> dict:
     if not list(cfg.out.glob("records-*.jsonl")):
         raise UserError(f"{cfg.out} holds no survey records (records-*.jsonl)")
-    return merge(cfg.out)
+    from jaxsteer.pages.survey import SurveyResult
+    return SurveyResult({"out": str(cfg.out), **merge(cfg.out)})
 
 
 def merge(out: Path) -> dict:

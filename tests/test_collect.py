@@ -165,3 +165,25 @@ def test_loaded_weights_follow_the_default_device(tiny_folder):
         bundle = load(str(tiny_folder))
     devices = {d for leaf in jax.tree.leaves(bundle.params) for d in leaf.devices()}
     assert devices == {jax.devices()[3]}
+
+def test_collect_on_a_pool_takes_its_sampler_settings_unless_a_flag_says_otherwise(tmp_path,
+                                                                                   capsys):
+    from jaxsteer import cli, config, records
+    from jaxsteer.collect import CollectRun
+    from jaxsteer.sample import pool_differences
+
+    ident = {"model": "shapes", "prompt": "a circle", "steps": 4, "scheduler": "ddim",
+             "spacing": None, "timesteps": [], "guidance": 0.0, "latent_shape": [3, 32, 32]}
+    records.write_json(tmp_path / "pool" / "manifest.json", {"format": 1, "identity": ident})
+    args = ["--model", "shapes", "--prompt", "a circle", "--token", "circle",
+            "--pool", str(tmp_path / "pool")]
+    presets = cli._presets_for(CollectRun)
+    cfg = config.parse(CollectRun, args, "jaxsteer collect", presets=presets)
+    assert (cfg.steps, cfg.guidance) == (4, 0.0)   # the pool's, not the shapes preset's 20, 3.0
+    assert pool_differences(cfg, {"identity": ident}) == []
+    cfg = config.parse(CollectRun, args + ["--guidance", "3"], "jaxsteer collect",
+                       presets=presets)
+    assert (cfg.steps, cfg.guidance) == (4, 3.0)   # a flag wins
+    assert pool_differences(cfg, {"identity": ident}) == ["guidance 3.0 (pool 0.0)"]
+    no_pool = config.parse(CollectRun, args[:6], "jaxsteer collect", presets=presets)
+    assert (no_pool.steps, no_pool.guidance) == (20, 3.0)   # the model preset, as before

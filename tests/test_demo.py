@@ -11,5 +11,7 @@ def test_demo_runs_end_to_end_offline(tmp_path, capsys):
     assert lines[0].startswith("jaxsteer demo: the report will be at") and str(out) in lines[0]
     assert "model 'shapes'" in lines[0]
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3  # spectrum + 2 grids, inlined
+    assert 'id="direction-0"' in page and 'id="direction-1"' in page   # cards, 0-based
+    assert page.count('type="range"') == 4    # a scrubber per direction, two to compose
+    assert "<svg" in page                     # the spectrum, inline
     assert "http" not in page  # opens offline

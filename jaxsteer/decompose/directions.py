@@ -75,6 +75,29 @@ class DirectionSet:
             return 0
         return significant_count(self.explained_variance_ratio, self.dim)
 
+    def _repr_html_(self) -> str:
+        """A notebook's view: provenance, and each direction's share of the variance (numbered
+        from 0, as ``--indices``), significant ones marked."""
+        from jaxsteer.pages.html import esc, facts_table, table
+        from jaxsteer.pages.svg import bars
+        m = self.metadata
+        facts = {k: m[k] for k in ("model", "prompt", "token", "method") if k in m}
+        facts |= {"directions": self.k, "width d": self.dim}
+        body = ""
+        if self.explained_variance_ratio is not None:
+            ratios = np.asarray(self.explained_variance_ratio, np.float64)
+            sig = self.significant_count()
+            facts["significant (EV ratio > 2.5 / d)"] = sig
+            rows = [(i, float(ratios[i]), "yes" if i < sig else "no")
+                    for i in range(min(self.k, len(ratios)))]
+            body = (bars(ratios[: max(16, self.k)], width=480, height=160,
+                         threshold=SIGNIFICANCE_FACTOR / self.dim, title="spectrum")
+                    + table(["direction", "EV ratio", "significant"], rows, numeric=[0, 1]))
+        elif self.density is not None:
+            rows = [(i, float(v)) for i, v in enumerate(np.asarray(self.density))]
+            body = table(["direction", "firing density"], rows, numeric=[0, 1])
+        return f"<div><b>DirectionSet</b> {esc(self.method)}{facts_table(facts)}{body}</div>"
+
     def replace_metadata(self, **updates: Any) -> DirectionSet:
         """A copy with ``updates`` merged into the metadata."""
         return self.replace(metadata={**self.metadata, **updates})

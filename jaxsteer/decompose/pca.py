@@ -164,17 +164,19 @@ def spectrum_png(ratios_r: jax.Array | np.ndarray, dim: int, *, max_bars: int = 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    ratios = np.asarray(ratios_r, dtype=np.float64)[:max_bars]
+    ratios = np.asarray(ratios_r, dtype=np.float64)
     threshold = SIGNIFICANCE_FACTOR / dim
+    # The significant bars and a few after them, not 64 slivers of which 5 are visible.
+    ratios = ratios[: min(max_bars, max(16, 2 * int(np.sum(ratios > threshold)) + 4))]
     fig = Figure(figsize=(8, 3.5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    idx = np.arange(1, len(ratios) + 1)
+    idx = np.arange(len(ratios))  # 0-based, as --indices, the report and the terminal
     colours = np.where(ratios > threshold, "tab:blue", "tab:gray")
     ax.bar(idx, ratios, color=colours)
     ax.axhline(threshold, color="tab:red", linestyle="--", linewidth=1,
                label=f"2.5 / D = {threshold:.2e}")
-    ax.set_xlabel("component")
+    ax.set_xlabel("direction (component, from 0)")
     ax.set_ylabel("explained-variance ratio")
     ax.set_title(title or f"spectrum ({int(np.sum(ratios > threshold))} significant shown)")
     ax.legend(loc="upper right")

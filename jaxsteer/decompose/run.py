@@ -94,7 +94,7 @@ def _pca_table(ds: DirectionSet, rows: int) -> list[str]:
     threshold = SIGNIFICANCE_FACTOR / ds.dim
     lines = [f"{'#':>4} {'singular value':>15} {'EV ratio':>10} {'cumulative':>11}"]
     for i in range(min(rows, len(ratios))):
-        lines.append(f"{i + 1:>4} {sv[i]:>15.5g} {ratios[i]:>10.4f} "
+        lines.append(f"{i:>4} {sv[i]:>15.5g} {ratios[i]:>10.4f} "
                      f"{ratios[: i + 1].sum():>11.4f}")
     count = ds.significant_count()
     capped = " (at least: only these were computed)" if count == len(ratios) else ""

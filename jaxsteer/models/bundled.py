@@ -29,6 +29,9 @@ PRESETS: dict[str, dict] = {
     "shapes-turbo": {"steps": 4, "guidance": 3.0, "scheduler": "ddim", "shared_noise": 0.9},
 }
 
+# The factor read-out (`jaxsteer.effects.PROBES`) of the world each bundled model draws.
+PROBES: dict[str, str] = {"shapes": "shapes", "shapes-turbo": "shapes"}
+
 
 def cache_dir() -> Path:
     return Path(os.environ.get("JAXSTEER_CACHE", Path.home() / ".cache" / "jaxsteer"))
