@@ -166,6 +166,7 @@ def test_loaded_weights_follow_the_default_device(tiny_folder):
     devices = {d for leaf in jax.tree.leaves(bundle.params) for d in leaf.devices()}
     assert devices == {jax.devices()[3]}
 
+
 def test_collect_on_a_pool_takes_its_sampler_settings_unless_a_flag_says_otherwise(tmp_path,
                                                                                    capsys):
     from jaxsteer import cli, config, records
