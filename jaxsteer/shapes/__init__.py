@@ -24,7 +24,8 @@ from jaxsteer.shapes.render import render as render
 from jaxsteer.shapes.render import sample_batch as sample_batch
 from jaxsteer.shapes.tokenizer import write_tokenizer as write_tokenizer
 from jaxsteer.shapes.train import TrainShapesRun as TrainShapesRun
-from jaxsteer.shapes.train import run as train
+# Not `run as train`: that name would hide the module `jaxsteer.shapes.train` (the CLI's).
+from jaxsteer.shapes.train import run as train_shapes
 
 __all__ = [
            "ASSET_DIR",
@@ -41,7 +42,7 @@ __all__ = [
            "sample_batch",
            "score",
            "spec",
-           "train",
+           "train_shapes",
            "verify_assets",
            "write_tokenizer",
 ]
