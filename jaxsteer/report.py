@@ -68,6 +68,7 @@ def run(cfg: ReportRun) -> dict:
     root = cfg.run_dir
     if not root.is_dir():
         raise UserError(f"{root} is not a folder")
+    records.check_out(root, "run folder")  # report.html goes beside the run
     store = root if (root / "manifest.json").exists() else root / "grads"
     facts = facts_from_manifest(read_manifest(store)) if (store / "manifest.json").exists() else {}
     spectra = _find(root, "**/spectrum.png")

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from jaxsteer import checkpoint
+from jaxsteer import checkpoint, records
 from jaxsteer.config import opt, to_dict
 from jaxsteer.decompose.directions import SIGNIFICANCE_FACTOR, DirectionSet
 from jaxsteer.decompose.pca import pca, spectrum_png
@@ -117,6 +117,7 @@ def run(cfg: DecomposeRun) -> dict[str, Any]:
     out = Path(cfg.out if cfg.out is not None else cfg.run_dir / f"directions_{cfg.method}")
     if out.exists() and not cfg.overwrite:  # fail before the work, not after
         raise UserError(f"{out} exists: choose another --out or pass --overwrite")
+    records.check_out(out)
     x_nd, manifest, r = _load_matrix(cfg.run_dir)
     n, d = x_nd.shape
     print(f"decompose {cfg.method}: {n} gradients x {d} ({r} token row(s) of "
