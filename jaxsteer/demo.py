@@ -58,14 +58,15 @@ def demo_words(model: str, prompt: str | None, token: str | None) -> tuple[str, 
 def run(cfg: DemoRun) -> dict:
     from jaxsteer import collect, report, sample, steer
     from jaxsteer.decompose import run as decompose
+    from jaxsteer.models import load
 
     model = cfg.model or default_model()
-    prompt, token = demo_words(model, cfg.prompt, cfg.token)
     out = records.check_out(cfg.out)
-    # Prompt and word are checked before anything is sampled or written: a word that is not in
-    # the prompt would otherwise fail in step 2, after the pool.
-    from jaxsteer.models import load
-    load(model).model.tokenize(prompt).rows(token)
+    # Model, prompt and word are checked before anything is sampled or written: a word that is
+    # not in the prompt would otherwise fail in step 2, after the pool.
+    bundle = load(model)
+    prompt, token = demo_words(model, cfg.prompt, cfg.token)
+    bundle.model.tokenize(prompt).rows(token)
     print(f"jaxsteer demo: the report will be at {out / 'report.html'} "
           f"(model {model!r}, prompt {prompt!r}, word {token!r})", flush=True)
     common = dict(model=model, steps=cfg.steps, devices=cfg.devices)

@@ -286,6 +286,8 @@ class MergeRun:
 
 
 def run_merge(cfg: MergeRun) -> dict:
+    if not cfg.out.is_dir():
+        raise UserError(f"{cfg.out} is not a folder: give the survey's --out folder")
     if not list(cfg.out.glob("records-*.jsonl")):
         raise UserError(f"{cfg.out} holds no survey records (records-*.jsonl)")
     records.check_out(cfg.out, "survey folder")  # summary.csv and .png go beside the records

@@ -115,9 +115,9 @@ def _sae_table(ds: DirectionSet) -> list[str]:
 def run(cfg: DecomposeRun) -> dict[str, Any]:
     """Runs the decomposition, prints a table, writes the checkpoint; returns a summary dict."""
     out = Path(cfg.out if cfg.out is not None else cfg.run_dir / f"directions_{cfg.method}")
+    records.check_out(out)
     if out.exists() and not cfg.overwrite:  # fail before the work, not after
         raise UserError(f"{out} exists: choose another --out or pass --overwrite")
-    records.check_out(out)
     x_nd, manifest, r = _load_matrix(cfg.run_dir)
     n, d = x_nd.shape
     print(f"decompose {cfg.method}: {n} gradients x {d} ({r} token row(s) of "

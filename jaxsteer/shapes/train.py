@@ -197,6 +197,9 @@ def run(cfg: TrainShapesRun) -> dict:
     from tqdm.auto import tqdm
     check_out(cfg.out, "out")
     work = check_out(cfg.work, "--work-dir")
+    if cfg.init_from is not None and not (cfg.init_from / "model_index.json").exists():
+        raise UserError(f"--init-from {cfg.init_from} is not a shapes pipeline folder (no "
+                        "model_index.json)")  # before the work folder is made
     work.mkdir(parents=True, exist_ok=True)
     write_tokenizer(work / "tokenizer")
     step_fn, init_fn = make_train_step(cfg.model, cfg.optim)
