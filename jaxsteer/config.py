@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import re
 import types
 import typing
@@ -189,7 +190,7 @@ def _defaults(cls: type, base: Any = None, prefix: str = "") -> dict[str, Any]:
 
 def _owner(cls: type, name: str) -> type:
     """The class of ``cls``'s MRO that declares field ``name`` (a mixin such as ModelConfig)."""
-    return next(c for c in cls.__mro__ if name in c.__dict__.get("__annotations__", {}))
+    return next(c for c in cls.__mro__ if name in inspect.get_annotations(c))
 
 
 def _group_title(cls: type, owner: type, dotted: str) -> tuple[str, str | None]:

@@ -18,8 +18,9 @@ import contextlib
 import importlib.metadata
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -89,7 +90,7 @@ class ShardStore:
         return cls(folder, manifest)
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator["ShardStore"]:
+    def writing(self) -> Iterator[ShardStore]:
         """Holds the folder's one-writer lock (`jaxsteer.runlock`) for the block, with the
         manifest re-read and committed under it: another writer may have written meanwhile."""
         m = self.manifest

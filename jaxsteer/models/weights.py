@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -55,7 +56,7 @@ def damaged_weights(path: Path) -> Iterator[None]:
         yield
     except UserError:
         raise
-    except Exception as e:  # noqa: BLE001 - the readers' error types are not a contract
+    except Exception as e:  # the readers' error types are not a contract
         if is_device_oom(e):
             raise
         first = (str(e).strip().splitlines() or [""])[0][:120]

@@ -24,8 +24,7 @@ from jaxsteer.shapes.render import render as render
 from jaxsteer.shapes.render import sample_batch as sample_batch
 from jaxsteer.shapes.tokenizer import write_tokenizer as write_tokenizer
 from jaxsteer.shapes.train import TrainShapesRun as TrainShapesRun
-# Not `run as train`: that name would hide the module `jaxsteer.shapes.train` (the CLI's).
-from jaxsteer.shapes.train import run as train_shapes
+from jaxsteer.shapes.train import run as train_shapes  # `train` would hide the module
 
 __all__ = [
            "ASSET_DIR",

@@ -5,8 +5,7 @@ import shutil
 import pytest
 
 from jaxsteer.errors import UserError
-from jaxsteer.models import load
-from jaxsteer.models import weights
+from jaxsteer.models import load, weights
 
 
 def truncate(path):
