@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxsteer import records
 from jaxsteer.benchmarks import text_table
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError, is_device_oom
@@ -441,10 +442,7 @@ def _run_torch(cfg: BenchRun, names: list[str], out: Path, budget_s: float) -> l
 
 
 def _write(path: Path, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1, default=str))
-    tmp.replace(path)
+    records.atomic_write_text(path, json.dumps(result, indent=1, default=str))
 
 
 def throughput(cfg: BenchRun) -> dict:
@@ -558,6 +556,8 @@ def survey(cfg: BenchRun) -> dict:
 
 
 def run(cfg: BenchRun) -> dict:
+    if cfg.what != "groundtruth":  # groundtruth writes to its own --groundtruth.out
+        records.check_out(cfg.out, file=True)
     if cfg.what == "throughput":
         return throughput(cfg)
     if cfg.what == "survey":

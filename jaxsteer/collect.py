@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from jaxsteer import exported, progress, sharding
+from jaxsteer import exported, progress, records, sharding
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
@@ -344,6 +344,7 @@ def run(cfg: CollectRun) -> dict:
     """Collects (or finishes) ``cfg.pairs`` gradients into the store ``cfg.out``."""
     from jaxsteer.sample import pool_differences, read_pool
 
+    records.check_out(cfg.out)
     bundle = cfg.load_model()
     model = bundle.model
     rows = model.tokenize(cfg.prompt).rows(cfg.token)  # bad prompt / word fail before any write
@@ -369,7 +370,14 @@ def run(cfg: CollectRun) -> dict:
     meta = {"config": to_dict(cfg), "model_info": bundle.info,
             "timestep": int(collector.sched.t_s[0])}
     store = ShardStore.open(cfg.out, "gradients", identity, meta, cfg.batch, cfg.pairs)
-    store.commit_manifest()
+    with store.writing():  # one writer per folder: a second `collect` on it is refused
+        return _collect(cfg, collector, store, pairs, pool_latents, rows)
+
+
+def _collect(cfg: CollectRun, collector: Collector, store: ShardStore, pairs: np.ndarray,
+             pool_latents: np.ndarray | None, rows: tuple[int, ...]) -> dict:
+    """Collects the store's missing (or damaged) shards; the caller holds the folder's lock."""
+    model = collector.bundle.model
     prompt = collector.prepare(cfg.prompt, cfg.token)
     key = jax.random.key(cfg.seed)
     todo = store.todo()

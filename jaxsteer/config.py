@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
+import re
 import types
 import typing
 from pathlib import Path
@@ -105,6 +107,9 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 def _join_dash_values(argv: list[str], flags: set[str]) -> list[str]:
     """``--alphas -3:3:7`` -> ``--alphas=-3:3:7``: argparse would take the value for a flag."""
     out: list[str] = []
@@ -122,24 +127,106 @@ def _join_dash_values(argv: list[str], flags: set[str]) -> list[str]:
     return out
 
 
+def _bool_words(argv: list[str], bools: set[str]) -> list[str]:
+    """``--x true`` / ``--x=no`` -> ``--x`` / ``--no-x``: the YAML-style spelling keeps working
+    beside argparse's on/off pair (a bare ``--x`` means true)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        flag, eq, value = tok.partition("=")
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if flag in bools and not eq and nxt is not None and nxt.lower() in _TRUE + _FALSE:
+            value, eq = nxt, "="
+            i += 1
+        if flag in bools and eq:
+            if value.lower() not in _TRUE + _FALSE:
+                raise UserError(f"{flag}: cannot read {value!r} as a boolean (use {flag} or "
+                                f"--no-{flag[2:]})")
+            tok = flag if value.lower() in _TRUE else f"--no-{flag[2:]}"
+        out.append(tok)
+        i += 1
+    return out
+
+
+def _shown(value: Any) -> str:
+    """A default as a user would type it: ``999,749`` rather than ``(999, 749)``."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value)) if value else "none"
+    return str(value)
+
+
+def _help(text: str, default: Any) -> str:
+    """The field's help with its default once (a help that names its own default keeps it, and
+    None, "unset", is said by the help itself); ``%`` escaped: argparse %-formats help strings."""
+    named = "default" in text.lower() or re.search(r"\[[^\]]*\]\s*$", text)
+    if not named and default is not None and default is not dataclasses.MISSING:
+        text = f"{text} (default: {_shown(default)})" if text else f"default: {_shown(default)}"
+    return text.replace("%", "%%")
+
+
+def _defaults(cls: type, base: Any = None, prefix: str = "") -> dict[str, Any]:
+    """Dotted name -> default, nested fields from their default instance (as `build` does)."""
+    out: dict[str, Any] = {}
+    hints = _resolve(cls)
+    for f in dataclasses.fields(cls):
+        if base is not None:
+            value = getattr(base, f.name)
+        elif f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            value = dataclasses.MISSING  # a required field: no default to show
+        if dataclasses.is_dataclass(hints[f.name]):
+            nested = None if value is dataclasses.MISSING else value
+            out |= _defaults(hints[f.name], nested, f"{prefix}{f.name}.")
+        else:
+            out[prefix + f.name] = value
+    return out
+
+
+def _owner(cls: type, name: str) -> type:
+    """The class of ``cls``'s MRO that declares field ``name`` (a mixin such as ModelConfig)."""
+    return next(c for c in cls.__mro__ if name in inspect.get_annotations(c))
+
+
+def _group_title(cls: type, owner: type, dotted: str) -> tuple[str, str | None]:
+    """(title, description) of a flag's help section: the run's own flags, each inherited
+    config (model, sampler, ...), and each nested config (``--sae.*``)."""
+    if "." in dotted:
+        return f"{dotted.split('.')[0]} flags (--{dotted.split('.')[0]}.*)", None
+    if owner is cls:
+        return "run flags", None
+    label = re.sub(r"(Config|Run)$", "", owner.__name__).lower() or owner.__name__
+    return f"{label} flags", None
+
+
 def build_parser(cls: type, prog: str, description: str = "") -> argparse.ArgumentParser:
     """An argparse parser with one flag per (dotted) field; values stay strings until `build`."""
-    parser = _Parser(prog=prog, description=description,
-                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = _Parser(prog=prog, description=description.replace("%", "%%"))
     parser.add_argument("--config", type=Path, default=None,
                         help="YAML file of field values; flags given here override it")
+    defaults = _defaults(cls)
+    groups = {"run flags": parser.add_argument_group("run flags")}
     for name, f, tp in _flat_fields(cls):
         meta = f.metadata
-        # A bare boolean flag means true: `--unroll` as well as `--unroll false`.
-        flag_kw = {"nargs": "?", "const": "true"} if _unwrap_optional(tp)[0] is bool else {}
-        default = f.default if f.default is not dataclasses.MISSING else None
+        title, _ = _group_title(cls, _owner(cls, name.split(".")[0]), name)
+        group = groups.setdefault(title, parser.add_argument_group(title))
+        text = _help(meta.get("help") or "", defaults.get(name))
         if meta.get("positional"):
-            parser.add_argument(name, nargs="?", default=argparse.SUPPRESS, help=meta.get("help"))
+            group.add_argument(name, nargs="?", default=argparse.SUPPRESS, help=text)
+        elif _unwrap_optional(tp)[0] is bool:
+            group.add_argument(f"--{name.replace('_', '-')}", dest=name,
+                               default=argparse.SUPPRESS, help=text,
+                               action=argparse.BooleanOptionalAction)
         else:
-            parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=argparse.SUPPRESS,
-                                help=f"{meta.get('help', '')} (default: {default})",
-                                choices=meta.get("choices"), metavar=name.split(".")[-1].upper(),
-                                **flag_kw)
+            choices = meta.get("choices")
+            metavar = "|".join(map(str, choices)) if choices else name.split(".")[-1].upper()
+            group.add_argument(f"--{name.replace('_', '-')}", dest=name, default=argparse.SUPPRESS,
+                               help=text, choices=choices, metavar=metavar)
     return parser
 
 
@@ -220,7 +307,10 @@ def parse(cls: type[T], argv: list[str], prog: str, description: str = "",
     """
     parser = build_parser(cls, prog, description)
     flags = {o for a in parser._actions for o in a.option_strings}
-    ns = vars(parser.parse_args(_join_dash_values(list(argv), flags)))
+    bools = {a.option_strings[0] for a in parser._actions
+             if isinstance(a, argparse.BooleanOptionalAction)}
+    argv = _bool_words(list(argv), bools)
+    ns = vars(parser.parse_args(_join_dash_values(argv, flags)))
     path = ns.pop("config")
     data = load_yaml(path) if path else {}
     command = data.pop("command", None)  # a YAML may say which command it is for

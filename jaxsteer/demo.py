@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from jaxsteer import records
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
 
@@ -25,7 +26,8 @@ def default_model() -> str:
 class DemoRun:
     model: str | None = opt(None, "bundled model (default: shapes if installed, else tiny)")
     prompt: str | None = opt(None, "prompt (default: the model's demo prompt)")
-    token: str | None = opt(None, "word to differentiate (default: the demo prompt's concept)")
+    token: str | None = opt(None, "word to differentiate (default: the demo prompt's concept, "
+                            "or the last word of --prompt)")
     pool: int = opt(64, "pool size")
     pairs: int = opt(128, "gradients to collect")
     steps: int = opt(4, "sampling steps")
@@ -41,16 +43,30 @@ class DemoRun:
             raise UserError("--pool and --pairs must be >= 2, --k and --directions >= 1")
 
 
+def demo_words(model: str, prompt: str | None, token: str | None) -> tuple[str, str]:
+    """(prompt, word): the model's demo pair, or the given prompt with its last word unless a
+    --token is given (a --prompt alone must not keep the demo prompt's word)."""
+    from jaxsteer.survey import target_word
+    default_prompt, default_token = DEFAULT_PROMPTS.get(model, (None, None))
+    if prompt:
+        return prompt, token or target_word(prompt, None)
+    if not default_prompt:
+        raise UserError(f"no demo prompt for model {model!r}: pass --prompt (and --token)")
+    return default_prompt, token or default_token
+
+
 def run(cfg: DemoRun) -> dict:
     from jaxsteer import collect, report, sample, steer
     from jaxsteer.decompose import run as decompose
+    from jaxsteer.models import load
 
     model = cfg.model or default_model()
-    prompt, token = DEFAULT_PROMPTS.get(model, (None, None))
-    prompt, token = cfg.prompt or prompt, cfg.token or token
-    if not prompt or not token:
-        raise UserError(f"no demo prompt for model {model!r}: pass --prompt and --token")
-    out = cfg.out
+    out = records.check_out(cfg.out)
+    # Model, prompt and word are checked before anything is sampled or written: a word that is
+    # not in the prompt would otherwise fail in step 2, after the pool.
+    bundle = load(model)
+    prompt, token = demo_words(model, cfg.prompt, cfg.token)
+    bundle.model.tokenize(prompt).rows(token)
     print(f"jaxsteer demo: the report will be at {out / 'report.html'} "
           f"(model {model!r}, prompt {prompt!r}, word {token!r})", flush=True)
     common = dict(model=model, steps=cfg.steps, devices=cfg.devices)

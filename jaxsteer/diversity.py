@@ -128,6 +128,7 @@ def run(cfg: DiversifyRun, features: Callable | None = None,
     from jaxsteer.sample import encode_prompt
     from jaxsteer.steer import check_compatible, direction_rows, grid_png, render_batches, row_scale
 
+    records.check_out(cfg.out)
     ds = checkpoint.load(cfg.directions)
     meta = ds.metadata
     if alignment is None and cfg.alignment == "shapes":

@@ -54,6 +54,8 @@ from typing import Any
 import jax
 from jax.sharding import NamedSharding, Sharding, SingleDeviceSharding
 
+from jaxsteer import records
+
 ENV = "JAXSTEER_EXPORT_CACHE"
 SUBDIR = "jaxsteer-exported"
 MAGIC = b"jaxsteer-exported v1\n"
@@ -226,6 +228,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~records.umask())  # a shared cache stays readable (mkstemp: 0600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

@@ -2,11 +2,14 @@
 
 A reader never sees a half-written file: every write goes to a hidden temporary file in the same
 folder, is flushed to disk, and is renamed over the final name (atomic on POSIX filesystems).
-Array shards are safetensors files: no pickle, readable from numpy, torch or JAX.
+Array shards are safetensors files: no pickle, readable from numpy, torch or JAX. Files get the
+mode an ordinary ``open`` would give (0666 less the umask): results on a shared file system stay
+readable to colleagues, although ``mkstemp`` creates 0600.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -14,14 +17,54 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load, load_file, save
+
+from jaxsteer.errors import UserError
+
+
+def umask() -> int:
+    """The process umask, read without changing it (``os.umask`` sets it, racing other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _temporary(path: Path) -> tuple[int, str]:
+    """A hidden temporary file beside ``path`` with the mode ``open`` would give it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~umask())
+    return fd, tmp
+
+
+def check_out(path: str | os.PathLike, flag: str = "--out", file: bool = False) -> Path:
+    """Checks before any work that ``path`` can become an output folder (or, with ``file``, an
+    output file), so a bad --out costs one line, not a run: no file where a folder goes, no
+    folder where the file goes, and a writable place to create it."""
+    path = Path(path)
+    if path.exists() and path.is_dir() == file:
+        kind, want = ("a folder", "a file") if file else ("a file", "a folder")
+        raise UserError(f"{flag} {path} is {kind}, not {want}: choose another {flag}")
+    existing = path if path.exists() else next(p for p in path.parents if p.exists())
+    if existing != path and not existing.is_dir():
+        raise UserError(f"{flag} {path}: {existing} is a file, not a folder: "
+                        f"choose another {flag}")
+    if not os.access(existing if existing.is_dir() else existing.parent, os.W_OK):
+        raise UserError(f"{flag} {path}: {existing} is not writable (read-only file system or "
+                        f"no permission): choose another {flag}")
+    return path
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Writes ``data`` to ``path`` so that ``path`` holds either the old or the new content."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -45,19 +88,26 @@ def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def array_bytes(arrays: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> bytes:
+    """Named arrays as the bytes of one safetensors file."""
+    return save({k: np.ascontiguousarray(v) for k, v in arrays.items()}, metadata=metadata)
+
+
+def arrays_from_bytes(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of safetensors bytes; a damaged file raises (SafetensorError, ValueError)."""
+    return load(data)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray],
-                metadata: dict[str, str] | None = None) -> None:
-    """Saves named arrays as one safetensors file, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+                metadata: dict[str, str] | None = None) -> str:
+    """Saves named arrays as one safetensors file, atomically; returns its sha256."""
+    data = array_bytes(arrays, metadata)
+    atomic_write_bytes(path, data)
+    return sha256(data)
 
 
 def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -122,6 +122,7 @@ def run(cfg: ReportRun) -> dict:
     root = cfg.run_dir
     if not root.is_dir():
         raise UserError(f"{root} is not a folder")
+    records.check_out(root, "run folder")  # report.html goes beside the run
     path = build(root, cfg.title)
     print(f"wrote {path}")
     page = path.read_text()

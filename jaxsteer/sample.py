@@ -79,6 +79,7 @@ def png_bytes(image_hwc: np.ndarray) -> bytes:
 
 def run(cfg: SampleRun) -> dict:
     """Generates (or finishes) the pool in ``cfg.out``; returns a summary."""
+    records.check_out(cfg.out)
     bundle = cfg.load_model()
     model = bundle.model
     model.tokenize(cfg.prompt)  # bad prompts fail here, before anything is written
@@ -89,7 +90,13 @@ def run(cfg: SampleRun) -> dict:
     mesh = sharding.local_mesh(cfg.devices)
     store = ShardStore.open(cfg.out, "pool", identity, {"config": to_dict(cfg), "model_info": bundle.info},
                             shard_size=cfg.batch, total=cfg.n)
-    store.commit_manifest()
+    with store.writing():  # one writer per folder: a second `sample` on it is refused
+        return _generate(cfg, bundle, mesh, store)
+
+
+def _generate(cfg: SampleRun, bundle: ModelBundle, mesh, store: ShardStore) -> dict:
+    """Makes the pool's missing (or damaged) shards; the caller holds the folder's lock."""
+    model = bundle.model
     params = sharding.put_replicated(mesh, bundle.params)
     cond, uncond = sharding.put_replicated(mesh, encode_prompt(bundle, cfg.prompt, cfg.use_cfg))
     gen = make_generator(model, cfg.sampler_config(), mesh)

@@ -199,6 +199,7 @@ def run(cfg: SteerRun) -> dict:
     from jaxsteer import checkpoint
     from jaxsteer.sample import encode_prompt
 
+    records.check_out(cfg.out)
     ds = checkpoint.load(resolve_directions(cfg.directions))
     meta = ds.metadata
     bad = [i for i in cfg.indices if not 0 <= i < ds.k]

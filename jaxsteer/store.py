@@ -5,18 +5,26 @@ resume, plus metadata) and ``shards/NNNNNN.safetensors``, one file per fixed-siz
 Shard ``i`` holds items ``[i * shard_size, (i + 1) * shard_size)`` and is written atomically, so a
 shard file either exists whole or not at all: a killed run resumes by skipping existing shards,
 with no duplicates and no gaps. Every item's content depends only on the seed and its index.
+
+The manifest records each shard's sha256 (``checksums``), written before the shard itself: a
+shard on disk always has its checksum, so a damaged one (truncated, bit-flipped) is made again
+on resume and refused on read. A shard without a checksum comes from a store written before
+checksums existed: it is read unverified, with a warning.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from jaxsteer import records
+from jaxsteer import records, runlock
 from jaxsteer.errors import UserError
 
 FORMAT = 1
@@ -75,18 +83,38 @@ class ShardStore:
                 raise UserError(f"{folder} holds a different run ({'; '.join(diff)}); "
                                 "choose another --out or repeat the same settings to resume")
             manifest["created"] = old.get("created")
-        elif folder.exists() and any(folder.iterdir()):
+            manifest["checksums"] = old.get("checksums", {})
+        elif folder.exists() and any(not runlock.is_lock_file(p) for p in folder.iterdir()):
             raise UserError(f"{folder} exists, is not empty and holds no jaxsteer run: "
                             "choose another --out")
         return cls(folder, manifest)
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[ShardStore]:
+        """Holds the folder's one-writer lock (`jaxsteer.runlock`) for the block, with the
+        manifest re-read and committed under it: another writer may have written meanwhile."""
+        m = self.manifest
+        with runlock.hold(self.folder):
+            self.manifest = ShardStore.open(self.folder, m["kind"], m["identity"], m["meta"],
+                                            self.shard_size, self.total).manifest
+            self.commit_manifest()
+            yield self
+
     def commit_manifest(self) -> None:
         """Creates the folder and writes the manifest (first write of a run)."""
         self.manifest.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        self.manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.manifest.setdefault("checksums", {})
         (self.folder / "shards").mkdir(parents=True, exist_ok=True)
         records.clean_temporaries(self.folder / "shards")
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        self.manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         records.write_json(self.folder / "manifest.json", self.manifest)
+
+    def checksum(self, i: int) -> str | None:
+        """The recorded sha256 of shard ``i``; None for a shard of a pre-checksum store."""
+        return self.manifest.get("checksums", {}).get(str(i))
 
     def shard_path(self, i: int) -> Path:
         return self.folder / "shards" / f"{i:06d}.safetensors"
@@ -94,11 +122,35 @@ class ShardStore:
     def shard_range(self, i: int) -> range:
         return range(i * self.shard_size, min((i + 1) * self.shard_size, self.total))
 
-    def done(self) -> set[int]:
+    def present(self) -> set[int]:
+        """Shards with a file on disk (whole, since writes are atomic; maybe damaged since)."""
         folder = self.folder / "shards"
         if not folder.is_dir():
             return set()
         return {int(p.stem) for p in folder.glob("[0-9]*.safetensors") if p.stem.isdigit()}
+
+    def damage(self, i: int, data: bytes) -> str | None:
+        """Why shard ``i``'s bytes are not what was written, or None if they are."""
+        want = self.checksum(i)
+        if want is not None:
+            return None if records.sha256(data) == want else "its sha256 does not match the manifest"
+        try:  # a pre-checksum shard: the best check left is that it parses
+            records.arrays_from_bytes(data)
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
+            return f"it does not parse ({type(e).__name__})"
+        return None
+
+    def done(self) -> set[int]:
+        """Shards present and intact; a damaged one is left to be made again (with a note)."""
+        done = set()
+        for i in sorted(self.present()):
+            why = self.damage(i, self.shard_path(i).read_bytes())
+            if why is None:
+                done.add(i)
+            else:
+                print(f"jaxsteer: {self.shard_path(i)} is damaged ({why}): making it again",
+                      file=sys.stderr)
+        return done
 
     def todo(self) -> list[int]:
         done = self.done()
@@ -109,15 +161,32 @@ class ShardStore:
         for name, a in arrays.items():
             if a.shape[0] != n:
                 raise ValueError(f"shard {i} array {name} has {a.shape[0]} rows, expected {n}")
-        records.save_arrays(self.shard_path(i), arrays)
+        data = records.array_bytes(arrays)
+        # Checksum first: a kill between the two writes leaves a checksum without a shard (made
+        # again on resume), never a shard that no checksum vouches for.
+        self.manifest.setdefault("checksums", {})[str(i)] = records.sha256(data)
+        self._write_manifest()
+        records.atomic_write_bytes(self.shard_path(i), data)
 
     def read(self, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
-        """Concatenates every finished shard in order; the store must be complete."""
-        missing = self.todo()
+        """Concatenates every finished shard in order; the store must be complete and intact."""
+        missing = [i for i in range(self.num_shards) if i not in self.present()]
         if missing:
             raise UserError(f"{self.folder} is incomplete: {len(missing)} of {self.num_shards} "
                             "shards missing; rerun the same command to finish it")
-        parts = [records.load_arrays(self.shard_path(i)) for i in range(self.num_shards)]
+        parts, unverified = [], 0
+        for i in range(self.num_shards):
+            path = self.shard_path(i)
+            data = path.read_bytes()
+            why = self.damage(i, data)
+            if why is not None:
+                raise UserError(f"{path} is damaged ({why}): rerun the command that wrote "
+                                f"{self.folder} to make it again")
+            unverified += self.checksum(i) is None
+            parts.append(records.arrays_from_bytes(data))
+        if unverified:
+            print(f"jaxsteer: warning: {unverified} shard(s) of {self.folder} carry no checksum "
+                  "(written by an older jaxsteer): read unverified", file=sys.stderr)
         names = names or tuple(parts[0])
         return {k: np.concatenate([p[k] for p in parts]) for k in names}
 

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsteer import progress, records, sharding
+from jaxsteer import progress, records, runlock, sharding
 from jaxsteer.complexity import ComplexityConfig, estimate_all
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
@@ -207,11 +207,20 @@ def measure_prompt(worker: Worker, inputs, key: jax.Array,
 
 
 def run(cfg: SurveyRun) -> dict:
+    records.check_out(cfg.out)
     prompts, bad = read_prompts(cfg.prompts_file)
+    proc = jax.process_index()
+    bundle = cfg.load_model()
+    # One writer per part file: each host locks its own, so hosts of one survey run side by side
+    # and a second survey started on the same folder is refused.
+    with runlock.hold(cfg.out, f"{runlock.PREFIX}-survey-{proc:03d}.lock"):
+        return _survey(cfg, bundle, prompts, bad)
+
+
+def _survey(cfg: SurveyRun, bundle, prompts: list, bad: list[dict]) -> dict:
+    """The survey proper; the caller holds this process's lock on ``cfg.out``."""
     proc, nproc = jax.process_index(), jax.process_count()
     mine = sharding.host_split(prompts, proc, nproc)
-    bundle = cfg.load_model()
-    cfg.out.mkdir(parents=True, exist_ok=True)
     header_path = cfg.out / "survey.json"
     header = {"config": to_dict(cfg), "model_info": bundle.info, "versions": versions(),
               "processes": nproc}
@@ -261,9 +270,13 @@ def run(cfg: SurveyRun) -> dict:
         from jax.experimental import multihost_utils
         multihost_utils.sync_global_devices("jaxsteer-survey-done")
     summary = merge(cfg.out) if proc == 0 else {}
+    # Counted from the file, so the number is what a reader of errors-PPP.jsonl finds (process
+    # 0's merged summary counts every process's file).
+    logged = {e["line"] for e in read_records(errors)}
     from jaxsteer.pages.survey import SurveyResult  # shows the survey page in a notebook
     return SurveyResult({"out": str(cfg.out), "prompts": len(prompts), "this_process": len(mine),
-                         "done_now": len(todo), "errors": len(logged), **summary})
+                         "done_now": len(todo), "errors": len(logged), "errors_file": str(errors),
+                         **summary})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,10 +286,32 @@ class MergeRun:
 
 
 def run_merge(cfg: MergeRun) -> dict:
+    if not cfg.out.is_dir():
+        raise UserError(f"{cfg.out} is not a folder: give the survey's --out folder")
     if not list(cfg.out.glob("records-*.jsonl")):
         raise UserError(f"{cfg.out} holds no survey records (records-*.jsonl)")
     from jaxsteer.pages.survey import SurveyResult
+    records.check_out(cfg.out, "survey folder")  # summary.csv and .png go beside the records
     return SurveyResult({"out": str(cfg.out), **merge(cfg.out)})
+
+
+def skipped_lines(out: Path) -> tuple[int, list[Path]]:
+    """(distinct prompt lines logged as errors, the error files) of every process."""
+    files = sorted(out.glob("errors-*.jsonl"))
+    return len({e["line"] for p in files for e in read_records(p)}), files
+
+
+def unique_records(out: Path) -> tuple[list[dict], int]:
+    """Every process's records in line order, one per prompt line (the first in file order
+    wins: two runs on one folder, or a rerun after a merge, may have measured a line twice),
+    and the number dropped."""
+    seen: dict[int, dict] = {}
+    total = 0
+    for path in sorted(out.glob("records-*.jsonl")):
+        for r in read_records(path):
+            total += 1
+            seen.setdefault(r["line"], r)
+    return [seen[k] for k in sorted(seen)], total - len(seen)
 
 
 def merge(out: Path) -> dict:
@@ -284,10 +319,17 @@ def merge(out: Path) -> dict:
     import csv
     import io
 
-    recs = sorted((r for p in sorted(out.glob("records-*.jsonl")) for r in read_records(p)),
-                  key=lambda r: r["line"])
+    recs, dropped = unique_records(out)
+    errors, error_files = skipped_lines(out)
+    if dropped:
+        print(f"dropped {dropped} duplicate record(s) of prompt lines measured twice "
+              "(the first record of each line kept)")
+    if errors:
+        print(f"{errors} prompt line(s) skipped, listed in "
+              f"{', '.join(str(p) for p in error_files)}")
+    counts = {"errors": errors, "duplicates_dropped": dropped}
     if not recs:
-        return {"records": 0}
+        return {"records": 0, **counts}
     keys = [k for k, v in recs[0]["estimates"].items() if isinstance(v, dict) and "value" in v]
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -306,7 +348,7 @@ def merge(out: Path) -> dict:
     print("most complex: " + "; ".join(f"{p!r} {v:.0f}" for p, v in most))
     print("least complex: " + "; ".join(f"{p!r} {v:.0f}" for p, v in least))
     return {"records": len(recs), "estimator": main, "median": float(np.median(values)),
-            "most_complex": most, "least_complex": least}
+            "most_complex": most, "least_complex": least, **counts}
 
 
 def _summary_png(out: Path, values: np.ndarray, name: str, ordered: list[str]) -> None:

@@ -82,3 +82,43 @@ def test_nested_fields_start_from_their_default_instance():
     assert config.parse(_Outer, [], prog="t").inner == _Inner(k=8)
     assert config.parse(_Outer, ["--inner.name", "b"], prog="t").inner == _Inner(k=8, name="b")
     assert config.parse(_Outer, ["--inner.k", "3"], prog="t").inner == _Inner(k=3)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Helped:
+    share: float = opt(0.1, "capped at 10% of all steps")
+    sizes: tuple[int, ...] = opt((32, 64), "channels")
+    own: str | None = opt(None, "where it goes (default: beside the input)")
+    flag: bool = opt(True, "a switch")
+    inner: _Inner = opt(default_factory=lambda: _Inner(k=8), help="inner settings")
+
+
+def test_help_has_one_default_per_flag_readable_lists_and_on_off_booleans():
+    text = config.build_parser(_Helped, "t").format_help()   # a '%' in a help must not crash
+    assert "capped at 10% of all steps (default: 0.1)" in text
+    assert "(default: 32,64)" in text and "(32, 64)" not in text
+    assert text.count("(default:") == 6 and "(default: None)" not in text
+    parser = config.build_parser(_Helped, "t")
+    assert all((a.help or "").lower().count("default") <= 1 for a in parser._actions)
+    assert "--flag, --no-flag" in text and "(default: on)" in text
+    assert "--inner.k K" in text and "(default: 8)" in text   # the default instance's value
+    assert "inner flags" in text
+
+
+@pytest.mark.parametrize("argv, want", [([], True), (["--flag"], True), (["--no-flag"], False),
+                                        (["--flag", "false"], False), (["--flag=no"], False),
+                                        (["--flag", "true"], True)])
+def test_booleans_read_on_off_pairs_and_words(argv, want):
+    assert config.parse(_Helped, argv, prog="t").flag is want
+
+
+def test_a_bad_boolean_word_is_one_clear_error():
+    with pytest.raises(UserError, match="as a boolean"):
+        config.parse(_Helped, ["--flag=maybe"], prog="t")
+
+
+def test_help_of_a_run_config_groups_model_sampler_and_run_flags():
+    from jaxsteer.sample import SampleRun
+    text = config.build_parser(SampleRun, "jaxsteer sample").format_help()
+    assert text.index("run flags:") < text.index("sampler flags:") < text.index("model flags:")
+    assert "(default: on)" in text and "--remat, --no-remat" in text

@@ -31,7 +31,8 @@ def lines_of(out):
     return sorted(r["line"] for r in recs), recs
 
 
-def test_survey_records_bad_lines_and_resumes_after_a_kill(prompts, tmp_path, monkeypatch):
+def test_survey_records_bad_lines_and_resumes_after_a_kill(prompts, tmp_path, monkeypatch,
+                                                            capsys):
     out = tmp_path / "s"
     real = survey.append_line
     calls = {"records": 0}
@@ -49,9 +50,15 @@ def test_survey_records_bad_lines_and_resumes_after_a_kill(prompts, tmp_path, mo
     assert cli.main(["survey", str(prompts), *FAST, "--out", str(out)]) == 130
     monkeypatch.undo()
     assert lines_of(out)[0] == [1, 3]
+    capsys.readouterr()
     assert cli.main(["survey", str(prompts), *FAST, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
     done, recs = lines_of(out)
     assert done == [1, 3, 5, 7]                     # exactly one record per good prompt
+    # The summary's count is the errors file's, and the text says where the lines are.
+    summary = json.loads(printed[printed.index("{"):])
+    assert summary["errors"] == 3
+    assert f"3 prompt line(s) skipped, listed in {out / 'errors-000.jsonl'}" in printed
     errors = {e["line"]: e["error"] for e in survey.read_records(out / "errors-000.jsonl")}
     assert set(errors) == {2, 4, 6}
     assert "empty" in errors[2] and "UTF-8" in errors[4] and "not a word" in errors[6]
@@ -118,3 +125,33 @@ def test_two_processes_split_the_prompts_and_merge(prompts, tmp_path):
     assert (out / "summary.csv").read_text().count("\n") == 5
     summary = json.loads(results[0][0][results[0][0].index("{"):])
     assert summary["records"] == 4
+
+
+def test_a_second_survey_on_the_same_folder_is_refused(prompts, tmp_path, capsys):
+    from jaxsteer import runlock
+    out = tmp_path / "s"
+    with runlock.hold(out, ".jaxsteer-survey-000.lock"):
+        assert cli.main(["survey", str(prompts), *FAST, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"pid {os.getpid()}" in err[0] and "another jaxsteer run" in err[0]
+    assert [p.name for p in out.iterdir()] == [".jaxsteer-survey-000.lock"]
+
+
+def test_merge_keeps_the_first_record_of_a_line_measured_twice(tmp_path, capsys):
+    def rec(line, value):
+        return {"line": line, "prompt": f"p{line}", "token": "x",
+                "estimates": {"subspace_size": {"value": value}}}
+    out = tmp_path / "s"
+    out.mkdir()
+    for name, recs in (("records-000.jsonl", [rec(1, 3), rec(2, 5), rec(1, 9)]),
+                       ("records-001.jsonl", [rec(2, 7), rec(3, 4)])):
+        (out / name).write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (out / "errors-000.jsonl").write_text('{"line": 4, "error": "empty prompt"}\n')
+    assert cli.main(["survey-merge", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "dropped 2 duplicate record(s)" in printed and "1 prompt line(s) skipped" in printed
+    rows = (out / "summary.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == ["1", "2", "3"]
+    assert rows[0].endswith(",3") and rows[1].endswith(",5")   # the first record wins
+    summary = json.loads(printed[printed.index("{"):])
+    assert summary["errors"] == 1 and summary["duplicates_dropped"] == 2

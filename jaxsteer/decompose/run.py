@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from jaxsteer import checkpoint
+from jaxsteer import checkpoint, records
 from jaxsteer.config import opt, to_dict
 from jaxsteer.decompose.directions import SIGNIFICANCE_FACTOR, DirectionSet
 from jaxsteer.decompose.pca import pca, spectrum_png
@@ -115,6 +115,7 @@ def _sae_table(ds: DirectionSet) -> list[str]:
 def run(cfg: DecomposeRun) -> dict[str, Any]:
     """Runs the decomposition, prints a table, writes the checkpoint; returns a summary dict."""
     out = Path(cfg.out if cfg.out is not None else cfg.run_dir / f"directions_{cfg.method}")
+    records.check_out(out)
     if out.exists() and not cfg.overwrite:  # fail before the work, not after
         raise UserError(f"{out} exists: choose another --out or pass --overwrite")
     x_nd, manifest, r = _load_matrix(cfg.run_dir)

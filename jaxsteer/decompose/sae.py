@@ -50,7 +50,7 @@ class SAEConfig:
     patience: int = opt(3, "early stop after this many epochs without improvement (0: never)")
     min_delta: float = opt(1e-3, "relative epoch-FVU improvement that counts for patience")
     log10_density_range: tuple[float, ...] = opt((-6.0, 0.0), "open interval of log10 firing "
-                                                  "density of the kept directions [(-6, 0)]")
+                                                  "density of the kept directions [-6,0]")
 
     def __post_init__(self) -> None:
         checks = [

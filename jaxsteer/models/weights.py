@@ -8,7 +8,9 @@ with diffusers' own PyTorch->Flax key conversion: no torch, nothing unpickled.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsteer.errors import UserError
+from jaxsteer.errors import UserError, is_device_oom
 
 # What a diffusers pipeline folder needs from the hub: configs, tokenizers, safe weight formats.
 _ALLOW = ["*.json", "*.txt", "*.msgpack", "*.safetensors", "tokenizer*/*"]
@@ -40,15 +42,37 @@ def resolve_folder(model: str, revision: str | None = None, allow_pickle: bool =
                                    allow_patterns=_ALLOW_PICKLE if allow_pickle else _ALLOW)
     except Exception as e:  # the hub client raises many types for offline / missing repos
         raise UserError(f"could not get model {model!r} from the hub and it is not a local "
-                        f"folder ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+                        f"folder ({type(e).__name__}). Check the id and your network, or give "
+                        "a local pipeline folder or a bundled model (shapes, tiny).") from None
     return Path(folder)
+
+
+@contextlib.contextmanager
+def damaged_weights(path: Path) -> Iterator[None]:
+    """Turns a failed read of a weight file into one line naming it: a truncated or altered
+    msgpack or safetensors file makes the readers raise anything from ValueError ("Unpack
+    failed") to TypeError ("data type not understood") or SafetensorError."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as e:  # the readers' error types are not a contract
+        if is_device_oom(e):
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:120]
+        raise UserError(f"cannot read the weights in {path}: the file is damaged or incomplete "
+                        f"({type(e).__name__}{': ' + first if first else ''}); download or "
+                        "copy it again") from None
 
 
 def read_config(folder: Path, subfolder: str, name: str = "config.json") -> dict:
     path = folder / subfolder / name
     if not path.exists():
         raise UserError(f"{path} is missing: {folder} is not a complete pipeline folder")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{path} is damaged (not valid JSON)") from None
 
 
 def cast(params: Any, dtype: Any) -> Any:
@@ -83,19 +107,24 @@ def load_diffusers_module(cls: Any, folder: Path, subfolder: str, dtype: Any,
     sub = folder / subfolder
     config = read_config(folder, subfolder)
     if (sub / "diffusion_flax_model.msgpack").exists():
-        module, params = cls.from_pretrained(str(folder), subfolder=subfolder, dtype=dtype)
+        with damaged_weights(sub / "diffusion_flax_model.msgpack"):
+            module, params = cls.from_pretrained(str(folder), subfolder=subfolder, dtype=dtype)
     elif (sub / "diffusion_pytorch_model.safetensors").exists():
         from diffusers.models.modeling_flax_pytorch_utils import convert_pytorch_state_dict_to_flax
         from safetensors.numpy import load_file
         module = cls.from_config(config, dtype=dtype)
-        state = {k: _NumpyTensor(v) for k, v in load_file(sub / "diffusion_pytorch_model.safetensors").items()}
-        params = convert_pytorch_state_dict_to_flax(state, _ShapeOnly(module))
+        path = sub / "diffusion_pytorch_model.safetensors"
+        with damaged_weights(path):
+            state = {k: _NumpyTensor(v) for k, v in load_file(path).items()}
+            params = convert_pytorch_state_dict_to_flax(state, _ShapeOnly(module))
     elif (sub / "diffusion_pytorch_model.bin").exists():
         if not allow_pickle:
             raise UserError(f"{sub} has only pickled PyTorch weights (.bin); loading them runs "
                             "arbitrary code from the file. Pass --allow-pickle if you trust it "
                             "(needs the 'torch' extra).")
-        module, params = cls.from_pretrained(str(folder), subfolder=subfolder, dtype=dtype, from_pt=True)
+        with damaged_weights(sub / "diffusion_pytorch_model.bin"):
+            module, params = cls.from_pretrained(str(folder), subfolder=subfolder, dtype=dtype,
+                                                 from_pt=True)
     else:
         raise UserError(f"no weights found in {sub} (looked for Flax msgpack and safetensors)")
     return module, cast(params, dtype)
@@ -108,10 +137,12 @@ def load_transformers_model(cls: Any, folder: Path, subfolder: str, dtype: Any,
     read_config(folder, subfolder)
     kwargs: dict[str, Any] = {"dtype": dtype}
     if (sub / "flax_model.msgpack").exists():
-        pass
+        path = sub / "flax_model.msgpack"
     elif (sub / "model.safetensors").exists():
         kwargs["from_pt"] = True  # transformers reads safetensors without torch
+        path = sub / "model.safetensors"
     elif (sub / "pytorch_model.bin").exists():
+        path = sub / "pytorch_model.bin"
         if not allow_pickle:
             raise UserError(f"{sub} has only pickled PyTorch weights (.bin); pass --allow-pickle "
                             "if you trust it (needs the 'torch' extra).")
@@ -119,7 +150,8 @@ def load_transformers_model(cls: Any, folder: Path, subfolder: str, dtype: Any,
     else:
         raise UserError(f"no weights found in {sub}")
     # _do_init=False skips a random initialisation that would compile the whole encoder.
-    model, params = cls.from_pretrained(str(sub), _do_init=False, **kwargs)
+    with damaged_weights(path):
+        model, params = cls.from_pretrained(str(sub), _do_init=False, **kwargs)
     return model.module, cast(params, dtype)
 
 

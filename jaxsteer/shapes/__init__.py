@@ -24,7 +24,7 @@ from jaxsteer.shapes.render import render as render
 from jaxsteer.shapes.render import sample_batch as sample_batch
 from jaxsteer.shapes.tokenizer import write_tokenizer as write_tokenizer
 from jaxsteer.shapes.train import TrainShapesRun as TrainShapesRun
-from jaxsteer.shapes.train import run as train
+from jaxsteer.shapes.train import run as train_shapes  # `train` would hide the module
 
 __all__ = [
            "ASSET_DIR",
@@ -41,7 +41,7 @@ __all__ = [
            "sample_batch",
            "score",
            "spec",
-           "train",
+           "train_shapes",
            "verify_assets",
            "write_tokenizer",
 ]

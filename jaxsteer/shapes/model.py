@@ -162,7 +162,7 @@ def export(folder: str | Path, cfg: ShapesModelConfig, params: Any, unet_dtype: 
         "tokenizer": ["transformers", "CLIPTokenizer"],
         "scheduler": ["diffusers", "FlaxDDIMScheduler"]})
     write_json(tmp / "training.json", {"model": dataclasses.asdict(cfg), **(info or {})})
-    for path in tmp.rglob("*"):  # atomic writes create 0600 files; a shipped asset must be readable
+    for path in tmp.rglob("*"):  # a shipped asset must be readable whatever the umask
         path.chmod(0o755 if path.is_dir() else 0o644)
     if folder.exists():
         shutil.rmtree(folder)

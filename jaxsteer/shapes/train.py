@@ -25,7 +25,7 @@ import optax
 
 from jaxsteer.config import opt, parse, to_dict
 from jaxsteer.errors import UserError
-from jaxsteer.records import atomic_write_bytes, read_json, write_json
+from jaxsteer.records import atomic_write_bytes, check_out, read_json, write_json
 from jaxsteer.shapes import model as shapes_model
 from jaxsteer.shapes.captions import BandTable, training_distribution
 from jaxsteer.shapes.model import ShapesModelConfig
@@ -195,7 +195,11 @@ def run(cfg: TrainShapesRun) -> dict:
       {"folder", "step", "losses": [[step, loss], ...], "seconds", "steps_per_s"}.
     """
     from tqdm.auto import tqdm
-    work = cfg.work
+    check_out(cfg.out, "out")
+    work = check_out(cfg.work, "--work-dir")
+    if cfg.init_from is not None and not (cfg.init_from / "model_index.json").exists():
+        raise UserError(f"--init-from {cfg.init_from} is not a shapes pipeline folder (no "
+                        "model_index.json)")  # before the work folder is made
     work.mkdir(parents=True, exist_ok=True)
     write_tokenizer(work / "tokenizer")
     step_fn, init_fn = make_train_step(cfg.model, cfg.optim)

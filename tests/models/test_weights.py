@@ -1,0 +1,65 @@
+"""Damaged or missing weights and unknown hub ids: one clear line naming what is wrong."""
+
+import shutil
+
+import pytest
+
+from jaxsteer.errors import UserError
+from jaxsteer.models import load, weights
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def flip_header(path):
+    data = bytearray(path.read_bytes())
+    data[3] ^= 0xFF
+    data[10] ^= 0x55
+    path.write_bytes(bytes(data))
+
+
+def fake_safetensors(path):
+    path.with_name("diffusion_flax_model.msgpack").unlink()
+    path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":")  # header cut short
+
+
+@pytest.mark.parametrize("file, damage", [
+    ("unet/diffusion_flax_model.msgpack", truncate),
+    ("text_encoder/flax_model.msgpack", flip_header),
+    ("text_encoder/flax_model.msgpack", truncate),
+    ("unet/diffusion_pytorch_model.safetensors", fake_safetensors),
+], ids=["truncated-msgpack", "flipped-msgpack", "truncated-encoder", "truncated-safetensors"])
+def test_damaged_weights_are_one_line_naming_the_file(tiny_folder, tmp_path, file, damage):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_folder, folder)
+    damage(folder / file)
+    with pytest.raises(UserError) as e:
+        load(str(folder))
+    text = str(e.value)
+    assert f"cannot read the weights in {folder / file}" in text and "\n" not in text
+
+
+def test_damaged_config_json_is_named(tiny_folder, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_folder, folder)
+    (folder / "unet" / "config.json").write_text("{")
+    with pytest.raises(UserError, match="config.json is damaged"):
+        load(str(folder))
+
+
+def test_an_unknown_hub_id_is_a_whole_sentence(monkeypatch):
+    import huggingface_hub
+
+    def offline(*a, **k):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load this file, "
+                      "couldn't find it in the cached files and it looks like nobody/x is not "
+                      "the path to a directory containing a file. Please check your internet "
+                      "connection and try again, or see the docs about offline mode " * 2)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(UserError) as e:
+        weights.resolve_folder("nobody/no-such-model")
+    text = str(e.value)
+    assert text.endswith(".") and text.count("(") == text.count(")")
+    assert "could not get model 'nobody/no-such-model'" in text and "local pipeline folder" in text

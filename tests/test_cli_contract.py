@@ -1,0 +1,265 @@
+"""The CLI's contract, command by command: `--help` works, a tiny run exits 0, and bad input
+(damaged file, missing file, --out a file, read-only --out, a second writer) is exit 2 with one
+line on stderr, no traceback and nothing half-written.
+
+The commands are enumerated from `cli.COMMANDS`, so a new command fails here until it has a
+smoke run and bad-input rows. Everything runs in-process through `cli.main(argv)` on the tiny
+random model, with counts as small as each command accepts.
+"""
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import traceback
+
+import pytest
+
+from jaxsteer import cli, runlock
+
+TINY = ["--model", "tiny", "--steps", "1", "--devices", "1"]
+PROMPT = "a picture of a monster"
+TRAIN = ["--steps", "2", "--batch", "2", "--log-every", "1", "--checkpoint-every", "1",
+         "--no-progress", "--optim.warmup", "1", "--model.image-size", "16",
+         "--model.channels", "32,32", "--model.attention-levels", "1", "--model.heads", "2",
+         "--model.text-width", "32", "--model.text-layers", "1", "--model.text-heads", "2"]
+SURVEY = ["--pairs", "4", "--batch", "4", "--pool", "4", "--complexity.n-boot-spectral", "0",
+          "--complexity.n-boot", "4", "--complexity.pa-draws", "2", "--complexity.mle-k", "2",
+          "--complexity.vaease.enabled", "false"]
+
+
+def smoke_argv(root):
+    """Each command's tiny run, in an order where every input exists before it is read."""
+    return {
+        "sample": ["sample", *TINY, "--prompt", PROMPT, "--n", "4", "--batch", "4",
+                   "--out", f"{root}/pool"],
+        "collect": ["collect", *TINY, "--prompt", PROMPT, "--token", "monster", "--pool",
+                    f"{root}/pool", "--pairs", "4", "--batch", "4", "--out", f"{root}/grads"],
+        "decompose": ["decompose", f"{root}/grads", "--k", "2"],
+        "steer": ["steer", f"{root}/grads", *TINY, "--indices", "0", "--seeds", "0",
+                  "--alphas", "-1:1:3", "--out", f"{root}/steer"],
+        "diversify": ["diversify", f"{root}/grads/directions_pca", *TINY, "--n", "2",
+                      "--out", f"{root}/diversify"],
+        "report": ["report", str(root)],
+        "survey": ["survey", f"{root}/prompts.txt", *TINY, *SURVEY, "--out", f"{root}/survey"],
+        "survey-merge": ["survey-merge", f"{root}/survey"],
+        "train-shapes": ["train-shapes", f"{root}/shapes", *TRAIN],
+        "bench": ["bench", "pca", "--n", "32", "--m", "64", "--out", f"{root}/bench.json"],
+        "demo": ["demo", *TINY, "--pool", "4", "--pairs", "4", "--k", "2", "--directions", "1",
+                 "--seeds", "0", "--alphas", "-1:1:3", "--out", f"{root}/demo"],
+    }
+
+
+def call(argv, capsys):
+    """(exit code, stderr lines) of one in-process CLI call."""
+    capsys.readouterr()
+    code = cli.main(list(argv))
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_top_level_help(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in cli.COMMANDS)
+
+
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
+def test_every_command_has_help(name, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main([name, "--help"])
+    captured = capsys.readouterr()
+    assert e.value.code == 0 and "Traceback" not in captured.err
+    assert captured.out.startswith(f"usage: jaxsteer {name}")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """Runs every command's smoke argv once, in order: {name: (code, stderr lines)}."""
+    root = tmp_path_factory.mktemp("smoke")
+    (root / "prompts.txt").write_text("a red cat\na big dog\n")
+    results = {}
+    for name, argv in smoke_argv(root).items():
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                code = cli.main(argv)
+            except Exception:  # noqa: BLE001 - reported by the command's own test
+                code = traceback.format_exc()
+        results[name] = (code, err.getvalue())
+    return root, results
+
+
+def test_every_command_has_a_smoke_run():
+    assert set(smoke_argv("x")) == set(cli.COMMANDS)
+
+
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
+def test_smoke_run_exits_0_without_a_traceback(smoke, name):
+    _, results = smoke
+    code, err = results[name]
+    assert code == 0, f"{code}\n{err[-3000:]}"
+    assert "Traceback" not in err
+
+
+def test_smoke_outputs_exist(smoke):
+    root, _ = smoke
+    assert (root / "report.html").exists() and (root / "demo" / "report.html").exists()
+    assert (root / "shapes" / "model_index.json").exists()
+    assert json.loads((root / "bench.json").read_text())["result"]
+    assert (root / "survey" / "summary.csv").read_text().count("\n") == 3
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+def flip_last_byte(path):
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def snapshot(*folders):
+    """Every file under ``folders`` with its bytes: "nothing half-written" is this unchanged."""
+    return {str(p): p.read_bytes() for f in folders if f.exists()
+            for p in sorted(f.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def bad(smoke, tmp_path):
+    """A scratch copy of the smoke runs to damage, a file to pass as --out, and a writer lock."""
+    root, _ = smoke
+    work = tmp_path / "w"
+    for name in ("pool", "grads", "survey"):
+        shutil.copytree(root / name, work / name)
+    (work / "file").write_text("not a folder\n")
+    (work / "prompts.txt").write_text("a red cat\n")
+    flip_last_byte(work / "pool" / "shards" / "000000.safetensors")
+    flip_last_byte(work / "grads" / "shards" / "000000.safetensors")
+    return root, work
+
+
+def damaged(root, w):
+    return {
+        "collect": (["collect", *TINY, "--prompt", PROMPT, "--token", "monster", "--pool",
+                     f"{w}/pool", "--pairs", "4", "--batch", "4", "--out", f"{w}/new"],
+                    "000000.safetensors is damaged"),
+        "decompose": (["decompose", f"{w}/grads", "--k", "2", "--out", f"{w}/new"],
+                      "000000.safetensors is damaged"),
+        "steer": (["steer", f"{w}/grads/directions_pca", *TINY, "--out", f"{w}/new"],
+                  "directions_pca"),
+        "report": (["report", f"{w}/grads"], "manifest.json is corrupted"),
+        "survey-merge": (["survey-merge", f"{w}/survey"], "is corrupted"),
+        "sample": (["sample", "--model", f"{w}/model", "--prompt", PROMPT, "--out", f"{w}/new"],
+                   "cannot read the weights in"),
+    }
+
+
+def missing(root, w):
+    gone = f"{w}/nothing-here"
+    return {
+        "sample": (["sample", "--model", gone, "--prompt", PROMPT, "--out", f"{w}/new"],
+                   "not found"),
+        "collect": (["collect", *TINY, "--prompt", PROMPT, "--token", "monster", "--pool", gone,
+                     "--out", f"{w}/new"], "not a sample pool"),
+        "decompose": (["decompose", gone, "--out", f"{w}/new"], "not a jaxsteer run folder"),
+        "steer": (["steer", gone, *TINY, "--out", f"{w}/new"], gone),
+        "diversify": (["diversify", gone, *TINY, "--out", f"{w}/new"], gone),
+        "report": (["report", gone], "is not a folder"),
+        "survey": (["survey", gone, *TINY, "--out", f"{w}/new"], "prompts file not found"),
+        "survey-merge": (["survey-merge", gone], "is not a folder"),
+        "train-shapes": (["train-shapes", f"{w}/new", *TRAIN, "--init-from", gone], gone),
+        "demo": (["demo", "--model", gone, "--out", f"{w}/new"], "not found"),
+        "bench": (["bench", "throughput", "--torch-json", gone, "--out", f"{w}/new.json"],
+                  gone),
+    }
+
+
+def out_args(root, w, out):
+    """Each writing command with ``out`` as its output place."""
+    return {
+        "sample": ["sample", *TINY, "--prompt", PROMPT, "--out", out],
+        "collect": ["collect", *TINY, "--prompt", PROMPT, "--token", "monster", "--out", out],
+        "decompose": ["decompose", f"{root}/grads", "--out", out],
+        "steer": ["steer", f"{root}/grads", *TINY, "--out", out],
+        "diversify": ["diversify", f"{root}/grads/directions_pca", *TINY, "--out", out],
+        "survey": ["survey", f"{w}/prompts.txt", *TINY, "--out", out],
+        "train-shapes": ["train-shapes", out, *TRAIN],
+        "demo": ["demo", *TINY, "--out", out],
+        "report": ["report", out],
+        "survey-merge": ["survey-merge", out],
+    }
+
+
+def writer(root, w):
+    return {
+        "sample": smoke_argv(w)["sample"],
+        "collect": smoke_argv(root)["collect"][:-1] + [f"{w}/grads2"],
+        "survey": ["survey", f"{w}/prompts.txt", *TINY, *SURVEY, "--out", f"{w}/survey2"],
+    }
+
+
+def cases():
+    """(kind, command) rows of the bad-input table."""
+    rows = [("damaged", c) for c in damaged("r", "w")]
+    rows += [("missing", c) for c in missing("r", "w")]
+    rows += [("out-is-a-file", c) for c in out_args("r", "w", "o")]
+    rows += [("out-read-only", c) for c in out_args("r", "w", "o") if c not in
+             ("report", "survey-merge")]
+    rows += [("second-writer", c) for c in writer("r", "w")]
+    return rows
+
+
+@pytest.mark.parametrize("kind, name", cases(), ids=[f"{k}-{c}" for k, c in cases()])
+def test_bad_input_is_exit_2_one_line_nothing_written(bad, kind, name, capsys, monkeypatch,
+                                                      tiny_folder):
+    root, w = bad
+    held = None
+    if kind == "damaged":
+        argv, message = damaged(root, w)[name]
+        if name == "steer":
+            checkpoint = w / "grads" / "directions_pca"
+            flip_last_byte(next(p for p in sorted(checkpoint.rglob("*")) if p.is_file()
+                                and p.stat().st_size > 100))
+        if name == "report":
+            (w / "grads" / "manifest.json").write_text("{ cut")
+        if name == "survey-merge":
+            part = w / "survey" / "records-000.jsonl"
+            part.write_text('{"line": 1, "pr\n' + part.read_text())
+        if name == "sample":
+            shutil.copytree(tiny_folder, w / "model")
+            path = w / "model" / "unet" / "diffusion_flax_model.msgpack"
+            path.write_bytes(path.read_bytes()[:1000])
+    elif kind == "missing":
+        argv, message = missing(root, w)[name]
+    elif kind == "out-is-a-file":
+        argv = out_args(root, w, f"{w}/file")[name]
+        message = "is not a folder" if name in ("report", "survey-merge") else "is a file"
+    elif kind == "out-read-only":
+        target = f"{w}/ro/out"
+        argv, message = out_args(root, w, target)[name], "is not writable"
+        # Tests run as root, whom no chmod stops: play the read-only file system that
+        # access(2) reports.
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, m: (not str(p).startswith(f"{w}/ro"))
+                            and real(p, m) if m == os.W_OK else real(p, m))
+        (w / "ro").mkdir()
+    else:
+        argv, message = writer(root, w)[name], "being written by another jaxsteer run"
+        out = argv[argv.index("--out") + 1]
+        lock = ".jaxsteer-survey-000.lock" if name == "survey" else runlock.NAME
+        held = runlock.hold(out, lock)
+        held.__enter__()
+    before = snapshot(w)
+    try:
+        code, err = call(argv, capsys)
+    finally:
+        if held is not None:
+            held.__exit__(None, None, None)
+    assert code == 2, err
+    assert len(err) == 1 and err[0].startswith(f"jaxsteer {name}: error:"), err
+    assert message in err[0] and "Traceback" not in err[0]
+    if kind == "second-writer":
+        assert f"pid {os.getpid()}" in err[0]
+    assert snapshot(w) == before
+    assert not (w / "new").exists() and not (w / "ro" / "out").exists()
