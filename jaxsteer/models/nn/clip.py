@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 
 
-
 @dataclasses.dataclass(frozen=True)
 class CLIPTextConfig:
     vocab_size: int = 49408
@@ -72,8 +71,8 @@ class _Layer(nn.Module):
         cfg = self.cfg
         b, t, d = x_btd.shape
         heads = cfg.num_attention_heads
-        dense = lambda n, name: nn.Dense(n, dtype=self.dtype, name=name)  # noqa: E731
-        norm = lambda name: nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=self.dtype,  # noqa: E731
+        dense = lambda n, name: nn.Dense(n, dtype=self.dtype, name=name)
+        norm = lambda name: nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=self.dtype,
                                          name=name)
         h = norm("layer_norm1")(x_btd)
         q_bthd, k_bthd, v_bthd = (dense(d, f"{n}_proj")(h).reshape(b, t, heads, d // heads)
@@ -153,6 +152,11 @@ class CLIPTextModel(nn.Module):
 
     config: CLIPTextConfig
     dtype: Any = jnp.float32
+
+    def init_weights(self, key: jax.Array) -> dict:
+        """Random parameters (use under ``jax.eval_shape`` for the tree's shapes)."""
+        return self.init(key, jnp.zeros((1, self.config.max_position_embeddings), jnp.int32))[
+            "params"]
 
     @nn.compact
     def __call__(self, input_ids, attention_mask=None, position_ids=None) -> CLIPTextOutput:

@@ -6,7 +6,8 @@ Axis letters: b batch, t query tokens, s key tokens, h heads, d head dim, c chan
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax

@@ -14,8 +14,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxsteer.models.nn.layers import (Downsample2D, ResnetBlock2D, TimestepEmbedding,
-                                       Upsample2D, conv, remat_class, timestep_embedding)
+from jaxsteer.models.nn.layers import (
+    Downsample2D,
+    ResnetBlock2D,
+    TimestepEmbedding,
+    Upsample2D,
+    conv,
+    remat_class,
+    timestep_embedding,
+)
 from jaxsteer.models.nn.transformer import Transformer2DModel
 from jaxsteer.models.remat import checkpoint_policy
 
@@ -179,6 +186,18 @@ class UNet2DConditionModel(nn.Module):
     dtype: Any = jnp.float32
     attention: Any = "xla"
     remat: str = "none"
+
+    def init_weights(self, key: jax.Array) -> dict:
+        """Random parameters (use under ``jax.eval_shape`` for the tree's shapes)."""
+        cfg = self.config
+        x = jnp.zeros((1, cfg.in_channels, cfg.sample_size, cfg.sample_size), jnp.float32)
+        emb = jnp.zeros((1, 1, cfg.cross_attention_dim), jnp.float32)
+        added = None
+        if cfg.addition_embed_type == "text_time":
+            n_ids = 6
+            text = cfg.projection_class_embeddings_input_dim - n_ids * cfg.addition_time_embed_dim
+            added = {"text_embeds": jnp.zeros((1, text)), "time_ids": jnp.zeros((1, n_ids))}
+        return self.init(key, x, jnp.ones((1,)), emb, added)["params"]
 
     def __call__(self, sample, timesteps, encoder_hidden_states, added_cond_kwargs=None):
         policy = None if self.remat == "blocks" else checkpoint_policy(self.remat)

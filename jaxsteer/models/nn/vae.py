@@ -183,5 +183,9 @@ class AutoencoderKL(nn.Module):
             z = self.post_quant_conv(z)
         return jnp.transpose(self.decoder(z), (0, 3, 1, 2))
 
+    def init_weights(self, key: jax.Array, size: int = 32) -> dict:
+        """Random parameters (use under ``jax.eval_shape`` for the tree's shapes)."""
+        return self.init(key, jnp.zeros((1, self.config.in_channels, size, size)))["params"]
+
     def __call__(self, images_bchw: jax.Array) -> jax.Array:
         return self.decode(self.encode(images_bchw).mean)
