@@ -60,6 +60,38 @@ class CLIPTextOutput:
         return self.hidden_states[-2]
 
 
+class _SelfAttention(nn.Module):
+    """Causal multi-head self-attention (``self_attn``: q_proj, k_proj, v_proj, out_proj)."""
+
+    cfg: CLIPTextConfig
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x_btd: jax.Array, mask_b11t: jax.Array | None) -> jax.Array:
+        b, t, d = x_btd.shape
+        heads = self.cfg.num_attention_heads
+        q_bthd, k_bthd, v_bthd = (
+            nn.Dense(d, dtype=self.dtype, name=f"{n}_proj")(x_btd).reshape(b, t, heads, d // heads)
+            for n in "qkv")
+        mask = jnp.tril(jnp.ones((t, t), bool))[None, None]
+        if mask_b11t is not None:
+            mask = mask & mask_b11t
+        out = jax.nn.dot_product_attention(q_bthd, k_bthd, v_bthd, mask=mask,
+                                           scale=(d // heads) ** -0.5)
+        return nn.Dense(d, dtype=self.dtype, name="out_proj")(out.reshape(b, t, d))
+
+
+class _MLP(nn.Module):
+    cfg: CLIPTextConfig
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x_btd: jax.Array) -> jax.Array:
+        h = nn.Dense(self.cfg.intermediate_size, dtype=self.dtype, name="fc1")(x_btd)
+        h = _ACTIVATIONS[self.cfg.hidden_act](h)
+        return nn.Dense(x_btd.shape[-1], dtype=self.dtype, name="fc2")(h)
+
+
 class _Layer(nn.Module):
     """Pre-norm causal self-attention and MLP (transformers' ``CLIPEncoderLayer`` names)."""
 
@@ -69,22 +101,11 @@ class _Layer(nn.Module):
     @nn.compact
     def __call__(self, x_btd: jax.Array, mask_b11t: jax.Array | None) -> jax.Array:
         cfg = self.cfg
-        b, t, d = x_btd.shape
-        heads = cfg.num_attention_heads
-        dense = lambda n, name: nn.Dense(n, dtype=self.dtype, name=name)
-        norm = lambda name: nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=self.dtype,
+        norm = lambda name: nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=self.dtype,  # noqa: E731
                                          name=name)
-        h = norm("layer_norm1")(x_btd)
-        q_bthd, k_bthd, v_bthd = (dense(d, f"{n}_proj")(h).reshape(b, t, heads, d // heads)
-                                  for n in "qkv")
-        mask = jnp.tril(jnp.ones((t, t), bool))[None, None]
-        if mask_b11t is not None:
-            mask = mask & mask_b11t
-        out = jax.nn.dot_product_attention(q_bthd, k_bthd, v_bthd, mask=mask,
-                                           scale=(d // heads) ** -0.5)
-        x_btd = x_btd + dense(d, "out_proj")(out.reshape(b, t, d))
-        h = dense(cfg.intermediate_size, "fc1")(norm("layer_norm2")(x_btd))
-        return x_btd + dense(d, "fc2")(_ACTIVATIONS[cfg.hidden_act](h))
+        x_btd = x_btd + _SelfAttention(cfg, self.dtype, name="self_attn")(
+            norm("layer_norm1")(x_btd), mask_b11t)
+        return x_btd + _MLP(cfg, self.dtype, name="mlp")(norm("layer_norm2")(x_btd))
 
 
 class _Embeddings(nn.Module):
