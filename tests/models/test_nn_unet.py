@@ -69,8 +69,8 @@ def test_unet_matches_diffusers_flax(name, cfg):
 
     @jax.jit
     def both(params, x, t, emb, added):
-        ref_apply = lambda p, *a: ref.apply({"params": p}, *a, return_dict=False)[0]  # noqa: E731
-        our_apply = lambda p, *a: ours.apply({"params": p}, *a)  # noqa: E731
+        ref_apply = lambda p, *a: ref.apply({"params": p}, *a, return_dict=False)[0]
+        our_apply = lambda p, *a: ours.apply({"params": p}, *a)
         return (_out_and_grad(ref_apply, params, x, t, emb, added),
                 _out_and_grad(our_apply, params, x, t, emb, added))
 
@@ -81,3 +81,33 @@ def test_unet_matches_diffusers_flax(name, cfg):
     np.testing.assert_allclose(out, ref_out, atol=ATOL, rtol=0)
     np.testing.assert_allclose(g, ref_g, atol=ATOL * max(1.0, float(jnp.max(jnp.abs(ref_g)))),
                                rtol=0)
+
+
+@pytest.mark.parametrize("attention,remat", [("xla", "blocks"), ("xla", "matmuls")])
+def test_options_keep_the_function(attention, remat):
+    """Attention kernel and remat policy are module fields; none changes the numbers."""
+    cfg = UNetConfig.from_diffusers(SD)
+    base = UNet2DConditionModel(cfg, attention="diffusers")
+    other = UNet2DConditionModel(cfg, attention=attention, remat=remat)
+    params = random_params(base.init_weights, jax.random.key(0), 0)
+    x, t, emb, _ = _inputs(SD)
+
+    @jax.jit
+    def both(params, x, t, emb):
+        return [_out_and_grad(lambda p, *a: m.apply({"params": p}, *a), params, x, t, emb, None)
+                for m in (base, other)]
+
+    (out0, g0), (out1, g1) = both(params, x, t, emb)
+    np.testing.assert_allclose(out1, out0, atol=ATOL, rtol=0)
+    np.testing.assert_allclose(g1, g0, atol=ATOL, rtol=0)
+    if remat == "matmuls":  # the policy really wraps the forward: a checkpoint in the jaxpr
+        jaxpr = str(jax.make_jaxpr(jax.grad(lambda e: other.apply({"params": params}, x, t,
+                                                                  e).sum()))(emb))
+        assert "checkpoint" in jaxpr or "remat" in jaxpr
+
+
+def test_unsupported_options_are_refused():
+    with pytest.raises(ValueError, match="time_cond_proj_dim"):
+        UNetConfig.from_diffusers(SD | {"time_cond_proj_dim": 256})
+    with pytest.raises(ValueError, match="block type"):
+        UNetConfig.from_diffusers(SD | {"down_block_types": ["SimpleCrossAttnDownBlock2D"] * 2})
