@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 
 from jaxsteer.models.nn import UNet2DConditionModel, UNetConfig
-from jaxsteer.models.nn.convert import (find_weights, flax_to_pt, pt_to_flax, read_safetensors,
-                                        read_state_dict, write_safetensors)
+from jaxsteer.models.nn.convert import (
+    find_weights,
+    flax_to_pt,
+    pt_to_flax,
+    read_safetensors,
+    read_state_dict,
+    write_safetensors,
+)
 from jaxsteer.models.tiny import random_params
 
 CFG = UNetConfig.from_diffusers({
@@ -98,9 +104,9 @@ def test_reads_files_safetensors_writes(tmp_path):
     a = {"x": np.arange(6, dtype=np.float16).reshape(2, 3), "y": np.ones(4, np.float32)}
     safetensors_numpy.save_file(a, tmp_path / "a.safetensors")
     b = read_safetensors(tmp_path / "a.safetensors")
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k])
+    for k, v in a.items():
+        np.testing.assert_array_equal(v, b[k])
     write_safetensors(tmp_path / "b.safetensors", a)
     c = safetensors_numpy.load_file(tmp_path / "b.safetensors")
-    for k in a:
-        np.testing.assert_array_equal(a[k], c[k])
+    for k, v in a.items():
+        np.testing.assert_array_equal(v, c[k])

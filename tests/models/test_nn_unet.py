@@ -3,6 +3,8 @@
 Skipped where diffusers' Flax classes are absent (they are an optional extra, removed in 0.40).
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,20 +15,20 @@ from jaxsteer.models.tiny import random_params
 
 ATOL = 1e-5
 
-SD = dict(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64),
-          layers_per_block=1, cross_attention_dim=32, attention_head_dim=8,
-          down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-          up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
+SD = {"sample_size": 8, "in_channels": 4, "out_channels": 4, "block_out_channels": (32, 64),
+      "layers_per_block": 1, "cross_attention_dim": 32, "attention_head_dim": 8,
+      "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
+      "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D")}
 # SD 2.x-like: linear projections and heads per block; SDXL-like: text-time embedding and two
 # transformer layers in the cross-attention blocks, three resolutions.
-SD2 = SD | dict(use_linear_projection=True, attention_head_dim=(2, 4), flip_sin_to_cos=True)
-SDXL = dict(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64, 64),
-            layers_per_block=2, cross_attention_dim=48, attention_head_dim=(2, 4, 8),
-            transformer_layers_per_block=(1, 2, 2),
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-            addition_embed_type="text_time", addition_time_embed_dim=8,
-            projection_class_embeddings_input_dim=32 + 6 * 8, use_linear_projection=True)
+SD2 = SD | {"use_linear_projection": True, "attention_head_dim": (2, 4)}
+SDXL = {"sample_size": 8, "in_channels": 4, "out_channels": 4, "block_out_channels": (32, 64, 64),
+        "layers_per_block": 2, "cross_attention_dim": 48, "attention_head_dim": (2, 4, 8),
+        "transformer_layers_per_block": (1, 2, 2),
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        "addition_embed_type": "text_time", "addition_time_embed_dim": 8,
+        "projection_class_embeddings_input_dim": 32 + 6 * 8, "use_linear_projection": True}
 
 
 def _inputs(cfg, seed=0):
@@ -83,6 +85,10 @@ def test_unet_matches_diffusers_flax(name, cfg):
                                rtol=0)
 
 
+def _apply(module, params, *args):
+    return module.apply({"params": params}, *args)
+
+
 @pytest.mark.parametrize("attention,remat", [("xla", "blocks"), ("xla", "matmuls")])
 def test_options_keep_the_function(attention, remat):
     """Attention kernel and remat policy are module fields; none changes the numbers."""
@@ -94,7 +100,7 @@ def test_options_keep_the_function(attention, remat):
 
     @jax.jit
     def both(params, x, t, emb):
-        return [_out_and_grad(lambda p, *a: m.apply({"params": p}, *a), params, x, t, emb, None)
+        return [_out_and_grad(functools.partial(_apply, m), params, x, t, emb, None)
                 for m in (base, other)]
 
     (out0, g0), (out1, g1) = both(params, x, t, emb)

@@ -90,7 +90,8 @@ class UNetConfig:
                 "UNetMidBlock2DCrossAttn", None):
             raise ValueError(f"UNet mid block {cfg['mid_block_type']!r} is not supported")
         if isinstance(cfg.get("layers_per_block", 2), (list, tuple)):
-            raise ValueError("per-block layers_per_block is not supported")
+            # a config value, not an argument of the wrong type
+            raise ValueError("per-block layers_per_block is not supported")  # noqa: TRY004
         n = len(down)
         # diffusers' naming bug: ``attention_head_dim`` holds the number of heads unless
         # ``num_attention_heads`` is given.
