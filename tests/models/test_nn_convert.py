@@ -52,7 +52,17 @@ def test_matches_diffusers_converter():
         pytest.skip("diffusers without Flax classes")
     from diffusers.models.modeling_flax_pytorch_utils import convert_pytorch_state_dict_to_flax
 
-    from jaxsteer.models.weights import _NumpyTensor, _ShapeOnly
+
+    class _Tensor:  # the .numpy() diffusers' converter calls on torch tensors
+        def __init__(self, a):
+            self.a = a
+
+        def numpy(self):
+            return self.a
+
+    class _Shapes:  # a Flax model stand-in: the converter needs only parameter shapes
+        def init_weights(self, key):
+            return jax.eval_shape(ref.init_weights, key)
 
     params, shapes = _unet_params()
     ref = diffusers.FlaxUNet2DConditionModel(
@@ -60,8 +70,8 @@ def test_matches_diffusers_converter():
         attention_head_dim=8, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
     state = flax_to_pt(params)
-    theirs = convert_pytorch_state_dict_to_flax({k: _NumpyTensor(v) for k, v in state.items()},
-                                                _ShapeOnly(ref))
+    theirs = convert_pytorch_state_dict_to_flax({k: _Tensor(v) for k, v in state.items()},
+                                                _Shapes())
     _assert_trees_equal(pt_to_flax(state, shapes), jax.tree.map(np.asarray, dict(theirs)))
 
 
