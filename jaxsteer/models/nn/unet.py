@@ -35,7 +35,12 @@ _UNSUPPORTED = {"class_embed_type": None, "time_cond_proj_dim": None, "encoder_h
                 "time_embedding_type": "positional", "timestep_post_act": None,
                 "conv_in_kernel": 3, "conv_out_kernel": 3, "act_fn": "silu",
                 "reverse_transformer_layers_per_block": None, "attention_type": "default",
-                "mid_block_only_cross_attention": None}
+                "mid_block_only_cross_attention": None, "center_input_sample": False,
+                "downsample_padding": 1, "mid_block_scale_factor": 1, "num_class_embeds": None,
+                "encoder_hid_dim_type": None, "resnet_skip_time_act": False,
+                "resnet_out_scale_factor": 1.0, "time_embedding_dim": None,
+                "time_embedding_act_fn": None, "class_embeddings_concat": False,
+                "cross_attention_norm": None}
 
 
 def _per_block(value: Any, n: int) -> tuple:
@@ -89,6 +94,11 @@ class UNetConfig:
         if cfg.get("mid_block_type", "UNetMidBlock2DCrossAttn") not in (
                 "UNetMidBlock2DCrossAttn", None):
             raise ValueError(f"UNet mid block {cfg['mid_block_type']!r} is not supported")
+        tlpb = cfg.get("transformer_layers_per_block", 1)
+        if isinstance(cfg.get("cross_attention_dim"), (list, tuple)) or (
+                isinstance(tlpb, (list, tuple)) and any(isinstance(x, (list, tuple)) for x in tlpb)):
+            raise ValueError("per-block cross_attention_dim / nested transformer_layers_per_block "
+                             "are not supported")
         if isinstance(cfg.get("layers_per_block", 2), (list, tuple)):
             # a config value, not an argument of the wrong type
             raise ValueError("per-block layers_per_block is not supported")  # noqa: TRY004
