@@ -120,3 +120,26 @@ def test_reads_files_safetensors_writes(tmp_path):
     c = safetensors_numpy.load_file(tmp_path / "b.safetensors")
     for k, v in a.items():
         np.testing.assert_array_equal(v, c[k])
+
+
+def test_load_unet_reads_a_variant_and_refuses_pickle(tmp_path):
+    from jaxsteer.errors import UserError
+    from jaxsteer.models.nn.load import load_unet
+
+    params, _ = _unet_params()
+    cfg = {"_class_name": "UNet2DConditionModel", "sample_size": 8, "block_out_channels": [32, 64],
+           "layers_per_block": 1, "cross_attention_dim": 32, "attention_head_dim": 8,
+           "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+           "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"]}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    state = {k: v.astype(np.float16) for k, v in flax_to_pt(params).items()}
+    write_safetensors(tmp_path / "diffusion_pytorch_model.fp16.safetensors", state)
+    with pytest.raises(UserError, match="no weights"):
+        load_unet(tmp_path)  # without the variant there is nothing to read
+    module, loaded = load_unet(tmp_path, variant="fp16")
+    assert module.config == CFG and not module.config.gelu_approximate
+    _assert_trees_equal(loaded, jax.tree.map(lambda a: a.astype(np.float16), params))
+    (tmp_path / "diffusion_pytorch_model.fp16.safetensors").unlink()
+    (tmp_path / "diffusion_pytorch_model.bin").write_bytes(b"not really")
+    with pytest.raises(UserError, match="allow-pickle"):
+        load_unet(tmp_path)
