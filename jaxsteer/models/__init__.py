@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
-import warnings
 from pathlib import Path
 
 import jax
@@ -15,32 +13,6 @@ from jaxsteer.errors import UserError
 from jaxsteer.models.base import DiffusionModel, ModelBundle, TextCond, Tokens
 from jaxsteer.models.remat import REMAT_POLICIES
 from jaxsteer.sharding import to_default_device
-
-# diffusers' Flax code still calls these removed aliases (to_bf16, to_fp16, ...).
-for _name in ("tree_map", "tree_flatten", "tree_unflatten", "tree_leaves"):
-    if not hasattr(jax, _name):
-        setattr(jax, _name, getattr(jax.tree_util, _name))
-warnings.filterwarnings("ignore", message="Flax classes are deprecated")
-
-
-# What diffusers 0.39 and transformers 4.x log on every Flax load; our pins are the answer.
-_DEPRECATIONS = ("Flax classes are deprecated", "TensorFlow and JAX classes are deprecated")
-
-
-class _DropFlaxDeprecation(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not any(text in record.getMessage() for text in _DEPRECATIONS)
-
-
-def _quiet_libraries() -> None:
-    from diffusers.utils import logging as dlog
-    from transformers.utils import logging as tlog
-    for handler in (*dlog._get_library_root_logger().handlers,
-                    *tlog._get_library_root_logger().handlers):
-        handler.addFilter(_DropFlaxDeprecation())
-
-
-_quiet_libraries()
 
 
 def _load_sd(model: str, **kw) -> ModelBundle:
@@ -113,8 +85,8 @@ def load(model: str, family: str | None = None, **kw) -> ModelBundle:
       **kw: dtype ("auto" | "float32" | "bfloat16"), attention (see `resolve_attention`),
         remat_policy (`jaxsteer.models.remat`), revision, allow_pickle.
     """
-    from jaxsteer.models.weights import resolve_folder
     from jaxsteer.models import bundled
+    from jaxsteer.models.weights import resolve_folder
 
     kw["dtype"] = resolve_dtype(kw.get("dtype", "auto"))
     kw["attention"] = resolve_attention(kw.get("attention", "auto"), kw["dtype"])
@@ -161,4 +133,4 @@ class ModelConfig:
                     remat_policy=self.remat_policy)
 
 
-__all__ = ["DiffusionModel", "ModelBundle", "ModelConfig", "TextCond", "Tokens", "load", "REGISTRY"]
+__all__ = ["REGISTRY", "DiffusionModel", "ModelBundle", "ModelConfig", "TextCond", "Tokens", "load"]

@@ -6,8 +6,9 @@ made on the device in one jitted call). The text encoders are left out: the grad
 needs ``predict``, the noise schedule and ``latent_shape``, and the conditioning is a random
 ``[77, D]`` embedding (``random_cond``), the tensor the method differentiates.
 
-The UNet configs are plain dicts whose keys diffusers' Flax and PyTorch UNets both take, so the
-PyTorch reference (`jaxsteer.benchmarks.torch_reference`) builds the same networks from them.
+The UNet configs are plain dicts in diffusers' config keys (jaxsteer's UNet reads them with
+``UNetConfig.from_diffusers``, with PyTorch numerics), so the PyTorch reference
+(`jaxsteer.benchmarks.torch_reference`) builds the same networks from them.
 
 Model knobs, part of the definition (and so of the compiled program's cache key):
 ``attention`` (see `jaxsteer.models.attention`) and ``remat_policy`` (see
@@ -164,7 +165,7 @@ def build(name: str, dtype: str = "bfloat16", seed: int = 0, attention: str = "d
       sample_size: override of the latent side (smaller, for CPU checks).
       params: reuse these weights (cast to ``dtype``) instead of drawing new ones.
     """
-    from diffusers import FlaxUNet2DConditionModel
+    from jaxsteer.models.nn import UNet2DConditionModel, UNetConfig
 
     if name not in ARCHITECTURES:
         raise UserError(f"unknown architecture {name!r}: use one of {', '.join(ARCHITECTURES)}")
@@ -179,7 +180,8 @@ def build(name: str, dtype: str = "bfloat16", seed: int = 0, attention: str = "d
     arch = ARCHITECTURES[name]
     jdtype = jnp.dtype(dtype)
     cfg = arch.unet_config(sample_size)
-    unet = FlaxUNet2DConditionModel(**cfg, dtype=jdtype)
+    unet = UNet2DConditionModel(UNetConfig.from_diffusers(cfg), dtype=jdtype, attention=attention,
+                                remat=remat_policy)
     if params is None:
         params = {"unet": random_params(unet, jdtype, seed)}
     else:

@@ -16,17 +16,15 @@ import jax.numpy as jnp
 
 from jaxsteer.models.base import ModelBundle, NoiseSchedule, TextCond, Tokens, schedule_from_config
 from jaxsteer.models.tokens import tokenize
-from jaxsteer.models.weights import (dtype_from_name, load_diffusers_module,
-                                     load_transformers_model, read_config, resolve_folder)
+from jaxsteer.models.weights import dtype_from_name, read_config, resolve_folder
 
 
 @dataclasses.dataclass(frozen=True)
 class SDModel:
     """SD-family definition: modules and constants only (weights live in ``params``)."""
 
-    # Modules are compared through ``fingerprint`` (their configs and dtype): loaded modules hold
-    # lists and transformers configs, which do not hash, and two loads of one model should share
-    # compiled programs.
+    # jaxsteer's own linen modules (models/nn). ``fingerprint`` (their configs and dtype) is
+    # what two definitions are compared by, so two loads of one model share compiled programs.
     unet: Any = dataclasses.field(compare=False)
     text_encoder: Any = dataclasses.field(compare=False)
     vae: Any | None = dataclasses.field(compare=False)
@@ -38,7 +36,7 @@ class SDModel:
     scaling_factor: float = 1.0
     tokenizer: Any = dataclasses.field(default=None, compare=False, hash=False)
     family: str = "sd"
-    # How the UNet's attention is traced (models/attention.py): diffusers | xla | cudnn | auto.
+    # The UNet's attention kernel (models/nn/layers.attention_fn): diffusers | xla | cudnn | auto.
     attention: str = "diffusers"
     # What the UNet call keeps for the backward pass (models/remat.py): none | matmuls | ...
     remat_policy: str = "none"
@@ -47,76 +45,69 @@ class SDModel:
         return tokenize((self.tokenizer,), prompt, self.max_tokens, allow_empty)
 
     def encode_text(self, params: Any, ids_bet: jax.Array) -> TextCond:
-        ids_bt = ids_bet[:, 0]
-        pos_bt = jnp.broadcast_to(jnp.arange(ids_bt.shape[1]), ids_bt.shape)
-        out = self.text_encoder.apply({"params": params["text_encoder"]}, ids_bt,
-                                      jnp.ones_like(ids_bt), pos_bt)
-        return TextCond(emb=out[0].astype(jnp.float32))
+        out = self.text_encoder.apply({"params": params["text_encoder"]}, ids_bet[:, 0])
+        return TextCond(emb=out.last_hidden_state.astype(jnp.float32))
 
     def predict(self, params: Any, x_bchw: jax.Array, t_b: jax.Array, cond: TextCond) -> jax.Array:
         return self.unet_call(params, x_bchw, t_b, cond.emb, None)
 
     def unet_call(self, params: Any, x_bchw: jax.Array, t_b: jax.Array, emb: jax.Array,
                   added: dict | None) -> jax.Array:
-        """The UNet in its own dtype, traced with this definition's attention and remat."""
-        from jaxsteer.models.attention import patched
-        from jaxsteer.models.remat import checkpoint_policy
-
-        dtype = self.unet.dtype
-
-        def call(unet_params, x, t, emb, added):
-            with patched(self.attention, self.remat_policy == "blocks"):
-                return self.unet.apply({"params": unet_params}, x.astype(dtype), t,
-                                       emb.astype(dtype), added_cond_kwargs=added,
-                                       return_dict=False)[0]
-
-        policy = checkpoint_policy(self.remat_policy)
-        if policy is not None:
-            call = jax.checkpoint(call, policy=policy)
-        return call(params["unet"], x_bchw, t_b, emb, added).astype(x_bchw.dtype)
+        """The UNet in its own dtype, with this definition's attention kernel and remat policy
+        (module fields, set here so that ``dataclasses.replace`` of the definition applies)."""
+        unet = self.unet.clone(attention=self.attention, remat=self.remat_policy)
+        dtype = unet.dtype
+        out = unet.apply({"params": params["unet"]}, x_bchw.astype(dtype), t_b, emb.astype(dtype),
+                         added)
+        return out.astype(x_bchw.dtype)
 
     def encode_image(self, params: Any, images_bhwc: jax.Array) -> jax.Array:
         x = jnp.transpose(images_bhwc, (0, 3, 1, 2))
         if self.vae is None:
             return x
-        dist = self.vae.apply({"params": params["vae"]}, x.astype(self.vae.dtype),
-                              method=self.vae.encode).latent_dist
-        return (dist.mean * self.scaling_factor).astype(jnp.float32)
+        dist = self.vae.apply({"params": params["vae"]}, x.astype(self.vae.dtype), method="encode")
+        return (dist.mean * self.scaling_factor).astype(jnp.float32)  # [b, c, h, w]
 
     def decode(self, params: Any, latents_bchw: jax.Array) -> jax.Array:
         if self.vae is None:
             return jnp.clip(jnp.transpose(latents_bchw, (0, 2, 3, 1)), -1.0, 1.0)
         x = self.vae.apply({"params": params["vae"]},
                            (latents_bchw / self.scaling_factor).astype(self.vae.dtype),
-                           method=self.vae.decode).sample
+                           method="decode")
         return jnp.clip(jnp.transpose(x, (0, 2, 3, 1)).astype(jnp.float32), -1.0, 1.0)
+
+
+def fingerprint_of(*modules: Any, dtype: str) -> str:
+    """A string that two loads of one model share: the modules' configs and the dtype."""
+    return json.dumps([dataclasses.asdict(m.config) if m is not None else None for m in modules]
+                      + [dtype], sort_keys=True, default=str)
 
 
 def load(model: str, dtype: str = "float32", revision: str | None = None,
          allow_pickle: bool = False, attention: str = "diffusers",
          remat_policy: str = "none") -> ModelBundle:
     """Loads an SD-family pipeline from a hub id or a local folder in diffusers' layout."""
-    from diffusers import FlaxAutoencoderKL, FlaxUNet2DConditionModel
-    from transformers import CLIPTokenizer, FlaxCLIPTextModel
+    from transformers import CLIPTokenizer
+
+    from jaxsteer.models.nn.load import load_clip, load_unet, load_vae
 
     folder = resolve_folder(model, revision, allow_pickle)
     jdtype = dtype_from_name(dtype)
-    unet, unet_p = load_diffusers_module(FlaxUNet2DConditionModel, folder, "unet", jdtype, allow_pickle)
-    te, te_p = load_transformers_model(FlaxCLIPTextModel, folder, "text_encoder", jdtype, allow_pickle)
+    unet, unet_p = load_unet(folder / "unet", jdtype, allow_pickle, attention=attention,
+                             remat=remat_policy)
+    te, te_p = load_clip(folder / "text_encoder", jdtype, allow_pickle, with_projection=False)
     params = {"unet": unet_p, "text_encoder": te_p}
-    vae, scaling, size = None, 1.0, unet.sample_size
+    vae, scaling, size = None, 1.0, unet.config.sample_size
     if (folder / "vae").is_dir():
-        vae, params["vae"] = load_diffusers_module(FlaxAutoencoderKL, folder, "vae", jdtype, allow_pickle)
-        scaling = float(vae.scaling_factor)
+        vae, params["vae"] = load_vae(folder / "vae", jdtype, allow_pickle)
+        scaling = float(vae.config.scaling_factor)
     sched_cfg = read_config(folder, "scheduler", "scheduler_config.json")
     tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
-    te_cfg = read_config(folder, "text_encoder")
-    fingerprint = json.dumps([dict(unet.config), te_cfg, dict(vae.config) if vae else None, dtype],
-                             sort_keys=True, default=str)
     definition = SDModel(
-        unet=unet, text_encoder=te, vae=vae, fingerprint=fingerprint, schedule=schedule_from_config(sched_cfg),
-        embed_dim=int(te_cfg["hidden_size"]), max_tokens=int(tokenizer.model_max_length),
-        latent_shape=(int(unet.in_channels), int(size), int(size)), scaling_factor=scaling,
+        unet=unet, text_encoder=te, vae=vae, fingerprint=fingerprint_of(unet, te, vae, dtype=dtype),
+        schedule=schedule_from_config(sched_cfg), embed_dim=int(te.config.hidden_size),
+        max_tokens=int(tokenizer.model_max_length),
+        latent_shape=(int(unet.config.in_channels), int(size), int(size)), scaling_factor=scaling,
         tokenizer=tokenizer, attention=attention, remat_policy=remat_policy)
     info = {"model": model, "family": "sd", "revision": revision, "dtype": dtype,
             "attention": attention, "remat_policy": remat_policy,

@@ -8,7 +8,6 @@ conditioning time ids go to the UNet as ``added_cond_kwargs`` and are not differ
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxsteer.models.base import ModelBundle, TextCond, Tokens, schedule_from_config
-from jaxsteer.models.sd import SDModel
+from jaxsteer.models.sd import SDModel, fingerprint_of
 from jaxsteer.models.tokens import tokenize
-from jaxsteer.models.weights import (dtype_from_name, load_diffusers_module,
-                                     load_transformers_model, read_config, resolve_folder)
+from jaxsteer.models.weights import dtype_from_name, read_config, resolve_folder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,14 +32,9 @@ class SDXLModel(SDModel):
         return tokenize((self.tokenizer, self.tokenizer_2), prompt, self.max_tokens, allow_empty)
 
     def encode_text(self, params: Any, ids_bet: jax.Array) -> TextCond:
-        def run(module, p, ids_bt):
-            pos = jnp.broadcast_to(jnp.arange(ids_bt.shape[1]), ids_bt.shape)
-            return module.apply({"params": p}, ids_bt, jnp.ones_like(ids_bt), pos,
-                                output_hidden_states=True)
-
-        out1 = run(self.text_encoder, params["text_encoder"], ids_bet[:, 0])
-        out2 = run(self.text_encoder_2, params["text_encoder_2"], ids_bet[:, 1])
-        emb = jnp.concatenate([out1.hidden_states[-2], out2.hidden_states[-2]], axis=-1)
+        out1 = self.text_encoder.apply({"params": params["text_encoder"]}, ids_bet[:, 0])
+        out2 = self.text_encoder_2.apply({"params": params["text_encoder_2"]}, ids_bet[:, 1])
+        emb = jnp.concatenate([out1.penultimate, out2.penultimate], axis=-1)
         return TextCond(emb=emb.astype(jnp.float32),
                         extra={"pooled": out2.text_embeds.astype(jnp.float32)})
 
@@ -57,30 +50,30 @@ def load(model: str, dtype: str = "float32", revision: str | None = None,
          allow_pickle: bool = False, attention: str = "diffusers",
          remat_policy: str = "none") -> ModelBundle:
     """Loads an SDXL pipeline from a hub id or a local folder in diffusers' layout."""
-    from diffusers import FlaxAutoencoderKL, FlaxUNet2DConditionModel
-    from transformers import CLIPTokenizer, FlaxCLIPTextModel, FlaxCLIPTextModelWithProjection
+    from transformers import CLIPTokenizer
+
+    from jaxsteer.models.nn.load import load_clip, load_unet, load_vae
 
     folder = resolve_folder(model, revision, allow_pickle)
     jdtype = dtype_from_name(dtype)
-    unet, unet_p = load_diffusers_module(FlaxUNet2DConditionModel, folder, "unet", jdtype, allow_pickle)
-    te1, te1_p = load_transformers_model(FlaxCLIPTextModel, folder, "text_encoder", jdtype, allow_pickle)
-    te2, te2_p = load_transformers_model(FlaxCLIPTextModelWithProjection, folder, "text_encoder_2",
-                                         jdtype, allow_pickle)
-    vae, vae_p = load_diffusers_module(FlaxAutoencoderKL, folder, "vae", jdtype, allow_pickle)
+    unet, unet_p = load_unet(folder / "unet", jdtype, allow_pickle, attention=attention,
+                             remat=remat_policy)
+    te1, te1_p = load_clip(folder / "text_encoder", jdtype, allow_pickle, with_projection=False)
+    te2, te2_p = load_clip(folder / "text_encoder_2", jdtype, allow_pickle, with_projection=True)
+    vae, vae_p = load_vae(folder / "vae", jdtype, allow_pickle)
     params = {"unet": unet_p, "text_encoder": te1_p, "text_encoder_2": te2_p, "vae": vae_p}
-    cfg1, cfg2 = read_config(folder, "text_encoder"), read_config(folder, "text_encoder_2")
     tok1 = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
     tok2 = CLIPTokenizer.from_pretrained(str(folder / "tokenizer_2"))
-    size = int(unet.sample_size)
-    pixels = float(size * 2 ** (len(vae.block_out_channels) - 1))
-    fingerprint = json.dumps([dict(unet.config), cfg1, cfg2, dict(vae.config), dtype],
-                             sort_keys=True, default=str)
+    size = int(unet.config.sample_size)
+    pixels = float(size * 2 ** (len(vae.config.block_out_channels) - 1))
     definition = SDXLModel(
-        unet=unet, text_encoder=te1, vae=vae, fingerprint=fingerprint,
+        unet=unet, text_encoder=te1, vae=vae,
+        fingerprint=fingerprint_of(unet, te1, te2, vae, dtype=dtype),
         schedule=schedule_from_config(read_config(folder, "scheduler", "scheduler_config.json")),
-        embed_dim=int(cfg1["hidden_size"]) + int(cfg2["hidden_size"]),
-        max_tokens=int(tok1.model_max_length), latent_shape=(int(unet.in_channels), size, size),
-        scaling_factor=float(vae.scaling_factor), tokenizer=tok1, text_encoder_2=te2,
+        embed_dim=int(te1.config.hidden_size) + int(te2.config.hidden_size),
+        max_tokens=int(tok1.model_max_length),
+        latent_shape=(int(unet.config.in_channels), size, size),
+        scaling_factor=float(vae.config.scaling_factor), tokenizer=tok1, text_encoder_2=te2,
         tokenizer_2=tok2, time_ids=(pixels, pixels, 0.0, 0.0, pixels, pixels),
         attention=attention, remat_policy=remat_policy)
     info = {"model": model, "family": "sdxl", "revision": revision, "dtype": dtype,

@@ -1,9 +1,7 @@
-"""Finding and reading weights: hub id or local folder, Flax msgpack or safetensors, never pickle
-unless the user says so.
+"""Finding a pipeline folder: a local folder or a hub snapshot (configs, tokenizers and safe
+weight formats only, pickled ``.bin`` files only when the user allows them).
 
-diffusers' Flax ``from_pt=True`` accepts only pickled ``diffusion_pytorch_model.bin`` and needs
-torch. Most hub repos ship PyTorch safetensors only, so we read those as numpy and convert them
-with diffusers' own PyTorch->Flax key conversion: no torch, nothing unpickled.
+Reading and converting the weights is `models.nn.load` / `models.nn.convert` (no torch).
 """
 
 from __future__ import annotations
@@ -14,9 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxsteer.errors import UserError, is_device_oom
 
@@ -73,86 +69,6 @@ def read_config(folder: Path, subfolder: str, name: str = "config.json") -> dict
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"{path} is damaged (not valid JSON)") from None
-
-
-def cast(params: Any, dtype: Any) -> Any:
-    """Casts floating leaves of a pytree (diffusers' to_bf16 uses removed jax.tree_map)."""
-    return jax.tree.map(
-        lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, params)
-
-
-class _NumpyTensor:
-    """Gives a numpy array the ``.numpy()`` that diffusers' converter calls on torch tensors."""
-
-    def __init__(self, a: np.ndarray):
-        self.a = a
-
-    def numpy(self) -> np.ndarray:
-        return self.a
-
-
-class _ShapeOnly:
-    """Stands in for a Flax model in diffusers' converter, which only needs parameter shapes."""
-
-    def __init__(self, module: Any):
-        self.module = module
-
-    def init_weights(self, rng: jax.Array) -> Any:
-        return jax.eval_shape(self.module.init_weights, rng)
-
-
-def load_diffusers_module(cls: Any, folder: Path, subfolder: str, dtype: Any,
-                          allow_pickle: bool) -> tuple[Any, Any]:
-    """(module, params) of a diffusers Flax model class from a pipeline subfolder."""
-    sub = folder / subfolder
-    config = read_config(folder, subfolder)
-    if (sub / "diffusion_flax_model.msgpack").exists():
-        with damaged_weights(sub / "diffusion_flax_model.msgpack"):
-            module, params = cls.from_pretrained(str(folder), subfolder=subfolder, dtype=dtype)
-    elif (sub / "diffusion_pytorch_model.safetensors").exists():
-        from diffusers.models.modeling_flax_pytorch_utils import convert_pytorch_state_dict_to_flax
-        from safetensors.numpy import load_file
-        module = cls.from_config(config, dtype=dtype)
-        path = sub / "diffusion_pytorch_model.safetensors"
-        with damaged_weights(path):
-            state = {k: _NumpyTensor(v) for k, v in load_file(path).items()}
-            params = convert_pytorch_state_dict_to_flax(state, _ShapeOnly(module))
-    elif (sub / "diffusion_pytorch_model.bin").exists():
-        if not allow_pickle:
-            raise UserError(f"{sub} has only pickled PyTorch weights (.bin); loading them runs "
-                            "arbitrary code from the file. Pass --allow-pickle if you trust it "
-                            "(needs the 'torch' extra).")
-        with damaged_weights(sub / "diffusion_pytorch_model.bin"):
-            module, params = cls.from_pretrained(str(folder), subfolder=subfolder, dtype=dtype,
-                                                 from_pt=True)
-    else:
-        raise UserError(f"no weights found in {sub} (looked for Flax msgpack and safetensors)")
-    return module, cast(params, dtype)
-
-
-def load_transformers_model(cls: Any, folder: Path, subfolder: str, dtype: Any,
-                            allow_pickle: bool) -> tuple[Any, Any]:
-    """(module, params) of a transformers Flax model (CLIP text encoders)."""
-    sub = folder / subfolder
-    read_config(folder, subfolder)
-    kwargs: dict[str, Any] = {"dtype": dtype}
-    if (sub / "flax_model.msgpack").exists():
-        path = sub / "flax_model.msgpack"
-    elif (sub / "model.safetensors").exists():
-        kwargs["from_pt"] = True  # transformers reads safetensors without torch
-        path = sub / "model.safetensors"
-    elif (sub / "pytorch_model.bin").exists():
-        path = sub / "pytorch_model.bin"
-        if not allow_pickle:
-            raise UserError(f"{sub} has only pickled PyTorch weights (.bin); pass --allow-pickle "
-                            "if you trust it (needs the 'torch' extra).")
-        kwargs["from_pt"] = True
-    else:
-        raise UserError(f"no weights found in {sub}")
-    # _do_init=False skips a random initialisation that would compile the whole encoder.
-    with damaged_weights(path):
-        model, params = cls.from_pretrained(str(sub), _do_init=False, **kwargs)
-    return model.module, cast(params, dtype)
 
 
 def dtype_from_name(name: str) -> Any:

@@ -59,7 +59,7 @@ def test_unknown_model_and_pickled_weights_give_clear_errors(tmp_path, tiny_fold
     import shutil
     bad = tmp_path / "pickled"
     shutil.copytree(tiny_folder, bad)
-    for f in (bad / "unet").glob("*.msgpack"):
+    for f in [*(bad / "unet").glob("*.msgpack"), *(bad / "unet").glob("*.safetensors")]:
         f.unlink()
     (bad / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"not really")
     with pytest.raises(UserError, match="allow-pickle"):
@@ -67,7 +67,7 @@ def test_unknown_model_and_pickled_weights_give_clear_errors(tmp_path, tiny_fold
 
 
 def test_pytorch_safetensors_convert_without_torch(tmp_path, tiny_folder, tiny_bundle):
-    """A safetensors-only (PyTorch layout) UNet loads through diffusers' key conversion."""
+    """A safetensors-only (PyTorch layout) UNet loads through the torch-free converter."""
     import shutil
     from flax.traverse_util import flatten_dict
     from safetensors.numpy import save_file
