@@ -229,7 +229,7 @@ def test_bad_input_is_exit_2_one_line_nothing_written(bad, kind, name, capsys, m
             part.write_text('{"line": 1, "pr\n' + part.read_text())
         if name == "sample":
             shutil.copytree(tiny_folder, w / "model")
-            path = w / "model" / "unet" / "diffusion_flax_model.msgpack"
+            path = w / "model" / "unet" / "diffusion_pytorch_model.safetensors"
             path.write_bytes(path.read_bytes()[:1000])
     elif kind == "missing":
         argv, message = missing(root, w)[name]

@@ -1,6 +1,7 @@
 """Damaged or missing weights and unknown hub ids: one clear line naming what is wrong."""
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -19,20 +20,26 @@ def flip_header(path):
     path.write_bytes(bytes(data))
 
 
-def fake_safetensors(path):
-    path.with_name("diffusion_flax_model.msgpack").unlink()
+def cut_header(path):
     path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":")  # header cut short
 
 
-@pytest.mark.parametrize("file, damage", [
-    ("unet/diffusion_flax_model.msgpack", truncate),
-    ("text_encoder/flax_model.msgpack", flip_header),
-    ("text_encoder/flax_model.msgpack", truncate),
-    ("unet/diffusion_pytorch_model.safetensors", fake_safetensors),
-], ids=["truncated-msgpack", "flipped-msgpack", "truncated-encoder", "truncated-safetensors"])
-def test_damaged_weights_are_one_line_naming_the_file(tiny_folder, tmp_path, file, damage):
+SHAPES = Path(__file__).resolve().parents[2] / "jaxsteer" / "assets" / "shapes"
+
+
+# The bundled shapes model holds Flax msgpack; the tiny pipeline PyTorch-layout safetensors.
+@pytest.mark.parametrize("source, file, damage", [
+    ("shapes", "unet/diffusion_flax_model.msgpack", truncate),
+    ("shapes", "text_encoder/flax_model.msgpack", flip_header),
+    ("shapes", "text_encoder/flax_model.msgpack", truncate),
+    ("tiny", "unet/diffusion_pytorch_model.safetensors", cut_header),
+    ("tiny", "text_encoder/model.safetensors", truncate),
+], ids=["truncated-msgpack", "flipped-msgpack", "truncated-encoder", "cut-safetensors",
+        "truncated-safetensors"])
+def test_damaged_weights_are_one_line_naming_the_file(tiny_folder, tmp_path, source, file,
+                                                      damage):
     folder = tmp_path / "model"
-    shutil.copytree(tiny_folder, folder)
+    shutil.copytree(SHAPES if source == "shapes" else tiny_folder, folder)
     damage(folder / file)
     with pytest.raises(UserError) as e:
         load(str(folder))
