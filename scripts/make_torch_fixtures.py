@@ -120,7 +120,9 @@ def _clip_io(torch, model, config: dict, gen) -> dict:
         if eos == 2:  # old configs: the pooled row is the one with the largest id
             ids[row, end] = vocab - 1
     with torch.no_grad():
-        base = model.text_model(input_ids=ids, output_hidden_states=True)
+        # The text transformer inside either class (transformers 5 renamed the attribute).
+        inner = next(m for m in model.modules() if type(m).__name__ == "CLIPTextTransformer")
+        base = inner(input_ids=ids, output_hidden_states=True)
         io = {"input_ids": ids.to(torch.int32), "last_hidden_state": base.last_hidden_state,
               "penultimate": base.hidden_states[-2], "pooled": base.pooler_output}
         if hasattr(model, "text_projection"):
