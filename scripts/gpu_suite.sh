@@ -17,9 +17,11 @@ fi
 export JAXSTEER_CACHE=${JAXSTEER_CACHE:-/tmp/jaxsteer-cache} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 python3 -m jaxsteer.cli env 2>&1 | tail -4 | tee "$OUT/env.txt"
-start=$(date +%s)
-python3 -m jaxsteer.cli demo --out /tmp/demo > "$OUT/demo.log" 2>&1
-echo "demo exit $? in $(( $(date +%s) - start )) s; report: $(ls -la /tmp/demo/report.html 2>&1)" \
-  | tee -a "$OUT/demo.log"
+if [ -z "${SKIP_DEMO:-}" ]; then
+  start=$(date +%s)
+  python3 -m jaxsteer.cli demo --out /tmp/demo > "$OUT/demo.log" 2>&1
+  echo "demo exit $? in $(( $(date +%s) - start )) s; report: $(ls -la /tmp/demo/report.html 2>&1)" \
+    | tee -a "$OUT/demo.log"
+fi
 timeout "${SUITE_TIMEOUT:-540}" python3 -m pytest -m gpu -p no:cacheprovider --durations=20 \
   tests/gpu "$@" 2>&1 | tee "$OUT/gpu_suite.log" | tail -60
