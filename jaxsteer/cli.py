@@ -68,6 +68,16 @@ def _bench():
     return bench.BenchRun, bench.run
 
 
+def _export():
+    from jaxsteer import interop
+    return interop.ExportRun, interop.run
+
+
+def _pool_from_images():
+    from jaxsteer import pool_images
+    return pool_images.PoolFromImagesRun, pool_images.run
+
+
 def _env():
     from jaxsteer import environment
     return environment.EnvRun, environment.run
@@ -90,6 +100,9 @@ COMMANDS: dict[str, tuple[str, Callable[[], tuple[type, Callable]]]] = {
     "diversify": ("diversity with and without random steering, on the same seeds", _diversify),
     "survey": ("concept complexity of every prompt of a file, resumable, multi-host", _survey),
     "survey-merge": ("merge every host's survey records into the summary", _survey_merge),
+    "export": ("a DirectionSet as plain safetensors, for PyTorch pipelines", _export),
+    "pool-from-images": ("a folder of images as a pool, through the model's autoencoder",
+                         _pool_from_images),
     "report": ("a self-contained HTML page of a run folder", _report),
     "train-shapes": ("train the bundled shapes model (GPU/TPU)", _train_shapes),
     "bench": ("speed and memory benchmarks (prints a table)", _bench),

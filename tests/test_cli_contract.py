@@ -37,6 +37,9 @@ def smoke_argv(root):
         "collect": ["collect", *TINY, "--prompt", PROMPT, "--token", "monster", "--pool",
                     f"{root}/pool", "--pairs", "4", "--batch", "4", "--out", f"{root}/grads"],
         "decompose": ["decompose", f"{root}/grads", "--k", "2"],
+        "export": ["export", f"{root}/grads", "--out", f"{root}/dirs.safetensors"],
+        "pool-from-images": ["pool-from-images", f"{root}/images", *TINY[:2], "--prompt",
+                             PROMPT, "--batch", "2", "--out", f"{root}/imgpool"],
         "steer": ["steer", f"{root}/grads", *TINY, "--indices", "0", "--seeds", "0",
                   "--alphas", "-1:1:3", "--out", f"{root}/steer"],
         "diversify": ["diversify", f"{root}/grads/directions_pca", *TINY, "--n", "2",
@@ -74,11 +77,21 @@ def test_every_command_has_help(name, capsys):
     assert captured.out.startswith(f"usage: jaxsteer {name}")
 
 
+def write_images(folder, n):
+    from PIL import Image
+    folder.mkdir(parents=True)
+    rng = __import__("numpy").random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (20 + i, 24, 3), dtype="uint8")).save(
+            folder / f"{i}.png")
+
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     """Runs every command's smoke argv once, in order: {name: (code, stderr lines)}."""
     root = tmp_path_factory.mktemp("smoke")
     (root / "prompts.txt").write_text("a red cat\na big dog\n")
+    write_images(root / "images", 3)
     results = {}
     for name, argv in smoke_argv(root).items():
         err = io.StringIO()
@@ -173,6 +186,9 @@ def missing(root, w):
         "demo": (["demo", "--model", gone, "--out", f"{w}/new"], "not found"),
         "bench": (["bench", "throughput", "--torch-json", gone, "--out", f"{w}/new.json"],
                   gone),
+        "export": (["export", gone, "--out", f"{w}/new.safetensors"], gone),
+        "pool-from-images": (["pool-from-images", gone, *TINY[:2], "--prompt", PROMPT,
+                              "--out", f"{w}/new"], "is not a folder of images"),
     }
 
 
@@ -189,6 +205,8 @@ def out_args(root, w, out):
         "demo": ["demo", *TINY, "--out", out],
         "report": ["report", out],
         "survey-merge": ["survey-merge", out],
+        "pool-from-images": ["pool-from-images", f"{root}/images", *TINY[:2], "--prompt",
+                             PROMPT, "--out", out],
     }
 
 
@@ -197,6 +215,8 @@ def writer(root, w):
         "sample": smoke_argv(w)["sample"],
         "collect": smoke_argv(root)["collect"][:-1] + [f"{w}/grads2"],
         "survey": ["survey", f"{w}/prompts.txt", *TINY, *SURVEY, "--out", f"{w}/survey2"],
+        "pool-from-images": ["pool-from-images", f"{root}/images", *TINY[:2], "--prompt", PROMPT,
+                             "--out", f"{w}/imgpool2"],
     }
 
 
