@@ -130,3 +130,22 @@ def test_env_names_the_accelerator(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["backend"] == jax.default_backend() != "cpu"
     assert result["devices"][0]["memory_gib"] > 1
+
+
+def test_export_and_pool_from_images(run):
+    from PIL import Image
+
+    from jaxsteer import interop
+    model, out, common = run
+    ok(["export", str(out / "grads"), "--out", str(out / "dirs.safetensors")])
+    assert interop.read_exported(out / "dirs.safetensors")[1]["model"] == model
+    images = out / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(images / f"{i}.png")
+    prompt, word, _, flags = MODELS[model]
+    ok(["pool-from-images", str(images), "--model", model, "--prompt", prompt,
+        "--out", str(out / "imgpool")])
+    ok(["collect", *common, "--prompt", prompt, "--token", word, "--pool", str(out / "imgpool"),
+        "--pairs", "8", "--batch", "8", "--out", str(out / "imggrads")])
