@@ -110,16 +110,12 @@ COMMANDS: dict[str, tuple[str, Callable[[], tuple[type, Callable]]]] = {
 
 
 def _quiet_libraries() -> None:
-    """Keeps diffusers' flood of Flax deprecation warnings out of the user's terminal."""
-    warnings.filterwarnings("ignore", message="Flax classes are deprecated")
-    warnings.filterwarnings("ignore", category=FutureWarning, module="diffusers")
+    """Keeps library log noise (transformers' tokenizer notices, absl, orbax) out of the terminal."""
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    for name in ("diffusers", "transformers", "absl", "jax._src.xla_bridge", "orbax"):
+    for name in ("transformers", "absl", "jax._src.xla_bridge", "orbax"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        from diffusers.utils import logging as dlog
-        dlog.set_verbosity_error()
         from transformers.utils import logging as tlog
         tlog.set_verbosity_error()
     except ImportError:

@@ -1,9 +1,11 @@
-"""The shapes model: a pixel-space diffusers UNet and a small CLIP text encoder, and its folder.
+"""The shapes model: a pixel-space UNet and a small CLIP text encoder, and its folder.
 
-The model uses the same classes as the real SD models (`FlaxUNet2DConditionModel`,
-`FlaxCLIPTextModel`, `CLIPTokenizer`) and is saved in diffusers' pipeline layout without a
-``vae/`` folder, which the `sd` adapter reads as "pixel space": latents are the images, [b, 3,
-H, W] in [-1, 1].
+The model uses the same networks as the real SD models (jaxsteer's `UNet2DConditionModel` and
+`CLIPTextModel`, transformers' `CLIPTokenizer`) and is saved in diffusers' pipeline layout
+without a ``vae/`` folder, which the `sd` adapter reads as "pixel space": latents are the
+images, [b, 3, H, W] in [-1, 1]. The folder is the one diffusers 0.39's Flax classes wrote
+(configs in their keys, weights as Flax msgpack of the same parameter tree), so models trained
+before jaxsteer had its own networks and models trained now load the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import numpy as np
 
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
-from jaxsteer.records import write_json
+from jaxsteer.models.nn.clip import CLIPTextConfig, CLIPTextModel
+from jaxsteer.models.nn.unet import UNet2DConditionModel, UNetConfig
+from jaxsteer.records import atomic_write_bytes, write_json
 from jaxsteer.shapes.tokenizer import MAX_LENGTH, build_vocab, write_tokenizer
 
 # DDPM's linear schedule (Ho et al. 2020), the usual choice for 32 x 32 pixel-space models: its
@@ -32,6 +36,29 @@ SCHEDULER = {
     "beta_end": 0.02, "prediction_type": "epsilon", "set_alpha_to_one": True, "steps_offset": 0,
     "timestep_spacing": "trailing", "clip_sample": False, "trained_betas": None,
 }
+# The keys diffusers 0.39's FlaxUNet2DConditionModel and transformers 4's FlaxCLIPTextModel
+# wrote (the bundled model's files), with their defaults; the versions name that format.
+_UNET_DEFAULTS = {
+    "_class_name": "FlaxUNet2DConditionModel", "_diffusers_version": "0.39.0",
+    "addition_embed_type": None, "addition_embed_type_num_heads": 64,
+    "addition_time_embed_dim": None, "dropout": 0.0, "flip_sin_to_cos": True, "freq_shift": 0,
+    "mid_block_type": "UNetMidBlock2DCrossAttn", "num_attention_heads": None,
+    "only_cross_attention": False, "projection_class_embeddings_input_dim": None,
+    "split_head_dim": False, "transformer_layers_per_block": 1, "use_linear_projection": False,
+    "use_memory_efficient_attention": False,
+}
+_TEXT_DEFAULTS = {
+    "architectures": ["CLIPTextModel"], "attention_dropout": 0.0, "hidden_act": "quick_gelu",
+    "initializer_factor": 1.0, "initializer_range": 0.02, "layer_norm_eps": 1e-05,
+    "model_type": "clip_text_model", "transformers_version": "4.57.6",
+}
+MODEL_INDEX = {
+    "_class_name": "FlaxStableDiffusionPipeline", "_diffusers_version": "0.39.0",
+    "text_encoder": ["transformers", "FlaxCLIPTextModel"],
+    "unet": ["diffusers", "FlaxUNet2DConditionModel"],
+    "tokenizer": ["transformers", "CLIPTokenizer"],
+    "scheduler": ["diffusers", "FlaxDDIMScheduler"],
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +67,7 @@ class ShapesModelConfig:
 
     image_size: int = opt(32, "image side in pixels (32 bundled; 64 works)")
     channels: tuple[int, ...] = opt((32, 64, 128), "UNet channels per resolution level "
-                                    "(multiples of 32: the Flax UNet's GroupNorm has 32 groups)")
+                                    "(multiples of 32: the UNet's GroupNorm has 32 groups)")
     attention_levels: tuple[int, ...] = opt((1, 2), "levels with self+cross attention (0 = full size)")
     layers_per_block: int = opt(1, "ResNet layers per UNet block")
     heads: int = opt(4, "attention heads in the UNet")
@@ -56,32 +83,39 @@ class ShapesModelConfig:
         if self.image_size % 2 ** (len(self.channels) - 1):
             raise UserError("--model.image-size must be divisible by 2 per downsampling level")
 
-    def unet_kwargs(self) -> dict[str, Any]:
-        down = tuple("CrossAttnDownBlock2D" if i in self.attention_levels else "DownBlock2D"
-                     for i in range(len(self.channels)))
-        up = tuple(b.replace("Down", "Up") for b in reversed(down))
-        return {"sample_size": self.image_size, "in_channels": 3, "out_channels": 3,
-                    "block_out_channels": self.channels, "layers_per_block": self.layers_per_block,
-                    "down_block_types": down, "up_block_types": up, "attention_head_dim": self.heads,
-                    "cross_attention_dim": self.text_width}
+    def unet_config(self) -> dict[str, Any]:
+        """The UNet's ``config.json`` (diffusers' keys)."""
+        down = ["CrossAttnDownBlock2D" if i in self.attention_levels else "DownBlock2D"
+                for i in range(len(self.channels))]
+        up = [b.replace("Down", "Up") for b in reversed(down)]
+        return {**_UNET_DEFAULTS, "sample_size": self.image_size, "in_channels": 3,
+                "out_channels": 3, "block_out_channels": list(self.channels),
+                "layers_per_block": self.layers_per_block, "down_block_types": down,
+                "up_block_types": up, "attention_head_dim": self.heads,
+                "cross_attention_dim": self.text_width}
 
-    def text_config(self) -> Any:
-        from transformers import CLIPTextConfig
+    def text_config(self) -> dict[str, Any]:
+        """The text encoder's ``config.json`` (transformers' keys)."""
         vocab, _ = build_vocab()
-        return CLIPTextConfig(
-            vocab_size=len(vocab), hidden_size=self.text_width,
-            intermediate_size=4 * self.text_width, num_hidden_layers=self.text_layers,
-            num_attention_heads=self.text_heads, max_position_embeddings=MAX_LENGTH,
-            bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
-            pad_token_id=vocab["<|endoftext|>"], projection_dim=self.text_width)
+        return {**_TEXT_DEFAULTS, "vocab_size": len(vocab), "hidden_size": self.text_width,
+                "intermediate_size": 4 * self.text_width,
+                "num_hidden_layers": self.text_layers, "num_attention_heads": self.text_heads,
+                "max_position_embeddings": MAX_LENGTH, "bos_token_id": vocab["<|startoftext|>"],
+                "eos_token_id": vocab["<|endoftext|>"], "pad_token_id": vocab["<|endoftext|>"],
+                "projection_dim": self.text_width}
 
 
-def build_modules(cfg: ShapesModelConfig, dtype: Any = jnp.float32) -> tuple[Any, Any]:
-    """(unet, text encoder) linen modules; ``dtype`` is the compute dtype, params stay float32."""
-    from diffusers import FlaxUNet2DConditionModel
-    from transformers import FlaxCLIPTextModel
-    unet = FlaxUNet2DConditionModel(**cfg.unet_kwargs(), dtype=dtype)
-    text = FlaxCLIPTextModel(cfg.text_config(), dtype=dtype, _do_init=False).module
+def build_modules(cfg: ShapesModelConfig, dtype: Any = jnp.float32
+                  ) -> tuple[UNet2DConditionModel, CLIPTextModel]:
+    """(unet, text encoder) linen modules; ``dtype`` is the compute dtype, params stay float32.
+
+    The UNet has the numerics of diffusers' Flax port (``diffusers_flax`` and its einsum
+    attention), which the bundled model was trained with: training further from it continues
+    the same function, and the `sd` adapter on the CPU computes exactly what training did.
+    """
+    unet_cfg = UNetConfig.from_diffusers(cfg.unet_config(), diffusers_flax=True)
+    unet = UNet2DConditionModel(unet_cfg, dtype=dtype, attention="diffusers")
+    text = CLIPTextModel(CLIPTextConfig.from_transformers(cfg.text_config()), dtype=dtype)
     return unet, text
 
 
@@ -94,10 +128,8 @@ def init_params(cfg: ShapesModelConfig, seed: int) -> dict[str, Any]:
     unit norm scales, zero biases.
     """
     unet, text = build_modules(cfg)
-    ids = jnp.zeros((1, MAX_LENGTH), jnp.int32)
     shapes = {"unet": jax.eval_shape(unet.init_weights, jax.random.key(0)),
-              "text_encoder": jax.eval_shape(
-                  lambda k: text.init(k, ids, ids, ids)["params"], jax.random.key(0))}
+              "text_encoder": jax.eval_shape(text.init_weights, jax.random.key(0))}
     rng = np.random.default_rng(seed)
 
     def leaf(path: tuple, s: jax.ShapeDtypeStruct) -> np.ndarray:
@@ -113,11 +145,12 @@ def init_params(cfg: ShapesModelConfig, seed: int) -> dict[str, Any]:
     return jax.tree_util.tree_map_with_path(leaf, shapes)
 
 
-def encode_text(text: Any, params: Any, ids_bt: jax.Array) -> jax.Array:
+def encode_text(text: CLIPTextModel, params: Any, ids_bt: jax.Array) -> jax.Array:
     """[b, t] token ids -> [b, t, D] last hidden state, called exactly as the `sd` adapter does
     (attention mask all ones: padding tokens are attended to, like SD's CLIP)."""
     pos_bt = jnp.broadcast_to(jnp.arange(ids_bt.shape[1]), ids_bt.shape)
-    return text.apply({"params": params}, ids_bt, jnp.ones_like(ids_bt), pos_bt)[0]
+    return text.apply({"params": params}, ids_bt, jnp.ones_like(ids_bt),
+                      pos_bt).last_hidden_state
 
 
 def alphas_cumprod(sched: dict[str, Any] = SCHEDULER) -> np.ndarray:
@@ -136,31 +169,32 @@ def export(folder: str | Path, cfg: ShapesModelConfig, params: Any, unet_dtype: 
            info: dict | None = None) -> Path:
     """Writes a diffusers pipeline folder (no vae: pixel space); replaces ``folder`` at the end.
 
+    The files are the ones diffusers 0.39 / transformers 4 wrote (``config.json`` in their keys,
+    ``diffusion_flax_model.msgpack`` / ``flax_model.msgpack`` holding
+    ``flax.serialization.msgpack_serialize`` of the parameter tree), without either library.
+
     Args:
       params: {"unet", "text_encoder"} params (the EMA weights when training).
       unet_dtype: "float16" halves the UNet's file; loaders cast to their compute dtype. The
-        text encoder stays float32 (it is small, and transformers warns on half weights).
+        text encoder stays float32 (it is small).
       info: extra JSON written to ``training.json`` (config, steps, losses).
     """
-    from transformers import FlaxCLIPTextModel
+    from flax.serialization import msgpack_serialize
+
     folder = Path(folder)
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     params = jax.device_get(params)
+    # jax.tree.map also sorts every dict's keys: the byte order diffusers' save_pretrained wrote.
     unet_p = jax.tree.map(lambda x: np.asarray(x, jnp.dtype(unet_dtype)), params["unet"])
     text_p = jax.tree.map(lambda x: np.asarray(x, np.float32), params["text_encoder"])
-    unet, _ = build_modules(cfg)
-    unet.save_pretrained(tmp / "unet", params=unet_p)
-    text = FlaxCLIPTextModel(cfg.text_config(), _do_init=False)
-    text.save_pretrained(tmp / "text_encoder", params=text_p)
+    write_json(tmp / "unet" / "config.json", cfg.unet_config())
+    atomic_write_bytes(tmp / "unet" / "diffusion_flax_model.msgpack", msgpack_serialize(unet_p))
+    write_json(tmp / "text_encoder" / "config.json", cfg.text_config())
+    atomic_write_bytes(tmp / "text_encoder" / "flax_model.msgpack", msgpack_serialize(text_p))
     write_tokenizer(tmp / "tokenizer")
     write_json(tmp / "scheduler" / "scheduler_config.json", SCHEDULER)
-    write_json(tmp / "model_index.json", {
-        "_class_name": "FlaxStableDiffusionPipeline", "_diffusers_version": "0.39.0",
-        "text_encoder": ["transformers", "FlaxCLIPTextModel"],
-        "unet": ["diffusers", "FlaxUNet2DConditionModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"],
-        "scheduler": ["diffusers", "FlaxDDIMScheduler"]})
+    write_json(tmp / "model_index.json", MODEL_INDEX)
     write_json(tmp / "training.json", {"model": dataclasses.asdict(cfg), **(info or {})})
     for path in tmp.rglob("*"):  # a shipped asset must be readable whatever the umask
         path.chmod(0o755 if path.is_dir() else 0o644)
@@ -189,19 +223,20 @@ class ShapesPipeline:
 
 
 def load(folder: str | Path) -> ShapesPipeline:
-    """Loads a folder written by `export` with the diffusers / transformers loaders."""
-    from diffusers import FlaxUNet2DConditionModel
-    from transformers import CLIPTokenizer, FlaxCLIPTextModel
+    """Loads a folder written by `export` (or by diffusers' Flax classes) with jaxsteer's loaders."""
+    from transformers import CLIPTokenizer
+
+    from jaxsteer.models.nn.load import load_clip, load_unet
+
     folder = Path(folder)
     if not (folder / "model_index.json").exists():
         raise UserError(f"{folder} is not a shapes pipeline folder (no model_index.json)")
-    unet, unet_p = FlaxUNet2DConditionModel.from_pretrained(str(folder), subfolder="unet")
-    text = FlaxCLIPTextModel.from_pretrained(str(folder / "text_encoder"))
-    params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32),
-                          {"unet": unet_p, "text_encoder": text.params})
+    unet, unet_p = load_unet(folder / "unet", jnp.float32)
+    text, text_p = load_clip(folder / "text_encoder", jnp.float32, with_projection=False)
     sched = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
-    return ShapesPipeline(unet, text.module, CLIPTokenizer.from_pretrained(str(folder / "tokenizer")),
-                          params, alphas_cumprod(sched), int(unet.sample_size))
+    return ShapesPipeline(unet, text, CLIPTokenizer.from_pretrained(str(folder / "tokenizer")),
+                          {"unet": unet_p, "text_encoder": text_p}, alphas_cumprod(sched),
+                          int(unet.config.sample_size))
 
 
 def weight_bytes(folder: str | Path) -> int:

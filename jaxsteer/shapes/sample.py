@@ -37,7 +37,7 @@ def _ddim(unet: Any, text: Any, params: Any, ids_bt: jax.Array, uncond_t: jax.Ar
     def body(x, step):
         t, a, a_next = step
         t_b = jnp.full((2 * b,), t, jnp.int32)
-        out = unet.apply({"params": params["unet"]}, jnp.concatenate([x, x]), t_b, emb).sample
+        out = unet.apply({"params": params["unet"]}, jnp.concatenate([x, x]), t_b, emb)
         eps = out[:b] + guidance * (out[b:] - out[:b])
         x0 = (x - jnp.sqrt(1.0 - a) * eps) / jnp.sqrt(a)
         return jnp.sqrt(a_next) * x0 + jnp.sqrt(1.0 - a_next) * eps, None

@@ -111,7 +111,7 @@ def make_train_step(model_cfg: ShapesModelConfig, optim: OptimConfig) -> Any:
         emb_btd = shapes_model.encode_text(text, params["text_encoder"], ids_bt)
         a = alphas[t_b][:, None, None, None]
         x_t = jnp.sqrt(a) * x0_bchw + jnp.sqrt(1.0 - a) * noise_bchw
-        eps = unet.apply({"params": params["unet"]}, x_t, t_b, emb_btd).sample
+        eps = unet.apply({"params": params["unet"]}, x_t, t_b, emb_btd)
         return jnp.mean((eps.astype(jnp.float32) - noise_bchw) ** 2)
 
     def train_step(state: TrainState, batch: dict, key: jax.Array):

@@ -31,11 +31,23 @@ def test_damage_is_reported(tmp_path):
 
 
 def test_bundled_weights_load():
-    from diffusers import FlaxUNet2DConditionModel
-    from transformers import CLIPTokenizer, FlaxCLIPTextModel
-    unet, _params = FlaxUNet2DConditionModel.from_pretrained(str(ASSET_DIR), subfolder="unet")
-    assert unet.cross_attention_dim == 128
-    text = FlaxCLIPTextModel.from_pretrained(str(ASSET_DIR / "text_encoder"))
-    assert text.config.hidden_size == 128
+    from transformers import CLIPTokenizer
+
+    from jaxsteer.shapes.model import load
+    pipe = load(ASSET_DIR)
+    assert pipe.unet.config.cross_attention_dim == 128 and pipe.image_size == 32
+    assert pipe.text.config.hidden_size == 128
     tok = CLIPTokenizer.from_pretrained(str(ASSET_DIR / "tokenizer"))
     assert tok.model_max_length == 16
+
+
+def test_export_of_the_bundled_weights_rewrites_its_files(tmp_path):
+    """`export` writes, without diffusers or transformers, the bytes their Flax classes wrote."""
+    from jaxsteer.shapes.model import ShapesModelConfig, export, load
+    saved = json.loads((ASSET_DIR / "training.json").read_text())
+    out = export(tmp_path / "shapes", ShapesModelConfig(**{
+        k: tuple(v) if isinstance(v, list) else v for k, v in saved["model"].items()}),
+        load(ASSET_DIR).params, info={k: v for k, v in saved.items() if k != "model"})
+    written = checksums(out)
+    assert set(written) == set(SHA256) - {"evaluation.json"}  # `evaluate` writes that one
+    assert {name for name in written if written[name] != SHA256[name]} == set()

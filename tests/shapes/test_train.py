@@ -9,9 +9,12 @@ import dataclasses
 import json
 from pathlib import Path
 
+import flax.serialization
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from transformers import CLIPTokenizer
 
 from jaxsteer.config import parse
 from jaxsteer.errors import UserError
@@ -40,22 +43,70 @@ def test_loss_goes_down(trained):
     assert losses[-6:].mean() < 0.6 * losses[:3].mean()
 
 
-def test_folder_loads_with_the_library_classes(trained):
-    from diffusers import FlaxUNet2DConditionModel
-    from transformers import CLIPTokenizer, FlaxCLIPTextModel
+def test_folder_has_the_pipeline_layout(trained):
     cfg, _ = trained
     index = json.loads((cfg.out / "model_index.json").read_text())
     assert "vae" not in index and index["unet"][1] == "FlaxUNet2DConditionModel"
-    unet, params = FlaxUNet2DConditionModel.from_pretrained(str(cfg.out), subfolder="unet")
-    assert (unet.in_channels, unet.out_channels, unet.sample_size) == (3, 3, 16)
-    assert {x.dtype for x in jax.tree.leaves(params)} == {np.dtype("float16")}
-    text = FlaxCLIPTextModel.from_pretrained(str(cfg.out / "text_encoder"))
-    assert text.config.hidden_size == 32 and text.config.max_position_embeddings == 16
+    unet = json.loads((cfg.out / "unet" / "config.json").read_text())
+    assert (unet["in_channels"], unet["out_channels"], unet["sample_size"]) == (3, 3, 16)
+    text = json.loads((cfg.out / "text_encoder" / "config.json").read_text())
+    assert text["hidden_size"] == 32 and text["max_position_embeddings"] == 16
     tok = CLIPTokenizer.from_pretrained(str(cfg.out / "tokenizer"))
     assert len(tok("a small red circle on the left")["input_ids"]) == 9
     sched = json.loads((cfg.out / "scheduler" / "scheduler_config.json").read_text())
     assert sched["prediction_type"] == "epsilon" and sched["num_train_timesteps"] == 1000
     assert json.loads((cfg.out / "training.json").read_text())["step"] == 24
+
+
+def test_export_then_load_computes_what_training_computed(trained):
+    """train -> export -> jaxsteer.models.load: the weights come back as exported (the UNet in
+    float16), and the `sd` adapter's text encoder and UNet give the training modules' outputs."""
+    from jaxsteer.models import load
+    from jaxsteer.shapes import model as shapes_model
+
+    cfg, _ = trained
+    saved = flax.serialization.msgpack_restore((cfg.work / "state.msgpack").read_bytes())["ema"]
+    want = {"unet": jax.tree.map(lambda x: np.asarray(x, np.float16).astype(np.float32),
+                                 saved["unet"]),
+            "text_encoder": saved["text_encoder"]}
+    bundle = load(str(cfg.out), dtype="float32", attention="diffusers", remat_policy="none")
+    got = jax.device_get(bundle.params)
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    jax.tree.map(np.testing.assert_array_equal, got, want)
+
+    m = bundle.model
+    ids = np.asarray(m.tokenize("a small red circle on the left").ids_et)[None]  # [1, 1, t]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, *m.latent_shape)).astype(np.float32)
+    t = np.asarray([900, 250], np.int32)
+    cond = m.encode_text(bundle.params, ids)
+    emb = cond.emb
+    out = m.predict(bundle.params, x, t, dataclasses.replace(
+        cond, emb=jnp.broadcast_to(emb, (2, *emb.shape[1:]))))
+    unet, text = shapes_model.build_modules(cfg.model)
+    emb_train = shapes_model.encode_text(text, want["text_encoder"], ids[:, 0])
+    out_train = unet.apply({"params": want["unet"]}, x, t,
+                           jnp.broadcast_to(emb_train, (2, *emb_train.shape[1:])))
+    np.testing.assert_array_equal(np.asarray(emb), np.asarray(emb_train))
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(out_train))
+
+
+def test_folder_loads_with_diffusers_flax_classes(trained):
+    """The folder is still the one diffusers 0.39 / transformers 4 read (the flax-reference
+    extra; skipped without it)."""
+    diffusers = pytest.importorskip("diffusers", minversion="0.39")
+    if not hasattr(diffusers, "FlaxUNet2DConditionModel"):
+        pytest.skip("diffusers without its Flax classes")
+    transformers = pytest.importorskip("transformers")
+    if not hasattr(transformers, "FlaxCLIPTextModel"):
+        pytest.skip("transformers without its Flax classes")
+    cfg, _ = trained
+    unet, params = diffusers.FlaxUNet2DConditionModel.from_pretrained(str(cfg.out),
+                                                                      subfolder="unet")
+    assert (unet.in_channels, unet.out_channels, unet.sample_size) == (3, 3, 16)
+    assert {x.dtype for x in jax.tree.leaves(params)} == {np.dtype("float16")}
+    text = transformers.FlaxCLIPTextModel.from_pretrained(str(cfg.out / "text_encoder"))
+    assert text.config.hidden_size == 32 and text.config.max_position_embeddings == 16
 
 
 def test_resume_restores_the_checkpoint(trained):
