@@ -15,9 +15,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from jaxsteer.complexity import ComplexityConfig, VAEaseConfig
-from jaxsteer.errors import UserError
-from jaxsteer.shapes.groundtruth import (
+from jaxsteer.benchmarks.groundtruth import (
     GroundTruthConfig,
     best_over_directions,
     factor_change,
@@ -26,6 +24,8 @@ from jaxsteer.shapes.groundtruth import (
     spearman,
     spread,
 )
+from jaxsteer.complexity import ComplexityConfig, VAEaseConfig
+from jaxsteer.errors import UserError
 from jaxsteer.shapes.probe import measure
 from jaxsteer.shapes.render import render
 
@@ -107,7 +107,8 @@ def test_type_score_is_the_share_of_changed_types():
 
 
 def test_summary_on_a_planted_result():
-    from jaxsteer.shapes.groundtruth import _summary, format_tables
+    from jaxsteer.benchmarks.groundtruth.stats import format_tables
+    from jaxsteer.benchmarks.groundtruth.stats import summary as _summary
 
     def entry(spread, fidelity, ratio=None):
         return {"spread": {"x": spread, "type": 0.0}, "fidelity": fidelity, "usable": 1.0,
