@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 
@@ -28,6 +27,8 @@ from jaxsteer.complexity import ComplexityConfig, estimate_all
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
+from jaxsteer.pages.survey import SurveyResult  # shows the survey page in a notebook
+from jaxsteer.records import append_line, read_records
 from jaxsteer.sampling import SamplerConfig
 from jaxsteer.store import versions
 
@@ -84,31 +85,6 @@ def read_prompts(path: Path) -> tuple[list[tuple[int, str, str | None]], list[di
             continue
         good.append((number, prompt.strip(), word.strip() or None))
     return good, bad
-
-
-def read_records(path: Path) -> list[dict]:
-    """Complete records of a part file; a torn last line (killed mid-write) is dropped."""
-    if not path.exists():
-        return []
-    lines = path.read_text(encoding="utf-8").split("\n")
-    out = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i < len(lines) - 2:
-                raise UserError(f"{path} line {i + 1} is corrupted (not the last line)") from None
-    return out
-
-
-def append_line(path: Path, obj: dict) -> None:
-    """Appends one JSON line and fsyncs it: a record is on disk whole before it counts."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(obj, default=float) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _repair(path: Path) -> None:
@@ -273,7 +249,6 @@ def _survey(cfg: SurveyRun, bundle, prompts: list, bad: list[dict]) -> dict:
     # Counted from the file, so the number is what a reader of errors-PPP.jsonl finds (process
     # 0's merged summary counts every process's file).
     logged = {e["line"] for e in read_records(errors)}
-    from jaxsteer.pages.survey import SurveyResult  # shows the survey page in a notebook
     return SurveyResult({"out": str(cfg.out), "prompts": len(prompts), "this_process": len(mine),
                          "done_now": len(todo), "errors": len(logged), "errors_file": str(errors),
                          **summary})
@@ -290,7 +265,6 @@ def run_merge(cfg: MergeRun) -> dict:
         raise UserError(f"{cfg.out} is not a folder: give the survey's --out folder")
     if not list(cfg.out.glob("records-*.jsonl")):
         raise UserError(f"{cfg.out} holds no survey records (records-*.jsonl)")
-    from jaxsteer.pages.survey import SurveyResult
     records.check_out(cfg.out, "survey folder")  # summary.csv and .png go beside the records
     return SurveyResult({"out": str(cfg.out), **merge(cfg.out)})
 
@@ -352,9 +326,10 @@ def merge(out: Path) -> dict:
 
 
 def _summary_png(out: Path, values: np.ndarray, name: str, ordered: list[str]) -> None:
+    import io
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    import io
     fig = Figure(figsize=(9, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 2, 1)
