@@ -16,17 +16,27 @@ similarity matrix: 1 for identical items, n for mutually orthogonal ones).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsteer import checkpoint, records, sharding
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
+from jaxsteer.sample import encode_prompt
 from jaxsteer.sampling import SamplerConfig
+from jaxsteer.steer import (
+    check_compatible,
+    direction_rows,
+    grid_png,
+    render_batches,
+    row_scale,
+    steered_cond,
+)
 
 
 def _unit(x_nf: jax.Array) -> jax.Array:
@@ -97,7 +107,7 @@ class DiversifyRun(ModelConfig, SamplerConfig):
                                       "30,40 PCA; 50,60 SAE)")
     relative: bool = opt(False, "strengths are multiples of the word rows' norm, not absolute")
     mix: int = opt(1, "directions summed per sample (the paper's variant: 3)")
-    mode: str = opt("uniform", "uniform (random direction, U[strength]) | gaussian", 
+    mode: str = opt("uniform", "uniform (random direction, U[strength]) | gaussian",
                     choices=("uniform", "gaussian"))
     top: int = opt(0, "use only the first `top` directions (0 = all)")
     alignment: str = opt("none", "alignment measure: none | shapes (share of images whose "
@@ -123,11 +133,6 @@ def run(cfg: DiversifyRun, features: Callable | None = None,
     ``features(images) -> [n, f]`` defaults to pooled pixels; ``alignment(images) -> [n]`` is
     optional (CLIP score against the prompt, or the caption's fixed factors on the shapes model).
     """
-    from jaxsteer import checkpoint, records, sharding
-    from jaxsteer.models.base import TextCond
-    from jaxsteer.sample import encode_prompt
-    from jaxsteer.steer import check_compatible, direction_rows, grid_png, render_batches, row_scale
-
     records.check_out(cfg.out)
     ds = checkpoint.load(cfg.directions)
     meta = ds.metadata
@@ -146,13 +151,12 @@ def run(cfg: DiversifyRun, features: Callable | None = None,
                           (cfg.strength[0] * scale, cfg.strength[1] * scale), cfg.mix, cfg.mode,
                           spectrum)
     offs_nrd = direction_rows(np.asarray(offs), len(rows))
-    base = jnp.broadcast_to(cond.emb, (cfg.n, *cond.emb.shape))
-    steered = base.at[:, jnp.asarray(rows), :].add(jnp.asarray(offs_nrd))
-    extra = jax.tree.map(lambda x: jnp.broadcast_to(x, (cfg.n, *x.shape)), cond.extra)
     keys = jax.random.split(key_s, cfg.n)
     mesh = sharding.local_mesh(cfg.devices)
-    plain = render_batches(bundle, cfg, mesh, TextCond(base, extra), uncond, keys, cfg.batch)
-    varied = render_batches(bundle, cfg, mesh, TextCond(steered, extra), uncond, keys, cfg.batch)
+    plain = render_batches(bundle, cfg, mesh, steered_cond(cond, rows, None, n=cfg.n), uncond,
+                           keys, cfg.batch)
+    varied = render_batches(bundle, cfg, mesh, steered_cond(cond, rows, offs_nrd), uncond, keys,
+                            cfg.batch)
     features = features or pixel_features
     result = {}
     for name, imgs in (("without", plain), ("with", varied)):

@@ -64,6 +64,31 @@ def steer_embeddings(emb_td: jax.Array, rows: tuple[int, ...], offsets_brd: jax.
     return base.at[:, jnp.asarray(rows), :].add(delta)
 
 
+def steered_cond(cond: TextCond, rows: tuple[int, ...], offsets_brd: jax.Array | None,
+                 strengths_b: jax.Array | None = None, n: int | None = None) -> TextCond:
+    """The one steering function (`steer`, `diversity`, the ground-truth benchmark): the prompt's
+    conditioning [t, d] for b samples, ``strength * offset`` added at ``rows``.
+
+    Args:
+      offsets_brd: [b, r, d] offsets of the rows (`direction_rows`), or None for b = ``n``
+        unsteered copies.
+      strengths_b: [b] multipliers of the offsets (default 1).
+
+    Returns:
+      a TextCond with emb [b, t, d] and ``extra`` broadcast to b.
+    """
+    if offsets_brd is None:
+        emb = jnp.broadcast_to(cond.emb, (n, *cond.emb.shape))
+    else:
+        offsets_brd = jnp.asarray(offsets_brd)
+        if strengths_b is None:
+            strengths_b = jnp.ones((offsets_brd.shape[0],), jnp.float32)
+        emb = steer_embeddings(cond.emb, rows, offsets_brd, strengths_b)
+    b = emb.shape[0]
+    return TextCond(emb=emb, extra=jax.tree.map(lambda x: jnp.broadcast_to(x, (b, *x.shape)),
+                                                cond.extra))
+
+
 @functools.lru_cache(maxsize=8)
 def make_renderer(model: DiffusionModel, sampler: SamplerConfig, mesh):
     """Jitted ``f(params, cond_b, uncond, keys_b) -> images [b, H, W, 3]``, batch split."""
@@ -236,9 +261,7 @@ def run(cfg: SteerRun) -> dict:
     strengths = jnp.concatenate([strengths, jnp.full(len(cfg.seeds) + len(both), scale,
                                                      jnp.float32)])
     seeds = [s for _, s, _ in grid] + list(cfg.seeds) + [s for s, _, _ in both]
-    cond_b = TextCond(emb=steer_embeddings(base_td, rows, offsets, strengths),
-                      extra=jax.tree.map(lambda x: jnp.broadcast_to(x, (len(seeds), *x.shape)),
-                                         cond.extra))
+    cond_b = steered_cond(cond.replace(emb=base_td), rows, offsets, strengths)
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
     rendered = render_batches(bundle, cfg, mesh, cond_b, uncond, keys, cfg.batch)
     k, s, a = len(cfg.indices), len(cfg.seeds), len(alphas)

@@ -23,12 +23,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsteer import progress, records, runlock, sharding
+from jaxsteer.collect import Collector, draw_pairs
 from jaxsteer.complexity import ComplexityConfig, estimate_all
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
 from jaxsteer.pages.survey import SurveyResult  # shows the survey page in a notebook
 from jaxsteer.records import append_line, read_records
+from jaxsteer.sample import make_generator
 from jaxsteer.sampling import SamplerConfig
 from jaxsteer.store import versions
 
@@ -123,8 +125,6 @@ class Worker:
     """
 
     def __init__(self, cfg: SurveyRun, bundle, mesh, row_bucket: int | None = None):
-        from jaxsteer.collect import Collector
-        from jaxsteer.sample import make_generator
         self.cfg, self.bundle, self.mesh, self.row_bucket = cfg, bundle, mesh, row_bucket
         sampler = cfg.sampler_config()
         self.collector = Collector(bundle, sampler, mesh, pool=cfg.pool > 0)
@@ -136,9 +136,8 @@ class Worker:
 
     def gradients(self, inputs, key: jax.Array) -> np.ndarray:
         """``[pairs, num_rows * d]`` gradients of one prompt (its `PromptInputs`)."""
-        from jaxsteer.collect import draw_pairs
         col, cfg = self.collector, self.cfg
-        pool = None
+        pool = pairs = None
         if self.generator is not None:
             idx = sharding.pad_batch(np.arange(cfg.pool), sharding.data_size(self.mesh))
             keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.fold_in(key, 1),
@@ -146,14 +145,7 @@ class Worker:
             pool = np.asarray(self.generator(col.params, inputs.cond, inputs.uncond,
                                              sharding.put_batch(self.mesh, keys)))[: cfg.pool]
             pairs = draw_pairs(int(jax.random.randint(key, (), 0, 2**30)), cfg.pairs, cfg.pool)
-        batches = []  # dispatched asynchronously, fetched once all are queued
-        for start in range(0, cfg.pairs, cfg.batch):
-            idx = np.arange(start, min(start + cfg.batch, cfg.pairs))
-            a = b = None
-            if pool is not None:
-                a, b = pool[pairs[idx, 0]], pool[pairs[idx, 1]]
-            batches.append((len(idx), col(inputs, idx, key, a, b)))
-        grads = np.concatenate([np.asarray(g)[:n, : inputs.num_rows] for n, g in batches])
+        grads = col.gradients(inputs, np.arange(cfg.pairs), key, pool, pairs, batch=cfg.batch)
         return grads.reshape(cfg.pairs, -1)
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from jaxsteer.bench import select
 from jaxsteer.benchmarks.groundtruth import GroundTruthBench
-from jaxsteer.benchmarks.kernel import parse_run
+from jaxsteer.benchmarks.common import parse_run
 from jaxsteer.benchmarks.survey_throughput import SurveyBench
 from jaxsteer.benchmarks.throughput import ThroughputBench
 from jaxsteer.config import parse

@@ -1,7 +1,7 @@
 """`jaxsteer bench profile`: where the device time of a benchmark goes, a profiler trace
 summarized by kernel category.
 
-`run` traces the collector's kernel of each run (`jaxsteer.benchmarks.kernel`). As a library::
+`run` traces the collector's kernel of each run (`jaxsteer.benchmarks.common`). As a library::
 
     from jaxsteer.benchmarks.profile import trace_calls, summarize, format_profile
 
@@ -59,7 +59,7 @@ from typing import Any
 import jax
 
 from jaxsteer import records, sharding
-from jaxsteer.benchmarks import kernel, text_table
+from jaxsteer.benchmarks import common, text_table
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 
@@ -271,7 +271,7 @@ def format_profile(summary: dict, title: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class ProfileBench(kernel.KernelBench):
+class ProfileBench(common.KernelBench):
     """`jaxsteer bench profile` (default run: sd-turbo-1)."""
 
     profile_calls: int = opt(3, "traced calls per run (after one warm-up call)")
@@ -286,13 +286,13 @@ def run(cfg: ProfileBench) -> dict:
         raise UserError(f"--profile-calls must be positive, got {cfg.profile_calls}")
     jobs = cfg.jobs(("sd-turbo-1",))
     mesh = sharding.make_mesh()
-    models = kernel.Models(cfg.seed, mesh)
+    models = common.Models(cfg.seed, mesh)
     result: dict[str, Any] = {"config": to_dict(cfg), "runs": []}
     for job in jobs:
         batch = job.batches[0]
         name = f"{job.config}-{job.attention}-{job.remat}-b{batch}"
-        collector = kernel.collector(models, job.config, cfg.dtype, job.attention, job.remat, mesh)
-        inputs, placed = kernel.kernel_inputs(collector, job.config, batch, cfg.seed)
+        collector = common.collector(models, job.config, cfg.dtype, job.attention, job.remat, mesh)
+        inputs, placed = common.kernel_inputs(collector, job.config, batch, cfg.seed)
         compiled = collector.kernel.lower(collector.params, inputs, placed).compile()
         path = trace_calls(compiled, (collector.params, inputs, placed),
                            cfg.out.parent / "traces" / name, calls=cfg.profile_calls)
@@ -300,7 +300,7 @@ def run(cfg: ProfileBench) -> dict:
         summary.update(run=name, batch=batch, trace=str(path),
                        grads_per_s=batch / (summary["wall_ms_per_call"] / 1e3))
         result["runs"].append(summary)
-        kernel.write_json(cfg.out, result)
+        common.write_json(cfg.out, result)
         print(format_profile(summary, f"{name}: {summary['grads_per_s']:.1f} grads/s in the "
                              "trace"), flush=True)
     return {"out": str(cfg.out), "runs": [r["run"] for r in result["runs"]]}

@@ -29,7 +29,7 @@ from typing import Any
 import jax
 
 from jaxsteer import records, sharding, survey
-from jaxsteer.benchmarks import CONFIGS, kernel, text_table
+from jaxsteer.benchmarks import CONFIGS, common, text_table
 from jaxsteer.collect import PromptInputs, pad_rows
 from jaxsteer.complexity import ComplexityConfig
 from jaxsteer.config import opt, to_dict
@@ -205,7 +205,7 @@ def bench_survey(config: str = "sd-turbo-1", pairs: int = 256, prompts: int = 4,
     result["denoiser_calls_per_gradient"] = calls * (2 if bc.guidance > 1.0 else 1)
     if model_flops and sample_size is None:  # FLOPs are counted at the architecture's size
         try:
-            per_call = kernel.model_flops_per_call(bc.arch, bc.guidance, dtype)
+            per_call = common.model_flops_per_call(bc.arch, bc.guidance, dtype)
             if per_call:
                 result["model_flops_per_gradient"] = per_call * calls
                 result["collect_mfu"] = (result["model_flops_per_gradient"]
@@ -258,7 +258,7 @@ def format_survey(result: dict) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class SurveyBench(kernel.KernelBench):
+class SurveyBench(common.KernelBench):
     """`jaxsteer bench survey`: the first run of ``--configs`` (default sd-turbo-1)."""
 
     peak_tflops: float = opt(989.0, "the chip's dense bf16 peak for MFU (H100 SXM: 989)")

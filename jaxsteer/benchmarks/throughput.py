@@ -3,7 +3,7 @@
 ``jaxsteer bench throughput`` times the collector's kernel (`jaxsteer.collect.make_kernel`, the
 same program `jaxsteer collect` runs) on full-size architectures with random weights
 (`jaxsteer.models.architectures`), differentiating all 77 token rows. Each run is
-``config[:attention[:remat[:batch/batch...]]]`` (`jaxsteer.benchmarks.kernel`). With ``--torch``
+``config[:attention[:remat[:batch/batch...]]]`` (`jaxsteer.benchmarks.common`). With ``--torch``
 the PyTorch + diffusers reference (`jaxsteer.benchmarks.torch_reference`) runs first in a
 subprocess on the same GPU, and the table ends with jaxsteer / PyTorch per configuration (best
 batch of each side).
@@ -36,7 +36,7 @@ import jax
 import numpy as np
 
 from jaxsteer import records, sharding
-from jaxsteer.benchmarks import CONFIGS, DEFAULT_CONFIGS, kernel, text_table
+from jaxsteer.benchmarks import CONFIGS, DEFAULT_CONFIGS, common, text_table
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError, is_device_oom
 
@@ -45,7 +45,7 @@ COLUMNS = ("config", "attention", "remat", "batch", "grads/s", "ms/call", "peak 
 
 
 @dataclasses.dataclass(frozen=True)
-class ThroughputBench(kernel.KernelBench):
+class ThroughputBench(common.KernelBench):
     """`jaxsteer bench throughput` (default runs: the five full-size configs)."""
 
     min_time_s: float = opt(3.0, "timed seconds per point (at least 3 calls)")
@@ -73,17 +73,17 @@ def _cache_entries(path: str | None) -> int:
     return sum(len(files) for _, _, files in os.walk(path))
 
 
-def bench_point(models: kernel.Models, job: kernel.Job, batch: int, cfg_run: ThroughputBench, mesh,
+def bench_point(models: common.Models, job: common.Job, batch: int, cfg_run: ThroughputBench, mesh,
                 measure_cached: bool = True, log=print) -> dict:
     """Compiles and times one (config, attention, remat, batch)."""
     cfg = CONFIGS[job.config]
     row: dict[str, Any] = {"side": "jax", "config": job.config, "attention": job.attention,
                            "remat": job.remat, "batch": batch, "dtype": cfg_run.dtype,
                            "denoiser_calls": cfg.denoiser_calls}
-    collector = kernel.collector(models, job.config, cfg_run.dtype, job.attention, job.remat, mesh)
+    collector = common.collector(models, job.config, cfg_run.dtype, job.attention, job.remat, mesh)
     row["params_build_s"] = models.build_s.get((cfg.arch, cfg_run.dtype))
     params = collector.params
-    inputs, placed = kernel.kernel_inputs(collector, job.config, batch, cfg_run.seed)
+    inputs, placed = common.kernel_inputs(collector, job.config, batch, cfg_run.seed)
     cache = jax.config.jax_compilation_cache_dir
     try:
         t0 = time.perf_counter()
@@ -96,15 +96,15 @@ def bench_point(models: kernel.Models, job: kernel.Job, batch: int, cfg_run: Thr
         row["cache_miss"] = _cache_entries(cache) > before if cache else None
         # XLA's cost analysis of the optimised program: on GPUs it leaves out library calls
         # (cuBLAS / cuDNN custom calls), so it undercounts; MFU uses model_flops_per_grad.
-        compiled_flops = kernel.flops(compiled.cost_analysis())
+        compiled_flops = common.flops(compiled.cost_analysis())
         row["compiled_cost_flops_per_grad"] = compiled_flops / batch if compiled_flops else None
         mem = compiled.memory_analysis()
         if mem is not None:
-            row["temp_gib"] = kernel.gib(mem.temp_size_in_bytes)
-            row["args_gib"] = kernel.gib(mem.argument_size_in_bytes)
-            row["peak_gib"] = kernel.gib(mem.temp_size_in_bytes + mem.argument_size_in_bytes
+            row["temp_gib"] = common.gib(mem.temp_size_in_bytes)
+            row["args_gib"] = common.gib(mem.argument_size_in_bytes)
+            row["peak_gib"] = common.gib(mem.temp_size_in_bytes + mem.argument_size_in_bytes
                                    + mem.output_size_in_bytes - mem.alias_size_in_bytes)
-        first, step_s, iters, grads = kernel.time_calls(compiled, (params, inputs, placed),
+        first, step_s, iters, grads = common.time_calls(compiled, (params, inputs, placed),
                                                   cfg_run.min_time_s)
         g = np.asarray(grads, np.float64)
         row.update(status="ok", first_call_s=first, step_s=step_s, iters=iters,
@@ -113,7 +113,7 @@ def bench_point(models: kernel.Models, job: kernel.Job, batch: int, cfg_run: Thr
         del grads, g, compiled
         stats = jax.local_devices()[0].memory_stats() or {}
         if "peak_bytes_in_use" in stats:
-            row["process_peak_gib"] = kernel.gib(stats["peak_bytes_in_use"])
+            row["process_peak_gib"] = common.gib(stats["peak_bytes_in_use"])
         if cfg_run.cached_compile and measure_cached and cache:
             jax.clear_caches()
             t0 = time.perf_counter()
@@ -124,7 +124,7 @@ def bench_point(models: kernel.Models, job: kernel.Job, batch: int, cfg_run: Thr
                          else f"error: {type(e).__name__}: {str(e)[:400]}")
     if row.get("status") == "ok" and cfg_run.model_flops:
         try:
-            per_call = kernel.model_flops_per_call(cfg.arch, cfg.guidance, cfg_run.dtype)
+            per_call = common.model_flops_per_call(cfg.arch, cfg.guidance, cfg_run.dtype)
             if per_call:
                 row["model_flops_per_grad"] = per_call * (cfg.steps if cfg.unroll else 1)
                 row["model_tflops_per_s"] = row["model_flops_per_grad"] * row["grads_per_s"] / 1e12
@@ -135,14 +135,14 @@ def bench_point(models: kernel.Models, job: kernel.Job, batch: int, cfg_run: Thr
     return row
 
 
-def check_fp32(models: kernel.Models, name: str, attention: str, remat: str, mesh, seed: int,
+def check_fp32(models: common.Models, name: str, attention: str, remat: str, mesh, seed: int,
                batch: int = 2) -> dict:
     """Cosine between bf16 and float32 ("highest" matmul precision) gradients of the same pairs."""
     out = {}
     for dtype in ("bfloat16", "float32"):
         att = attention if dtype == "bfloat16" else "xla"
-        collector = kernel.collector(models, name, dtype, att, remat, mesh)
-        inputs, placed = kernel.kernel_inputs(collector, name, batch, seed)
+        collector = common.collector(models, name, dtype, att, remat, mesh)
+        inputs, placed = common.kernel_inputs(collector, name, batch, seed)
         with jax.default_matmul_precision("highest" if dtype == "float32" else "default"):
             compiled = collector.kernel.lower(collector.params, inputs, placed).compile()
         out[dtype] = np.asarray(compiled(collector.params, inputs, placed), np.float64)
@@ -258,16 +258,16 @@ def run(cfg: ThroughputBench) -> dict:
                   jax=jax.__version__, devices=jax.device_count(), peak_tflops=cfg.peak_tflops)
     print(f"bench: {result['device']} x{jax.device_count()}, jax {jax.__version__}", flush=True)
     mesh = sharding.make_mesh()
-    models = kernel.Models(cfg.seed, mesh)
+    models = common.Models(cfg.seed, mesh)
     if cfg.check_fp32:  # first: a correctness check must not lose to the time budget
-        job = kernel.parse_run(cfg.check_fp32, cfg.attention, cfg.remat)
+        job = common.parse_run(cfg.check_fp32, cfg.attention, cfg.remat)
         try:
             result["fp32_check"] = check_fp32(models, job.config, job.attention, job.remat,
                                               mesh, cfg.seed)
         except Exception as e:  # noqa: BLE001
             result["fp32_check"] = {"status": f"error: {type(e).__name__}: {str(e)[:300]}"}
         print("bench: bf16 vs fp32:", json.dumps(result["fp32_check"]), flush=True)
-        kernel.write_json(cfg.out, result)
+        common.write_json(cfg.out, result)
     remaining_archs = [CONFIGS[j.config].arch for j in jobs]
     for i, job in enumerate(jobs):
         models.drop_except(set(remaining_archs[i:]))
@@ -279,9 +279,9 @@ def run(cfg: ThroughputBench) -> dict:
                 continue
             row = bench_point(models, job, batch, cfg, mesh, measure_cached=j == 0)
             result["rows"].append(row)
-            kernel.write_json(cfg.out, result)
+            common.write_json(cfg.out, result)
     result["seconds"] = time.perf_counter() - start
-    kernel.write_json(cfg.out, result)
+    common.write_json(cfg.out, result)
     print(f"\nthroughput ({result['device']}; MFU against {cfg.peak_tflops:g} TFLOP/s bf16; "
           "* = compile served from the persistent cache)")
     print(format_table(result["rows"]))

@@ -26,13 +26,12 @@ from jaxsteer.decompose.pca import pca
 from jaxsteer.decompose.sae import SAEConfig, train_sae
 from jaxsteer.diversity import random_offsets
 from jaxsteer.models import load
-from jaxsteer.models.base import TextCond
 from jaxsteer.models.bundled import PRESETS
 from jaxsteer.sampling import SamplerConfig
 from jaxsteer.shapes.captions import FACTORS, TYPES, spec
 from jaxsteer.shapes.evaluate import score
 from jaxsteer.shapes.probe import measure
-from jaxsteer.steer import direction_rows, render_batches, row_scale, steer_embeddings
+from jaxsteer.steer import direction_rows, render_batches, row_scale, steered_cond
 
 
 class _Preset:
@@ -56,26 +55,18 @@ class _Preset:
     def render(self, inputs, rows: tuple[int, ...], offsets_nrd: np.ndarray | None,
                keys: jax.Array) -> np.ndarray:
         """Images [n, H, W, 3] of the prompt with ``offsets_nrd`` added to its rows (None: none)."""
-        n = keys.shape[0]
-        emb = jnp.broadcast_to(inputs.cond.emb, (n, *inputs.cond.emb.shape))
-        if offsets_nrd is not None:
-            emb = steer_embeddings(inputs.cond.emb, rows, jnp.asarray(offsets_nrd),
-                                   jnp.ones((n,), jnp.float32))
-        extra = jax.tree.map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), inputs.cond.extra)
-        return render_batches(self.bundle, self.sampler, self.mesh, TextCond(emb, extra),
-                              inputs.uncond, keys, self.cfg.batch)
+        cond = steered_cond(inputs.cond, rows, offsets_nrd, n=keys.shape[0])
+        return render_batches(self.bundle, self.sampler, self.mesh, cond, inputs.uncond, keys,
+                              self.cfg.batch)
 
     def gradients(self, inputs, images: np.ndarray, key: jax.Array, seed: int) -> np.ndarray:
         """[pairs, r * d] pair gradients over a pool of images, in padded batches."""
         pool = np.asarray(self.encode_image(self.bundle.params, jnp.asarray(images)))
-        n, b = self.cfg.pairs, self.cfg.batch
-        pairs = draw_pairs(seed, n, len(pool))
-        out = []
-        for start in range(0, n, b):
-            idx = np.minimum(np.arange(start, start + b), n - 1)
-            g = self.collector(inputs, idx, key, pool[pairs[idx, 0]], pool[pairs[idx, 1]])
-            out.append(np.asarray(g)[: min(b, n - start), : inputs.num_rows])
-        return np.concatenate(out).reshape(n, -1).astype(np.float32)
+        n = self.cfg.pairs
+        grads = self.collector.gradients(inputs, np.arange(n), key, pool,
+                                         draw_pairs(seed, n, len(pool)), batch=self.cfg.batch,
+                                         pad=True)  # one program for every batch
+        return grads.reshape(n, -1)
 
 
 def _decompose(grads_nd: np.ndarray, cfg: GroundTruthConfig, seed: int) -> dict[str, Any]:

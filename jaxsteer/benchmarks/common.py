@@ -22,9 +22,10 @@ import numpy as np
 
 from jaxsteer import records, sharding
 from jaxsteer.benchmarks import CONFIGS, ThroughputConfig
-from jaxsteer.collect import Collector, KernelSpec, make_kernel
+from jaxsteer.collect import Collector
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
+from jaxsteer.kernel import KernelInputs, KernelSpec, PairBatch, make_kernel
 from jaxsteer.models import architectures
 from jaxsteer.sampling import SamplerConfig
 
@@ -156,15 +157,15 @@ def kernel_inputs(coll: Collector, name: str, batch: int, seed: int):
     model = coll.bundle.model
     cond = architectures.random_cond(cfg.arch, seed)
     uncond = architectures.random_cond(cfg.arch, seed + 1) if coll.spec.use_cfg else None
-    inputs = {"cond": cond, "uncond": uncond, "rows_r": np.arange(77, dtype=np.int32),
-              "key": jax.random.key(seed), "sched": coll.sched,
-              "guidance": jnp.float32(cfg.guidance)}
+    inputs = KernelInputs(cond=cond, uncond=uncond, rows_r=np.arange(77, dtype=np.int32),
+                          key=jax.random.key(seed), sched=coll.sched,
+                          guidance=jnp.float32(cfg.guidance))
     n = sharding.padded_size(batch, coll.devices)
     rng = np.random.default_rng(seed)
     shape = (n, *model.latent_shape)
-    host = {"idx_p": np.arange(n, dtype=np.int32),
-            "a": rng.standard_normal(shape, dtype=np.float32),
-            "b": rng.standard_normal(shape, dtype=np.float32)}
+    host = PairBatch(idx_p=np.arange(n, dtype=np.int32),
+                     a=rng.standard_normal(shape, dtype=np.float32),
+                     b=rng.standard_normal(shape, dtype=np.float32))
     return inputs, sharding.put_batch(coll.mesh, host)
 
 
@@ -183,13 +184,14 @@ def model_flops_per_call(arch: str, guidance: float, dtype: str) -> float | None
     mesh = sharding.make_mesh(devices=jax.devices("cpu")[:1])
     spec = KernelSpec(bundle.model, pool=True, use_cfg=guidance > 1.0, remat=False)
     sched = sampler(cfg, "none").schedule(bundle.model)
-    inputs = {"cond": architectures.random_cond(arch), "rows_r": np.arange(77, dtype=np.int32),
-              "uncond": architectures.random_cond(arch, 1) if guidance > 1.0 else None,
-              "key": jax.random.key(0), "sched": sched, "guidance": np.float32(guidance)}
+    inputs = KernelInputs(
+        cond=architectures.random_cond(arch), rows_r=np.arange(77, dtype=np.int32),
+        uncond=architectures.random_cond(arch, 1) if guidance > 1.0 else None,
+        key=jax.random.key(0), sched=sched, guidance=np.float32(guidance))
     shape = (1, *bundle.model.latent_shape)
-    batch = {"idx_p": jax.ShapeDtypeStruct((1,), np.int32),
-             "a": jax.ShapeDtypeStruct(shape, np.float32),
-             "b": jax.ShapeDtypeStruct(shape, np.float32)}
+    batch = PairBatch(idx_p=jax.ShapeDtypeStruct((1,), np.int32),
+                      a=jax.ShapeDtypeStruct(shape, np.float32),
+                      b=jax.ShapeDtypeStruct(shape, np.float32))
     lowered = make_kernel(spec, mesh).lower(params, inputs, batch)
     return flops(lowered.cost_analysis())
 
