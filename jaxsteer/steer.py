@@ -22,6 +22,7 @@ from jaxsteer.config import opt
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
 from jaxsteer.models.base import DiffusionModel, ModelBundle, TextCond
+from jaxsteer.pages.html import to_uint8
 from jaxsteer.sampling import SamplerConfig, generate
 
 
@@ -113,7 +114,7 @@ def render_batches(bundle: ModelBundle, sampler: SamplerConfig, mesh, cond_b: Te
     out = []
     for start in tqdm(range(0, n, size), desc="rendering", unit="batch", disable=None):
         idx = np.minimum(np.arange(start, start + size), n - 1)  # pad with the last sample
-        part = jax.tree.map(lambda a: a[idx], cond_b)
+        part = jax.tree.map(lambda a, idx=idx: a[idx], cond_b)
         imgs = render(params, sharding.put_batch(mesh, part), uncond,
                       sharding.put_batch(mesh, keys_b[idx]))
         out.append(np.asarray(imgs)[: min(size, n - start)])
@@ -134,7 +135,7 @@ def grid_png(images_ijhwc: np.ndarray, row_labels: list[str], col_labels: list[s
     for i, label in enumerate(row_labels):
         draw.text((4, top + i * cell + cell // 2 - 6), label, fill="black")
         for j in range(cols):
-            pix = np.clip((images_ijhwc[i, j] + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+            pix = to_uint8(images_ijhwc[i, j])
             tile = Image.fromarray(pix).resize((cell - 2, cell - 2), Image.NEAREST)
             canvas.paste(tile, (left + j * cell + 1, top + i * cell + 1))
     import io
@@ -300,9 +301,6 @@ def save_outputs(out: Path, images_ksahwc: np.ndarray, unsteered_shwc: np.ndarra
     ``significant`` (how many leading PCA directions pass the 2.5 / D rule; None for an SAE).
     """
     from jaxsteer import effects
-
-    def to_uint8(x: np.ndarray) -> np.ndarray:
-        return np.clip(np.round((np.asarray(x) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
     sig = info.get("significant")
     found = {}

@@ -41,7 +41,8 @@ class ShapesModelConfig:
     image_size: int = opt(32, "image side in pixels (32 bundled; 64 works)")
     channels: tuple[int, ...] = opt((32, 64, 128), "UNet channels per resolution level "
                                     "(multiples of 32: the Flax UNet's GroupNorm has 32 groups)")
-    attention_levels: tuple[int, ...] = opt((1, 2), "levels with self+cross attention (0 = full size)")
+    attention_levels: tuple[int, ...] = opt((1, 2), "levels with self+cross attention (0 = full "
+                                            "size)")
     layers_per_block: int = opt(1, "ResNet layers per UNet block")
     heads: int = opt(4, "attention heads in the UNet")
     text_width: int = opt(128, "text encoder width D (the differentiated embedding's size)")
@@ -62,7 +63,8 @@ class ShapesModelConfig:
         up = tuple(b.replace("Down", "Up") for b in reversed(down))
         return {"sample_size": self.image_size, "in_channels": 3, "out_channels": 3,
                     "block_out_channels": self.channels, "layers_per_block": self.layers_per_block,
-                    "down_block_types": down, "up_block_types": up, "attention_head_dim": self.heads,
+                    "down_block_types": down, "up_block_types": up,
+                    "attention_head_dim": self.heads,
                     "cross_attention_dim": self.text_width}
 
     def text_config(self) -> Any:
@@ -200,10 +202,6 @@ def load(folder: str | Path) -> ShapesPipeline:
     params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32),
                           {"unet": unet_p, "text_encoder": text.params})
     sched = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
-    return ShapesPipeline(unet, text.module, CLIPTokenizer.from_pretrained(str(folder / "tokenizer")),
-                          params, alphas_cumprod(sched), int(unet.sample_size))
-
-
-def weight_bytes(folder: str | Path) -> int:
-    """Total size of the weight files of a pipeline folder."""
-    return sum(p.stat().st_size for p in Path(folder).rglob("*.msgpack"))
+    tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
+    return ShapesPipeline(unet, text.module, tokenizer, params, alphas_cumprod(sched),
+                          int(unet.sample_size))
