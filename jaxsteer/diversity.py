@@ -84,7 +84,8 @@ def random_offsets(key: jax.Array, dirs_kd: jax.Array, n: int, strength: tuple[f
     k = dirs_kd.shape[0]
     k_pick, k_s = jax.random.split(key)
     if mode == "gaussian":
-        share = (jnp.ones(k) / k if spectrum_k is None else spectrum_k[:k] / jnp.sum(spectrum_k[:k]))
+        share = (jnp.ones(k) / k if spectrum_k is None
+                 else spectrum_k[:k] / jnp.sum(spectrum_k[:k]))
         beta = sigma * jax.random.normal(k_pick, (n, k))
         return (beta * jnp.sqrt(share) * (sum(strength) / 2)) @ dirs_kd
     if mode != "uniform":
@@ -146,7 +147,8 @@ def run(cfg: DiversifyRun, features: Callable | None = None,
     cond, uncond = encode_prompt(bundle, meta["prompt"], cfg.use_cfg)
     scale = row_scale(cond.emb, rows) if cfg.relative else 1.0
     key_s, key_d = jax.random.split(jax.random.key(cfg.seed))
-    spectrum = None if ds.explained_variance_ratio is None else jnp.asarray(ds.explained_variance_ratio)
+    ratio = ds.explained_variance_ratio
+    spectrum = None if ratio is None else jnp.asarray(ratio)
     offs = random_offsets(key_d, jnp.asarray(dirs), cfg.n,
                           (cfg.strength[0] * scale, cfg.strength[1] * scale), cfg.mix, cfg.mode,
                           spectrum)
@@ -167,8 +169,8 @@ def run(cfg: DiversifyRun, features: Callable | None = None,
             result[name]["alignment"] = float(jnp.mean(alignment(imgs)))
     cols = min(cfg.n, 8)
     for name, imgs in (("without", plain), ("with", varied)):
-        records.atomic_write_bytes(cfg.out / f"samples_{name}.png",
-                                   grid_png(imgs[None, :cols], [name], [str(i) for i in range(cols)]))
+        png = grid_png(imgs[None, :cols], [name], [str(i) for i in range(cols)])
+        records.atomic_write_bytes(cfg.out / f"samples_{name}.png", png)
     records.write_json(cfg.out / "diversity.json", result)
     print(f"{'':10}{'pairwise cos dist':>20}{'Vendi':>10}{'alignment':>12}")
     for name in ("without", "with"):

@@ -1,4 +1,5 @@
-"""Batch surveys (DESIGN.md sections 1.7 and 3): prompts -> gradients -> complexity, one record each.
+"""Batch surveys (DESIGN.md sections 1.7 and 3): prompts -> gradients -> complexity, one record
+each.
 
 Each host takes ``prompts[process_index::process_count]``, builds a mesh over its local devices
 (hosts never run collectives), and appends one JSON line per prompt to its own
@@ -301,7 +302,8 @@ def merge(out: Path) -> dict:
     w = csv.writer(buf)
     w.writerow(["line", "prompt", "token"] + keys)
     for r in recs:
-        w.writerow([r["line"], r["prompt"], r["token"]] + [r["estimates"][k]["value"] for k in keys])
+        w.writerow([r["line"], r["prompt"], r["token"]]
+                   + [r["estimates"][k]["value"] for k in keys])
     records.atomic_write_text(out / "summary.csv", buf.getvalue())
     main = "subspace_size" if "subspace_size" in keys else keys[0]
     values = np.asarray([float(r["estimates"][main]["value"]) for r in recs])

@@ -3,8 +3,8 @@
 import pytest
 
 from jaxsteer.bench import select
-from jaxsteer.benchmarks.groundtruth import GroundTruthBench
 from jaxsteer.benchmarks.common import parse_run
+from jaxsteer.benchmarks.groundtruth import GroundTruthBench
 from jaxsteer.benchmarks.survey_throughput import SurveyBench
 from jaxsteer.benchmarks.throughput import ThroughputBench
 from jaxsteer.config import parse

@@ -43,7 +43,8 @@ def test_gradient_matches_central_finite_differences_in_float64(tiny_folder):
         for p, r, d in [(0, 0, 0), (0, 3, 7), (1, 6, 31), (1, 2, 12)]:
             e = jnp.zeros_like(delta).at[p, r, d].set(h)
             fd = (float(loss(delta + e)) - float(loss(delta - e))) / (2 * h)
-            assert abs(fd - grad[p, r, d]) <= 1e-4 * max(abs(fd), 1e-8), (p, r, d, fd, grad[p, r, d])
+            assert abs(fd - grad[p, r, d]) <= 1e-4 * max(abs(fd), 1e-8), (
+                p, r, d, fd, grad[p, r, d])
 
 
 def test_same_seed_is_bit_identical_and_other_seeds_differ(collector8, latents):
