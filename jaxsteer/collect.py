@@ -35,6 +35,7 @@ from jaxsteer.kernel import pair_grads as pair_grads
 from jaxsteer.kernel import pair_loss as pair_loss
 from jaxsteer.models import ModelConfig
 from jaxsteer.models.base import DiffusionModel, ModelBundle, TextCond
+from jaxsteer.sample import pool_differences, pool_sampler_settings, read_pool
 from jaxsteer.sampling import SamplerConfig, jit_encode_text
 from jaxsteer.store import ShardStore
 
@@ -251,7 +252,6 @@ class CollectRun(ModelConfig, SamplerConfig):
     @staticmethod
     def input_presets(values: dict) -> dict:
         """Defaults read from the inputs the flags name: the pool's sampler settings."""
-        from jaxsteer.sample import pool_sampler_settings
         return pool_sampler_settings(values)
 
     def __post_init__(self):
@@ -284,8 +284,6 @@ def _check_pool(cfg: CollectRun, manifest: dict, model: DiffusionModel) -> None:
 
 def run(cfg: CollectRun) -> dict:
     """Collects (or finishes) ``cfg.pairs`` gradients into the store ``cfg.out``."""
-    from jaxsteer.sample import pool_differences, read_pool
-
     records.check_out(cfg.out)
     bundle = cfg.load_model()
     model = bundle.model

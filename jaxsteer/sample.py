@@ -22,7 +22,7 @@ from jaxsteer.models import ModelConfig
 from jaxsteer.models.base import ModelBundle
 from jaxsteer.pages.html import to_uint8
 from jaxsteer.sampling import SamplerConfig, broadcast_cond, generate, jit_encode_text
-from jaxsteer.store import ShardStore, open_existing
+from jaxsteer.store import ShardStore, open_existing, read_manifest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +141,6 @@ def pool_sampler_settings(values: dict) -> dict:
     pool = values.get("pool")
     if pool in (None, "none") or not (Path(str(pool)) / "manifest.json").exists():
         return {}
-    from jaxsteer.store import read_manifest
     ident = read_manifest(str(pool)).get("identity", {})
     return {k: ident[k] for k in POOL_SAMPLER_FIELDS if k in ident}
 

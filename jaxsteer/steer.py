@@ -17,12 +17,15 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxsteer import records, sharding
+from jaxsteer import checkpoint, effects, records, sharding
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
 from jaxsteer.models.base import DiffusionModel, ModelBundle, TextCond
+from jaxsteer.models.bundled import PROBES
+from jaxsteer.pages.directions import directions_html
 from jaxsteer.pages.html import to_uint8
+from jaxsteer.sample import encode_prompt
 from jaxsteer.sampling import SamplerConfig, generate
 
 
@@ -201,7 +204,6 @@ def check_compatible(ds_meta: dict, dim: int, bundle: ModelBundle, model_name: s
 def composed_offset(specs: tuple[str, ...], cond_td: np.ndarray, absolute: bool,
                     bundle: ModelBundle, model_name: str, prompt: str) -> np.ndarray:
     """[t, d] sum of fixed steering offsets from other DirectionSets (other words, own rows)."""
-    from jaxsteer import checkpoint
     total = np.zeros(np.asarray(cond_td).shape, np.float32)
     tokens = bundle.model.tokenize(prompt)
     for spec in specs:
@@ -222,9 +224,6 @@ def composed_offset(specs: tuple[str, ...], cond_td: np.ndarray, absolute: bool,
 
 
 def run(cfg: SteerRun) -> dict:
-    from jaxsteer import checkpoint
-    from jaxsteer.sample import encode_prompt
-
     records.check_out(cfg.out)
     ds = checkpoint.load(resolve_directions(cfg.directions))
     meta = ds.metadata
@@ -276,7 +275,6 @@ def run(cfg: SteerRun) -> dict:
         path = cfg.out / f"direction_{i:03d}.png"
         records.atomic_write_bytes(path, png)
         paths.append(str(path))
-    from jaxsteer.models.bundled import PROBES
     probe = PROBES.get(cfg.model) if cfg.probe == "auto" else (
         None if cfg.probe == "none" else cfg.probe)
     significant = ds.significant_count() if ds.explained_variance_ratio is not None else None
@@ -300,8 +298,6 @@ def save_outputs(out: Path, images_ksahwc: np.ndarray, unsteered_shwc: np.ndarra
     ``info`` holds at least ``indices`` (the directions' numbers, 0-based everywhere) and
     ``significant`` (how many leading PCA directions pass the 2.5 / D rule; None for an SAE).
     """
-    from jaxsteer import effects
-
     sig = info.get("significant")
     found = {}
     for n, i in enumerate(info["indices"]):
@@ -323,5 +319,4 @@ class SteerResult(dict):
     """`run`'s summary; in a notebook it shows the steering grids and scrubbers inline."""
 
     def _repr_html_(self) -> str:
-        from jaxsteer.pages.directions import directions_html
         return directions_html(Path(self["out"]))

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsteer import progress, records, runlock, sharding
-from jaxsteer.collect import Collector, draw_pairs
+from jaxsteer.collect import Collector, draw_pairs, pad_rows
 from jaxsteer.complexity import ComplexityConfig, estimate_all
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
@@ -107,7 +107,6 @@ def row_bucket(model, prompts: list[tuple[int, str, str | None]]) -> int:
     the longest word's row count over ``prompts``. With one bucket per survey, words of any
     token count share one compiled kernel. Prompts that do not tokenize are skipped here (the
     survey logs them as errors when it reaches them)."""
-    from jaxsteer.collect import pad_rows
 
     longest = 1
     for _, prompt, word in prompts:

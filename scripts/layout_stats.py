@@ -38,6 +38,30 @@ def imports(path: Path, modules: set[str], package: str) -> set[str]:
     return out
 
 
+def function_imports(path: Path) -> int:
+    """Imports inside a function body (they hide the import graph unless they keep start-up fast
+    or keep a heavy dependency out of a light module)."""
+
+    class Count(ast.NodeVisitor):
+        depth = count = 0
+
+        def visit_FunctionDef(self, node):  # noqa: N802 - ast's visitor naming
+            self.depth += 1
+            self.generic_visit(node)
+            self.depth -= 1
+
+        visit_AsyncFunctionDef = visit_FunctionDef  # noqa: N815
+
+        def visit_Import(self, node):  # noqa: N802
+            self.count += self.depth > 0
+
+        visit_ImportFrom = visit_Import  # noqa: N815
+
+    counter = Count()
+    counter.visit(ast.parse(path.read_text()))
+    return counter.count
+
+
 def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     """Strongly connected components with more than one module (Tarjan)."""
     index: dict[str, int] = {}
@@ -86,6 +110,7 @@ def main(argv: list[str]) -> int:
     print(f"files {len(files)}, median {statistics.median(counts):g} lines, max {counts[-1]} "
           f"({big.relative_to(root.parent)}), over 400: "
           f"{sum(n > 400 for n in counts)}")
+    print(f"function-level imports: {sum(function_imports(f) for f in files)}")
     found = circles(graph)
     print(f"import circles: {len(found)}")
     for comp in found:
