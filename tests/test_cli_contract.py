@@ -46,6 +46,7 @@ def smoke_argv(root):
         "survey-merge": ["survey-merge", f"{root}/survey"],
         "train-shapes": ["train-shapes", f"{root}/shapes", *TRAIN],
         "bench": ["bench", "pca", "--n", "32", "--m", "64", "--out", f"{root}/bench.json"],
+        "env": ["env"],
         "demo": ["demo", *TINY, "--pool", "4", "--pairs", "4", "--k", "2", "--directions", "1",
                  "--seeds", "0", "--alphas", "-1:1:3", "--out", f"{root}/demo"],
     }
