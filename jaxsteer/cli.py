@@ -12,8 +12,9 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from jaxsteer.errors import OOM_ADVICE, UserError, is_device_oom
 
@@ -63,9 +64,9 @@ def _survey_merge():
     return survey.MergeRun, survey.run_merge
 
 
-def _bench():
+def _bench():  # a command of commands: `jaxsteer bench WHAT` (the class comes with WHAT)
     from jaxsteer import bench
-    return bench.BenchRun, bench.run
+    return None, bench.select
 
 
 def _export():
@@ -182,7 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         description, loader = COMMANDS[name]
         cls, run = loader()
-        cfg = config.parse(cls, rest, prog=f"jaxsteer {name}", description=description,
+        prog = f"jaxsteer {name}"
+        if cls is None:  # `run` picks the sub-command's config class and run from the argv
+            cls, run, rest, prog = run(rest, prog)
+        cfg = config.parse(cls, rest, prog=prog, description=description,
                            presets=_presets_for(cls))
         _setup_jax()
         result = run(cfg)

@@ -1,143 +1,43 @@
-"""The generate-and-differentiate kernel (DESIGN.md section 1.3), jitted once and sharded.
+"""Per-pair gradients of a prompt: the `Collector` (one compiled kernel, any prompt) and
+`jaxsteer collect`.
 
-For each pair (A, B): noise A's latent to the first step's timestep with fresh noise, let the
-model estimate the clean latent (one denoiser call by default, or the remaining steps unrolled),
-and take the gradient of ``mse(feature(estimate), feature(B))`` with respect to the prompt's
-token-embedding rows of the chosen word. Without a pool, A and B are fresh generations from two
-seeds and both whole chains are differentiated.
-
-Per-pair gradients come from one backward pass: each pair gets its own copy of the embedding
-(through a per-pair offset ``delta_prd`` at zero), so the gradient of the summed loss with respect
-to ``delta_prd`` holds every pair's gradient. Per-prompt data (embeddings, token rows) are array
-arguments, so one compiled program serves every prompt of a survey.
+The kernel itself (the pair loss, its gradient w.r.t. the token rows, the jit) is
+`jaxsteer.kernel`; the Collector places its inputs, pads batches, picks a program that fits the
+device's memory, and drives batches with one in flight (`Collector.iter_gradients`), for
+`collect`, `survey` and the ground-truth benchmark alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
+import itertools
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from jaxsteer import exported, progress, records, sharding
+from jaxsteer import progress, records, sharding
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
+from jaxsteer.kernel import FEATURES as FEATURES
+from jaxsteer.kernel import KernelInputs as KernelInputs
+from jaxsteer.kernel import KernelSpec as KernelSpec
+from jaxsteer.kernel import PairBatch as PairBatch
+from jaxsteer.kernel import PromptInputs as PromptInputs
+from jaxsteer.kernel import kernel_key as kernel_key
+from jaxsteer.kernel import make_kernel as make_kernel
+from jaxsteer.kernel import pair_grads as pair_grads
+from jaxsteer.kernel import pair_loss as pair_loss
 from jaxsteer.models import ModelConfig
 from jaxsteer.models.base import DiffusionModel, ModelBundle, TextCond
-from jaxsteer.models.schedulers import StepSchedule, add_noise
-from jaxsteer.sampling import SamplerConfig, broadcast_cond, denoise, generate, jit_encode_text
+from jaxsteer.sample import pool_differences, pool_sampler_settings, read_pool
+from jaxsteer.sampling import SamplerConfig, jit_encode_text
 from jaxsteer.store import ShardStore
-
-FEATURES = ("latents", "pixels")
-
-
-@dataclasses.dataclass(frozen=True)
-class KernelSpec:
-    """Everything static about the kernel: changing any of it compiles a new program."""
-
-    model: DiffusionModel
-    pool: bool = True           # False: A and B are fresh generations (pool-free variant)
-    use_cfg: bool = False
-    feature: str | Callable = "latents"   # or a pure function latents [p,c,h,w] -> features
-    remat: bool = True
-    shared_noise: float = 0.0   # SamplerConfig.shared_noise of pool-free generations
-
-
-@dataclasses.dataclass(frozen=True)
-class PromptInputs:
-    """Per-prompt arrays: the conditioning, the unconditional branch, the differentiated rows."""
-
-    cond: TextCond            # emb [t, d] (unbatched)
-    uncond: TextCond | None   # emb [t, d], or None without guidance
-    rows_r: np.ndarray        # [r_padded] int32 token rows; duplicates pad to a power of two
-    num_rows: int             # the first num_rows entries of rows_r are the real rows
-
-
-def _features(spec: KernelSpec, params: Any, x_bchw: jax.Array) -> jax.Array:
-    if callable(spec.feature):
-        return spec.feature(x_bchw)
-    if spec.feature == "pixels":
-        return spec.model.decode(params, x_bchw)
-    return x_bchw
-
-
-def _per_pair_mse(a: jax.Array, b: jax.Array) -> jax.Array:
-    return jnp.mean(jnp.square(a - b).reshape(a.shape[0], -1), axis=1)
-
-
-def pair_loss(delta_prd: jax.Array, spec: KernelSpec, params: Any, inputs: dict,
-              batch: dict) -> jax.Array:
-    """Summed loss over the pairs; its gradient w.r.t. ``delta_prd`` is the per-pair gradient."""
-    model = spec.model
-    sched: StepSchedule = inputs["sched"]
-    emb_td = inputs["cond"].emb
-    p = delta_prd.shape[0]
-    offset = jnp.zeros((p, *emb_td.shape), delta_prd.dtype).at[:, inputs["rows_r"], :].add(delta_prd)
-    cond = broadcast_cond(inputs["cond"], p)
-    cond = cond.replace(emb=cond.emb + offset)
-    keys_p = jax.vmap(jax.random.fold_in, (None, 0))(inputs["key"], batch["idx_p"])
-    guidance = inputs["guidance"]
-    if spec.pool:
-        noise = jax.vmap(lambda k, x: jax.random.normal(jax.random.fold_in(k, 0), x.shape, x.dtype))(
-            keys_p, batch["a"])
-        x_t = add_noise(batch["a"], noise, sched.alpha_s[0])
-        step_keys = jax.vmap(jax.random.fold_in, (0, None))(keys_p, 1)
-        x0 = denoise(model, params, x_t, sched, cond, inputs["uncond"], guidance, step_keys,
-                     spec.remat)
-        target = jax.lax.stop_gradient(_features(spec, params, batch["b"]))
-    else:
-        keys_a = jax.vmap(jax.random.fold_in, (0, None))(keys_p, 0)
-        keys_b = jax.vmap(jax.random.fold_in, (0, None))(keys_p, 1)
-        x0 = generate(model, params, cond, inputs["uncond"], keys_a, sched, guidance, spec.remat,
-                      shared_noise=spec.shared_noise)
-        xb = generate(model, params, cond, inputs["uncond"], keys_b, sched, guidance, spec.remat,
-                      shared_noise=spec.shared_noise)
-        target = _features(spec, params, xb)
-    return jnp.sum(_per_pair_mse(_features(spec, params, x0), target))
-
-
-def pair_grads(spec: KernelSpec, params: Any, inputs: dict, batch: dict) -> jax.Array:
-    """[p, r, d] gradients of each pair's loss w.r.t. the prompt's token rows."""
-    p = batch["idx_p"].shape[0]
-    r = inputs["rows_r"].shape[0]
-    delta = jnp.zeros((p, r, inputs["cond"].emb.shape[-1]), jnp.float32)
-    return jax.grad(pair_loss)(delta, spec, params, inputs, batch)
-
-
-def kernel_key(spec: KernelSpec) -> str | None:
-    """The exported-program cache key of ``spec`` (`jaxsteer.exported`), or None to not cache.
-
-    The spec's dataclass fields that take part in ``==`` (the model's by its ``fingerprint`` and
-    knobs: attention, remat, time ids, schedule, ...), as text that is the same in every
-    process. A user's feature function has no such text: those kernels are traced each time.
-    """
-    if callable(spec.feature) or not isinstance(getattr(spec.model, "fingerprint", None), str):
-        return None
-    text = exported.stable_repr(spec)
-    return None if text is None else f"jaxsteer.collect.pair_grads:{text}"
-
-
-@functools.lru_cache(maxsize=16)
-def make_kernel(spec: KernelSpec, mesh: Mesh) -> Callable:
-    """The jitted, sharded kernel ``f(params, inputs, batch) -> grads_prd``: params and per-prompt
-    inputs replicated, the batch of pairs split over the data axis.
-
-    Cached on (spec, mesh): every Collector of the same model and settings in a process (a
-    survey's prompts, a resumed run) shares one compiled program. Across processes its trace is
-    cached beside JAX's compilation cache (`jaxsteer.exported`), so a warm start skips tracing.
-    """
-    repl, split = sharding.replicated(mesh), sharding.batch_sharding(mesh)
-    return exported.cached_jit(functools.partial(pair_grads, spec),
-                               in_shardings=(repl, repl, split), out_shardings=split,
-                               key=kernel_key(spec))
-
 
 # XLA's buffer assignment is not the whole story (fragmentation, other live buffers): on the
 # H100 a program whose temporaries were about 95% of the free memory ran out and one at 86% ran
@@ -186,9 +86,9 @@ def pad_rows(rows: tuple[int, ...], size: int | None = None) -> np.ndarray:
 class Collector:
     """Holds one compiled kernel for a model, settings and mesh; call it for any prompt."""
 
-    def __init__(self, bundle: ModelBundle, sampler: SamplerConfig, mesh: Mesh, *, pool: bool = True,
-                 feature: str | Callable = "latents", timestep: int | None = None,
-                 unroll: bool = False):
+    def __init__(self, bundle: ModelBundle, sampler: SamplerConfig, mesh: Mesh, *,
+                 pool: bool = True, feature: str | Callable = "latents",
+                 timestep: int | None = None, unroll: bool = False):
         if isinstance(feature, str) and feature not in FEATURES:
             raise UserError(f"unknown --feature {feature!r}: use one of {', '.join(FEATURES)} "
                             "(or pass a feature function from Python)")
@@ -231,6 +131,12 @@ class Collector:
         ids = sharding.put_replicated(self.mesh, ids_et[None])
         return jax.tree.map(lambda a: a[0], self._encode(self.params, ids))
 
+    def kernel_inputs(self, prompt: PromptInputs, key: jax.Array) -> KernelInputs:
+        """The kernel's per-call inputs for one prompt, on the host (placed by `__call__`)."""
+        return KernelInputs(cond=prompt.cond, uncond=prompt.uncond, rows_r=prompt.rows_r,
+                            key=key, sched=self.sched,
+                            guidance=np.float32(self.sampler.guidance))
+
     def __call__(self, prompt: PromptInputs, idx_p: np.ndarray, key: jax.Array,
                  a_pchw: np.ndarray | None = None, b_pchw: np.ndarray | None = None) -> jax.Array:
         """Dispatches one batch (asynchronously) and returns the device array [p_padded, r, d].
@@ -239,23 +145,60 @@ class Collector:
         callers keep the first ``len(idx_p)`` rows and the first ``prompt.num_rows`` rows of r.
         """
         pad = lambda a: sharding.pad_batch(np.asarray(a, np.float32), self.devices)  # noqa: E731
-        batch = {"idx_p": sharding.pad_batch(np.asarray(idx_p, np.int32), self.devices)}
+        batch = PairBatch(sharding.pad_batch(np.asarray(idx_p, np.int32), self.devices))
         if self.spec.pool:
-            batch["a"], batch["b"] = pad(a_pchw), pad(b_pchw)
-        inputs = {"cond": prompt.cond, "uncond": prompt.uncond, "rows_r": prompt.rows_r,
-                  "key": key, "sched": self.sched,
-                  "guidance": np.float32(self.sampler.guidance)}
+            batch = batch.replace(a=pad(a_pchw), b=pad(b_pchw))
         # Compiled programs take only arguments placed as they were compiled for (sharding.py).
-        inputs = sharding.put_replicated(self.mesh, inputs)
+        inputs = sharding.put_replicated(self.mesh, self.kernel_inputs(prompt, key))
         placed = sharding.put_batch(self.mesh, batch)
         return self._program(inputs, placed)(self.params, inputs, placed)
 
-    def _program(self, inputs: dict, batch: dict) -> Callable:
+    def iter_gradients(self, prompt: PromptInputs, batches: Iterable[np.ndarray], key: jax.Array,
+                       pool: np.ndarray | None = None, pairs: np.ndarray | None = None, *,
+                       pad_to: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Gradients batch by batch with one batch in flight (the next is dispatched before the
+        previous one is copied to the host): yields (idx, grads [len(idx), num_rows, d] float32).
+
+        Args:
+          batches: pair indices [b] per call (folded into the key: pair j's gradient is the same
+            in any batch).
+          pool, pairs: pool latents [m, c, h, w] and the pair table [n, 2] of pool indices (A, B)
+            that pair j reads; both None for the pool-free kernel.
+          pad_to: pad every batch to this many pairs by repeating its last pair, so that a short
+            last batch reuses the program of the full ones.
+        """
+        def dispatch(idx: np.ndarray):
+            call = idx if pad_to is None else np.concatenate(
+                [idx, np.repeat(idx[-1:], max(pad_to - len(idx), 0))])
+            a = b = None
+            if pool is not None:
+                a, b = pool[pairs[call, 0]], pool[pairs[call, 1]]
+            return idx, self(prompt, call, key, a, b)
+
+        pending = None
+        for idx in itertools.chain(batches, [None]):
+            nxt = dispatch(np.asarray(idx)) if idx is not None else None
+            if pending is not None:
+                done, grads = pending
+                yield done, np.asarray(grads)[: len(done), : prompt.num_rows].astype(np.float32)
+            pending = nxt
+
+    def gradients(self, prompt: PromptInputs, idx_n: np.ndarray, key: jax.Array,
+                  pool: np.ndarray | None = None, pairs: np.ndarray | None = None, *,
+                  batch: int, pad: bool = False) -> np.ndarray:
+        """[n, num_rows, d] host gradients of the pairs ``idx_n``, ``batch`` pairs per call
+        (`iter_gradients`; ``pad``: the last batch padded to a full one)."""
+        idx_n = np.asarray(idx_n)
+        chunks = [idx_n[s:s + batch] for s in range(0, len(idx_n), batch)]
+        return np.concatenate([g for _, g in self.iter_gradients(
+            prompt, chunks, key, pool, pairs, pad_to=batch if pad else None)])
+
+    def _program(self, inputs: KernelInputs, batch: PairBatch) -> Callable:
         """The kernel, or on a device that reports its memory, the first program of the remat
         ladder (`remat_ladder`) that fits: a batch too large for the chosen policy recomputes
         more instead of running out of memory (with a note on stderr), and one too large for
         any policy is a clear error before anything runs."""
-        shapes = jax.tree.map(lambda a: (a.shape, a.dtype), (inputs["rows_r"], batch))
+        shapes = jax.tree.map(lambda a: (a.shape, a.dtype), (inputs.rows_r, batch))
         key = (jax.tree.structure(batch), tuple(jax.tree.leaves(shapes)))
         if key not in self._fitted:   # device memory is asked once per shape, not per call
             memory = device_memory(self.mesh)
@@ -263,12 +206,12 @@ class Collector:
                                                                              *memory)
         return self._fitted[key]
 
-    def _fit(self, inputs: dict, batch: dict, limit: int, in_use: int) -> Callable:
+    def _fit(self, inputs: KernelInputs, batch: PairBatch, limit: int, in_use: int) -> Callable:
         free = MEMORY_HEADROOM * (limit - in_use)
         model = self.spec.model
         has_policy = any(f.name == "remat_policy" for f in dataclasses.fields(model))
         policies = remat_ladder(model.remat_policy) if has_policy else ("(the model's)",)
-        pairs, needs = len(batch["idx_p"]), []
+        pairs, needs = len(batch.idx_p), []
         for policy in policies:
             spec = (dataclasses.replace(self.spec, model=dataclasses.replace(
                 model, remat_policy=policy)) if has_policy else self.spec)
@@ -309,7 +252,6 @@ class CollectRun(ModelConfig, SamplerConfig):
     @staticmethod
     def input_presets(values: dict) -> dict:
         """Defaults read from the inputs the flags name: the pool's sampler settings."""
-        from jaxsteer.sample import pool_sampler_settings
         return pool_sampler_settings(values)
 
     def __post_init__(self):
@@ -342,8 +284,6 @@ def _check_pool(cfg: CollectRun, manifest: dict, model: DiffusionModel) -> None:
 
 def run(cfg: CollectRun) -> dict:
     """Collects (or finishes) ``cfg.pairs`` gradients into the store ``cfg.out``."""
-    from jaxsteer.sample import pool_differences, read_pool
-
     records.check_out(cfg.out)
     bundle = cfg.load_model()
     model = bundle.model
@@ -379,31 +319,17 @@ def _collect(cfg: CollectRun, collector: Collector, store: ShardStore, pairs: np
     """Collects the store's missing (or damaged) shards; the caller holds the folder's lock."""
     model = collector.bundle.model
     prompt = collector.prepare(cfg.prompt, cfg.token)
-    key = jax.random.key(cfg.seed)
     todo = store.todo()
     start, done = time.perf_counter(), 0
-
-    def dispatch(i):
-        idx = np.asarray(store.shard_range(i))
-        a = b = None
-        if pool_latents is not None:
-            a, b = pool_latents[pairs[idx, 0]], pool_latents[pairs[idx, 1]]
-        return i, idx, collector(prompt, idx, key, a, b)
-
     bar = progress.bar(total=sum(len(store.shard_range(i)) for i in todo), desc="collecting",
                        unit="grad")
-    pending = None
-    # One batch in flight while the previous one is copied to the host and written.
-    for i in todo + [None]:
-        nxt = dispatch(i) if i is not None else None
-        if pending is not None:
-            j, idx, grads = pending
-            g = np.asarray(grads)[: len(idx), : prompt.num_rows]
-            store.write_shard(j, {"grads": g.astype(np.float32), "pairs": pairs[idx],
-                                  "index": idx.astype(np.int64)})
-            done += len(idx)
-            bar.update(len(idx))
-        pending = nxt
+    shards = [np.asarray(store.shard_range(i)) for i in todo]
+    # One shard per batch, written while the next batch runs.
+    for i, (idx, g) in zip(todo, collector.iter_gradients(
+            prompt, shards, jax.random.key(cfg.seed), pool_latents, pairs), strict=True):
+        store.write_shard(i, {"grads": g, "pairs": pairs[idx], "index": idx.astype(np.int64)})
+        done += len(idx)
+        bar.update(len(idx))
     bar.close()
     seconds = time.perf_counter() - start
     return {"out": str(cfg.out), "gradients": store.total, "collected_now": done,

@@ -18,8 +18,9 @@ import inspect
 import re
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal, TypeVar, get_args, get_origin
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
@@ -85,7 +86,8 @@ def _convert(value: Any, tp: Any, name: str) -> Any:
     except UserError:
         raise
     except (TypeError, ValueError):
-        raise UserError(f"--{name}: cannot read {value!r} as {getattr(tp, '__name__', tp)}") from None
+        raise UserError(f"--{name}: cannot read {value!r} as "
+                        f"{getattr(tp, '__name__', tp)}") from None
     return value
 
 

@@ -16,17 +16,27 @@ similarity matrix: 1 for identical items, n for mutually orthogonal ones).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsteer import checkpoint, records, sharding
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
+from jaxsteer.sample import encode_prompt
 from jaxsteer.sampling import SamplerConfig
+from jaxsteer.steer import (
+    check_compatible,
+    direction_rows,
+    grid_png,
+    render_batches,
+    row_scale,
+    steered_cond,
+)
 
 
 def _unit(x_nf: jax.Array) -> jax.Array:
@@ -74,7 +84,8 @@ def random_offsets(key: jax.Array, dirs_kd: jax.Array, n: int, strength: tuple[f
     k = dirs_kd.shape[0]
     k_pick, k_s = jax.random.split(key)
     if mode == "gaussian":
-        share = (jnp.ones(k) / k if spectrum_k is None else spectrum_k[:k] / jnp.sum(spectrum_k[:k]))
+        share = (jnp.ones(k) / k if spectrum_k is None
+                 else spectrum_k[:k] / jnp.sum(spectrum_k[:k]))
         beta = sigma * jax.random.normal(k_pick, (n, k))
         return (beta * jnp.sqrt(share) * (sum(strength) / 2)) @ dirs_kd
     if mode != "uniform":
@@ -97,7 +108,7 @@ class DiversifyRun(ModelConfig, SamplerConfig):
                                       "30,40 PCA; 50,60 SAE)")
     relative: bool = opt(False, "strengths are multiples of the word rows' norm, not absolute")
     mix: int = opt(1, "directions summed per sample (the paper's variant: 3)")
-    mode: str = opt("uniform", "uniform (random direction, U[strength]) | gaussian", 
+    mode: str = opt("uniform", "uniform (random direction, U[strength]) | gaussian",
                     choices=("uniform", "gaussian"))
     top: int = opt(0, "use only the first `top` directions (0 = all)")
     alignment: str = opt("none", "alignment measure: none | shapes (share of images whose "
@@ -123,11 +134,6 @@ def run(cfg: DiversifyRun, features: Callable | None = None,
     ``features(images) -> [n, f]`` defaults to pooled pixels; ``alignment(images) -> [n]`` is
     optional (CLIP score against the prompt, or the caption's fixed factors on the shapes model).
     """
-    from jaxsteer import checkpoint, records, sharding
-    from jaxsteer.models.base import TextCond
-    from jaxsteer.sample import encode_prompt
-    from jaxsteer.steer import check_compatible, direction_rows, grid_png, render_batches, row_scale
-
     records.check_out(cfg.out)
     ds = checkpoint.load(cfg.directions)
     meta = ds.metadata
@@ -141,18 +147,18 @@ def run(cfg: DiversifyRun, features: Callable | None = None,
     cond, uncond = encode_prompt(bundle, meta["prompt"], cfg.use_cfg)
     scale = row_scale(cond.emb, rows) if cfg.relative else 1.0
     key_s, key_d = jax.random.split(jax.random.key(cfg.seed))
-    spectrum = None if ds.explained_variance_ratio is None else jnp.asarray(ds.explained_variance_ratio)
+    ratio = ds.explained_variance_ratio
+    spectrum = None if ratio is None else jnp.asarray(ratio)
     offs = random_offsets(key_d, jnp.asarray(dirs), cfg.n,
                           (cfg.strength[0] * scale, cfg.strength[1] * scale), cfg.mix, cfg.mode,
                           spectrum)
     offs_nrd = direction_rows(np.asarray(offs), len(rows))
-    base = jnp.broadcast_to(cond.emb, (cfg.n, *cond.emb.shape))
-    steered = base.at[:, jnp.asarray(rows), :].add(jnp.asarray(offs_nrd))
-    extra = jax.tree.map(lambda x: jnp.broadcast_to(x, (cfg.n, *x.shape)), cond.extra)
     keys = jax.random.split(key_s, cfg.n)
     mesh = sharding.local_mesh(cfg.devices)
-    plain = render_batches(bundle, cfg, mesh, TextCond(base, extra), uncond, keys, cfg.batch)
-    varied = render_batches(bundle, cfg, mesh, TextCond(steered, extra), uncond, keys, cfg.batch)
+    plain = render_batches(bundle, cfg, mesh, steered_cond(cond, rows, None, n=cfg.n), uncond,
+                           keys, cfg.batch)
+    varied = render_batches(bundle, cfg, mesh, steered_cond(cond, rows, offs_nrd), uncond, keys,
+                            cfg.batch)
     features = features or pixel_features
     result = {}
     for name, imgs in (("without", plain), ("with", varied)):
@@ -163,8 +169,8 @@ def run(cfg: DiversifyRun, features: Callable | None = None,
             result[name]["alignment"] = float(jnp.mean(alignment(imgs)))
     cols = min(cfg.n, 8)
     for name, imgs in (("without", plain), ("with", varied)):
-        records.atomic_write_bytes(cfg.out / f"samples_{name}.png",
-                                   grid_png(imgs[None, :cols], [name], [str(i) for i in range(cols)]))
+        png = grid_png(imgs[None, :cols], [name], [str(i) for i in range(cols)])
+        records.atomic_write_bytes(cfg.out / f"samples_{name}.png", png)
     records.write_json(cfg.out / "diversity.json", result)
     print(f"{'':10}{'pairwise cos dist':>20}{'Vendi':>10}{'alignment':>12}")
     for name in ("without", "with"):

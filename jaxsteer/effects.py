@@ -12,7 +12,7 @@ Axis letters: s seeds, a strengths, h, w, c image height, width, channels. Image
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

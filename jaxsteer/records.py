@@ -118,3 +118,28 @@ def clean_temporaries(folder: str | os.PathLike) -> None:
     """Removes temporary files a killed writer left behind (they are never valid output)."""
     for p in Path(folder).glob(".*.tmp"):
         p.unlink(missing_ok=True)
+
+
+def read_records(path: Path) -> list[dict]:
+    """Complete records of a part file; a torn last line (killed mid-write) is dropped."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").split("\n")
+    out = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 2:
+                raise UserError(f"{path} line {i + 1} is corrupted (not the last line)") from None
+    return out
+
+
+def append_line(path: Path, obj: dict) -> None:
+    """Appends one JSON line and fsyncs it: a record is on disk whole before it counts."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(obj, default=float) + "\n")
+        f.flush()
+        os.fsync(f.fileno())

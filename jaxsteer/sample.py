@@ -20,8 +20,9 @@ from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
 from jaxsteer.models.base import ModelBundle
+from jaxsteer.pages.html import to_uint8
 from jaxsteer.sampling import SamplerConfig, broadcast_cond, generate, jit_encode_text
-from jaxsteer.store import ShardStore, open_existing
+from jaxsteer.store import ShardStore, open_existing, read_manifest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +72,7 @@ def encode_prompt(bundle: ModelBundle, prompt: str, use_cfg: bool):
 def png_bytes(image_hwc: np.ndarray) -> bytes:
     """An image in [-1, 1] as PNG bytes."""
     from PIL import Image
-    pixels = np.clip((np.asarray(image_hwc) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    pixels = to_uint8(image_hwc)
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="PNG")
     return buf.getvalue()
@@ -84,11 +85,13 @@ def run(cfg: SampleRun) -> dict:
     model = bundle.model
     model.tokenize(cfg.prompt)  # bad prompts fail here, before anything is written
     identity = {"model": cfg.model, "prompt": cfg.prompt, "steps": cfg.steps,
-                "scheduler": cfg.scheduler, "spacing": cfg.spacing, "timesteps": list(cfg.timesteps),
+                "scheduler": cfg.scheduler, "spacing": cfg.spacing,
+                "timesteps": list(cfg.timesteps),
                 "guidance": cfg.guidance, "seed": cfg.seed, "dtype": bundle.info["dtype"],
                 "latent_shape": list(model.latent_shape)}
     mesh = sharding.local_mesh(cfg.devices)
-    store = ShardStore.open(cfg.out, "pool", identity, {"config": to_dict(cfg), "model_info": bundle.info},
+    store = ShardStore.open(cfg.out, "pool", identity,
+                            {"config": to_dict(cfg), "model_info": bundle.info},
                             shard_size=cfg.batch, total=cfg.n)
     with store.writing():  # one writer per folder: a second `sample` on it is refused
         return _generate(cfg, bundle, mesh, store)
@@ -138,7 +141,6 @@ def pool_sampler_settings(values: dict) -> dict:
     pool = values.get("pool")
     if pool in (None, "none") or not (Path(str(pool)) / "manifest.json").exists():
         return {}
-    from jaxsteer.store import read_manifest
     ident = read_manifest(str(pool)).get("identity", {})
     return {k: ident[k] for k in POOL_SAMPLER_FIELDS if k in ident}
 

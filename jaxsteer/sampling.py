@@ -25,7 +25,8 @@ class SamplerConfig:
                          choices=KINDS)
     spacing: str | None = opt(None, "timestep spacing: leading | trailing | linspace "
                               "(default: the model's scheduler config)")
-    timesteps: tuple[int, ...] = opt((), "explicit timesteps, noisiest first (DMD2: 999,749,499,249)")
+    timesteps: tuple[int, ...] = opt((), "explicit timesteps, noisiest first (DMD2: "
+                                     "999,749,499,249)")
     guidance: float = opt(0.0, "classifier-free guidance scale w; <= 1 means a single "
                           "conditional call (the authors use 0 for DMD2)")
     remat: bool = opt(True, "rematerialise each denoising step in the backward pass (chains of "
@@ -47,7 +48,7 @@ class SamplerConfig:
         # Like diffusers: guidance above 1 needs the unconditional branch; otherwise skip it.
         return self.guidance > 1.0
 
-    def sampler_config(self) -> "SamplerConfig":
+    def sampler_config(self) -> SamplerConfig:
         """Just the sampler fields (a hashable cache key, whatever run config holds them)."""
         return SamplerConfig(**{f.name: getattr(self, f.name)
                                 for f in dataclasses.fields(SamplerConfig)})

@@ -12,43 +12,35 @@ compiled programs (the collector's memory-fitted kernels) accept nothing else.
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import numpy as np
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from jaxsteer.config import opt
 from jaxsteer.errors import UserError
 
 DATA = "data"
 MODEL = "model"
 
 
-@dataclasses.dataclass(frozen=True)
-class MeshConfig:
-    data: int = opt(-1, "devices on the data axis; -1 = all local devices")
-    model: int = opt(1, "devices on the model axis (parameter sharding); 1 = replicate")
-
-    def __post_init__(self):
-        if self.model < 1 or (self.data < 1 and self.data != -1):
-            raise UserError(f"mesh sizes must be positive (or data = -1), got {self}")
-
-
-def make_mesh(cfg: MeshConfig = MeshConfig(), devices: list | None = None) -> Mesh:
-    """A (data, model) mesh over ``devices`` (default: this process's local devices).
+def make_mesh(data: int = -1, model: int = 1, devices: list | None = None) -> Mesh:
+    """A (data, model) mesh over ``devices`` (default: this process's local devices): ``data``
+    devices on the data axis (-1: all that the model axis leaves), ``model`` on the model axis
+    (parameter sharding; 1 = replicate).
 
     Axis types are Auto: newer JAX leans to Explicit axes, which the unannotated diffusers linen
     code is not written for.
     """
+    if model < 1 or (data < 1 and data != -1):
+        raise UserError(f"mesh sizes must be positive (or data = -1), got {data}x{model}")
     devices = list(devices if devices is not None else jax.local_devices())
-    data = len(devices) // cfg.model if cfg.data == -1 else cfg.data
-    if data * cfg.model != len(devices):
-        if data * cfg.model > len(devices):
-            raise UserError(f"mesh {data}x{cfg.model} needs {data * cfg.model} devices, "
+    data = len(devices) // model if data == -1 else data
+    if data * model != len(devices):
+        if data * model > len(devices):
+            raise UserError(f"mesh {data}x{model} needs {data * model} devices, "
                             f"only {len(devices)} are available")
-        devices = devices[: data * cfg.model]
-    grid = np.asarray(devices, dtype=object).reshape(data, cfg.model)
+        devices = devices[: data * model]
+    grid = np.asarray(devices, dtype=object).reshape(data, model)
     return Mesh(grid, (DATA, MODEL), axis_types=(AxisType.Auto, AxisType.Auto))
 
 

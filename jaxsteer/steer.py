@@ -17,11 +17,15 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxsteer import records, sharding
+from jaxsteer import checkpoint, effects, records, sharding
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
 from jaxsteer.models.base import DiffusionModel, ModelBundle, TextCond
+from jaxsteer.models.bundled import PROBES
+from jaxsteer.pages.directions import directions_html
+from jaxsteer.pages.html import to_uint8
+from jaxsteer.sample import encode_prompt
 from jaxsteer.sampling import SamplerConfig, generate
 
 
@@ -64,6 +68,31 @@ def steer_embeddings(emb_td: jax.Array, rows: tuple[int, ...], offsets_brd: jax.
     return base.at[:, jnp.asarray(rows), :].add(delta)
 
 
+def steered_cond(cond: TextCond, rows: tuple[int, ...], offsets_brd: jax.Array | None,
+                 strengths_b: jax.Array | None = None, n: int | None = None) -> TextCond:
+    """The one steering function (`steer`, `diversity`, the ground-truth benchmark): the prompt's
+    conditioning [t, d] for b samples, ``strength * offset`` added at ``rows``.
+
+    Args:
+      offsets_brd: [b, r, d] offsets of the rows (`direction_rows`), or None for b = ``n``
+        unsteered copies.
+      strengths_b: [b] multipliers of the offsets (default 1).
+
+    Returns:
+      a TextCond with emb [b, t, d] and ``extra`` broadcast to b.
+    """
+    if offsets_brd is None:
+        emb = jnp.broadcast_to(cond.emb, (n, *cond.emb.shape))
+    else:
+        offsets_brd = jnp.asarray(offsets_brd)
+        if strengths_b is None:
+            strengths_b = jnp.ones((offsets_brd.shape[0],), jnp.float32)
+        emb = steer_embeddings(cond.emb, rows, offsets_brd, strengths_b)
+    b = emb.shape[0]
+    return TextCond(emb=emb, extra=jax.tree.map(lambda x: jnp.broadcast_to(x, (b, *x.shape)),
+                                                cond.extra))
+
+
 @functools.lru_cache(maxsize=8)
 def make_renderer(model: DiffusionModel, sampler: SamplerConfig, mesh):
     """Jitted ``f(params, cond_b, uncond, keys_b) -> images [b, H, W, 3]``, batch split."""
@@ -88,7 +117,7 @@ def render_batches(bundle: ModelBundle, sampler: SamplerConfig, mesh, cond_b: Te
     out = []
     for start in tqdm(range(0, n, size), desc="rendering", unit="batch", disable=None):
         idx = np.minimum(np.arange(start, start + size), n - 1)  # pad with the last sample
-        part = jax.tree.map(lambda a: a[idx], cond_b)
+        part = jax.tree.map(lambda a, idx=idx: a[idx], cond_b)
         imgs = render(params, sharding.put_batch(mesh, part), uncond,
                       sharding.put_batch(mesh, keys_b[idx]))
         out.append(np.asarray(imgs)[: min(size, n - start)])
@@ -109,7 +138,7 @@ def grid_png(images_ijhwc: np.ndarray, row_labels: list[str], col_labels: list[s
     for i, label in enumerate(row_labels):
         draw.text((4, top + i * cell + cell // 2 - 6), label, fill="black")
         for j in range(cols):
-            pix = np.clip((images_ijhwc[i, j] + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+            pix = to_uint8(images_ijhwc[i, j])
             tile = Image.fromarray(pix).resize((cell - 2, cell - 2), Image.NEAREST)
             canvas.paste(tile, (left + j * cell + 1, top + i * cell + 1))
     import io
@@ -175,7 +204,6 @@ def check_compatible(ds_meta: dict, dim: int, bundle: ModelBundle, model_name: s
 def composed_offset(specs: tuple[str, ...], cond_td: np.ndarray, absolute: bool,
                     bundle: ModelBundle, model_name: str, prompt: str) -> np.ndarray:
     """[t, d] sum of fixed steering offsets from other DirectionSets (other words, own rows)."""
-    from jaxsteer import checkpoint
     total = np.zeros(np.asarray(cond_td).shape, np.float32)
     tokens = bundle.model.tokenize(prompt)
     for spec in specs:
@@ -196,9 +224,6 @@ def composed_offset(specs: tuple[str, ...], cond_td: np.ndarray, absolute: bool,
 
 
 def run(cfg: SteerRun) -> dict:
-    from jaxsteer import checkpoint
-    from jaxsteer.sample import encode_prompt
-
     records.check_out(cfg.out)
     ds = checkpoint.load(resolve_directions(cfg.directions))
     meta = ds.metadata
@@ -236,9 +261,7 @@ def run(cfg: SteerRun) -> dict:
     strengths = jnp.concatenate([strengths, jnp.full(len(cfg.seeds) + len(both), scale,
                                                      jnp.float32)])
     seeds = [s for _, s, _ in grid] + list(cfg.seeds) + [s for s, _, _ in both]
-    cond_b = TextCond(emb=steer_embeddings(base_td, rows, offsets, strengths),
-                      extra=jax.tree.map(lambda x: jnp.broadcast_to(x, (len(seeds), *x.shape)),
-                                         cond.extra))
+    cond_b = steered_cond(cond.replace(emb=base_td), rows, offsets, strengths)
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
     rendered = render_batches(bundle, cfg, mesh, cond_b, uncond, keys, cfg.batch)
     k, s, a = len(cfg.indices), len(cfg.seeds), len(alphas)
@@ -252,7 +275,6 @@ def run(cfg: SteerRun) -> dict:
         path = cfg.out / f"direction_{i:03d}.png"
         records.atomic_write_bytes(path, png)
         paths.append(str(path))
-    from jaxsteer.models.bundled import PROBES
     probe = PROBES.get(cfg.model) if cfg.probe == "auto" else (
         None if cfg.probe == "none" else cfg.probe)
     significant = ds.significant_count() if ds.explained_variance_ratio is not None else None
@@ -276,11 +298,6 @@ def save_outputs(out: Path, images_ksahwc: np.ndarray, unsteered_shwc: np.ndarra
     ``info`` holds at least ``indices`` (the directions' numbers, 0-based everywhere) and
     ``significant`` (how many leading PCA directions pass the 2.5 / D rule; None for an SAE).
     """
-    from jaxsteer import effects
-
-    def to_uint8(x: np.ndarray) -> np.ndarray:
-        return np.clip(np.round((np.asarray(x) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
     sig = info.get("significant")
     found = {}
     for n, i in enumerate(info["indices"]):
@@ -302,5 +319,4 @@ class SteerResult(dict):
     """`run`'s summary; in a notebook it shows the steering grids and scrubbers inline."""
 
     def _repr_html_(self) -> str:
-        from jaxsteer.pages.directions import directions_html
         return directions_html(Path(self["out"]))

@@ -41,7 +41,8 @@ def versions() -> dict[str, str]:
 
 
 class ShardStore:
-    """One store folder. Create with `ShardStore.open`; nothing is written until `commit_manifest`."""
+    """One store folder. Create with `ShardStore.open`; nothing is written until
+    `commit_manifest`."""
 
     def __init__(self, folder: Path, manifest: dict):
         self.folder = Path(folder)
@@ -61,7 +62,7 @@ class ShardStore:
 
     @classmethod
     def open(cls, folder: str | Path, kind: str, identity: dict, meta: dict, shard_size: int,
-             total: int) -> "ShardStore":
+             total: int) -> ShardStore:
         """Opens ``folder`` for a run, checking that any run already there is the same run.
 
         Raises a `UserError` naming each field that differs; writes nothing.
@@ -133,7 +134,9 @@ class ShardStore:
         """Why shard ``i``'s bytes are not what was written, or None if they are."""
         want = self.checksum(i)
         if want is not None:
-            return None if records.sha256(data) == want else "its sha256 does not match the manifest"
+            if records.sha256(data) == want:
+                return None
+            return "its sha256 does not match the manifest"
         try:  # a pre-checksum shard: the best check left is that it parses
             records.arrays_from_bytes(data)
         except Exception as e:  # noqa: BLE001 - safetensors raises its own error types

@@ -1,4 +1,5 @@
-"""Batch surveys (DESIGN.md sections 1.7 and 3): prompts -> gradients -> complexity, one record each.
+"""Batch surveys (DESIGN.md sections 1.7 and 3): prompts -> gradients -> complexity, one record
+each.
 
 Each host takes ``prompts[process_index::process_count]``, builds a mesh over its local devices
 (hosts never run collectives), and appends one JSON line per prompt to its own
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 
@@ -24,10 +24,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsteer import progress, records, runlock, sharding
+from jaxsteer.collect import Collector, draw_pairs, pad_rows
 from jaxsteer.complexity import ComplexityConfig, estimate_all
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
+from jaxsteer.pages.survey import SurveyResult  # shows the survey page in a notebook
+from jaxsteer.records import append_line, read_records
+from jaxsteer.sample import make_generator
 from jaxsteer.sampling import SamplerConfig
 from jaxsteer.store import versions
 
@@ -86,31 +90,6 @@ def read_prompts(path: Path) -> tuple[list[tuple[int, str, str | None]], list[di
     return good, bad
 
 
-def read_records(path: Path) -> list[dict]:
-    """Complete records of a part file; a torn last line (killed mid-write) is dropped."""
-    if not path.exists():
-        return []
-    lines = path.read_text(encoding="utf-8").split("\n")
-    out = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i < len(lines) - 2:
-                raise UserError(f"{path} line {i + 1} is corrupted (not the last line)") from None
-    return out
-
-
-def append_line(path: Path, obj: dict) -> None:
-    """Appends one JSON line and fsyncs it: a record is on disk whole before it counts."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(obj, default=float) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _repair(path: Path) -> None:
     """Rewrites a part file without a torn last line, so appends start on a fresh line."""
     if path.exists() and path.read_bytes()[-1:] not in (b"", b"\n"):
@@ -128,7 +107,6 @@ def row_bucket(model, prompts: list[tuple[int, str, str | None]]) -> int:
     the longest word's row count over ``prompts``. With one bucket per survey, words of any
     token count share one compiled kernel. Prompts that do not tokenize are skipped here (the
     survey logs them as errors when it reaches them)."""
-    from jaxsteer.collect import pad_rows
 
     longest = 1
     for _, prompt, word in prompts:
@@ -147,8 +125,6 @@ class Worker:
     """
 
     def __init__(self, cfg: SurveyRun, bundle, mesh, row_bucket: int | None = None):
-        from jaxsteer.collect import Collector
-        from jaxsteer.sample import make_generator
         self.cfg, self.bundle, self.mesh, self.row_bucket = cfg, bundle, mesh, row_bucket
         sampler = cfg.sampler_config()
         self.collector = Collector(bundle, sampler, mesh, pool=cfg.pool > 0)
@@ -160,9 +136,8 @@ class Worker:
 
     def gradients(self, inputs, key: jax.Array) -> np.ndarray:
         """``[pairs, num_rows * d]`` gradients of one prompt (its `PromptInputs`)."""
-        from jaxsteer.collect import draw_pairs
         col, cfg = self.collector, self.cfg
-        pool = None
+        pool = pairs = None
         if self.generator is not None:
             idx = sharding.pad_batch(np.arange(cfg.pool), sharding.data_size(self.mesh))
             keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.fold_in(key, 1),
@@ -170,14 +145,7 @@ class Worker:
             pool = np.asarray(self.generator(col.params, inputs.cond, inputs.uncond,
                                              sharding.put_batch(self.mesh, keys)))[: cfg.pool]
             pairs = draw_pairs(int(jax.random.randint(key, (), 0, 2**30)), cfg.pairs, cfg.pool)
-        batches = []  # dispatched asynchronously, fetched once all are queued
-        for start in range(0, cfg.pairs, cfg.batch):
-            idx = np.arange(start, min(start + cfg.batch, cfg.pairs))
-            a = b = None
-            if pool is not None:
-                a, b = pool[pairs[idx, 0]], pool[pairs[idx, 1]]
-            batches.append((len(idx), col(inputs, idx, key, a, b)))
-        grads = np.concatenate([np.asarray(g)[:n, : inputs.num_rows] for n, g in batches])
+        grads = col.gradients(inputs, np.arange(cfg.pairs), key, pool, pairs, batch=cfg.batch)
         return grads.reshape(cfg.pairs, -1)
 
 
@@ -273,7 +241,6 @@ def _survey(cfg: SurveyRun, bundle, prompts: list, bad: list[dict]) -> dict:
     # Counted from the file, so the number is what a reader of errors-PPP.jsonl finds (process
     # 0's merged summary counts every process's file).
     logged = {e["line"] for e in read_records(errors)}
-    from jaxsteer.pages.survey import SurveyResult  # shows the survey page in a notebook
     return SurveyResult({"out": str(cfg.out), "prompts": len(prompts), "this_process": len(mine),
                          "done_now": len(todo), "errors": len(logged), "errors_file": str(errors),
                          **summary})
@@ -290,7 +257,6 @@ def run_merge(cfg: MergeRun) -> dict:
         raise UserError(f"{cfg.out} is not a folder: give the survey's --out folder")
     if not list(cfg.out.glob("records-*.jsonl")):
         raise UserError(f"{cfg.out} holds no survey records (records-*.jsonl)")
-    from jaxsteer.pages.survey import SurveyResult
     records.check_out(cfg.out, "survey folder")  # summary.csv and .png go beside the records
     return SurveyResult({"out": str(cfg.out), **merge(cfg.out)})
 
@@ -335,7 +301,8 @@ def merge(out: Path) -> dict:
     w = csv.writer(buf)
     w.writerow(["line", "prompt", "token"] + keys)
     for r in recs:
-        w.writerow([r["line"], r["prompt"], r["token"]] + [r["estimates"][k]["value"] for k in keys])
+        w.writerow([r["line"], r["prompt"], r["token"]]
+                   + [r["estimates"][k]["value"] for k in keys])
     records.atomic_write_text(out / "summary.csv", buf.getvalue())
     main = "subspace_size" if "subspace_size" in keys else keys[0]
     values = np.asarray([float(r["estimates"][main]["value"]) for r in recs])
@@ -352,9 +319,10 @@ def merge(out: Path) -> dict:
 
 
 def _summary_png(out: Path, values: np.ndarray, name: str, ordered: list[str]) -> None:
+    import io
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    import io
     fig = Figure(figsize=(9, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 2, 1)

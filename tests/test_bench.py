@@ -1,33 +1,20 @@
-"""`jaxsteer bench throughput` on a tiny architecture: runs, prints the table, writes JSON."""
-
-import json
+"""`jaxsteer bench WHAT`: the dispatcher picks each benchmark's own typed config."""
 
 import pytest
 
-from jaxsteer.bench import COLUMNS, BenchRun, parse_run
-from jaxsteer.cli import main
+from jaxsteer.bench import select
+from jaxsteer.benchmarks.common import parse_run
+from jaxsteer.benchmarks.groundtruth import GroundTruthBench
+from jaxsteer.benchmarks.survey_throughput import SurveyBench
+from jaxsteer.benchmarks.throughput import ThroughputBench
 from jaxsteer.config import parse
 from jaxsteer.errors import UserError
 
 
-@pytest.mark.slow  # compiles a UNet gradient twice (~40 s of CPU); the bench runs on accelerators
-def test_throughput_on_a_tiny_architecture_prints_the_table(tmp_path, capsys):
-    out = tmp_path / "bench.json"
-    code = main(["bench", "throughput", "--configs", "tiny-1:xla:none:2", "--dtype", "float32",
-                 "--min-time-s", "0.05",
-                 "--cached-compile", "false", "--out", str(out)])
-    assert code == 0
-    text = capsys.readouterr().out
-    header = next(line for line in text.splitlines() if line.startswith("config"))
-    for column in COLUMNS:
-        assert column in header
-    rows = json.loads(out.read_text())["rows"]
-    assert len(rows) == 1 and rows[0]["status"] == "ok", rows
-    row = rows[0]
-    assert row["grads_per_s"] > 0 and row["finite"]
-    assert row["grad_shape"] == [8, 77, 32]  # batch 2 padded to the 8 test devices, all 77 rows
-    assert row["model_flops_per_grad"] > 0 and row["mfu"] > 0
-    assert row["peak_gib"] > 0 and row["compile_s"] > 0
+def bench(argv):
+    """The config ``jaxsteer bench ARGV`` runs with."""
+    cls, _, rest, prog = select(list(argv))
+    return parse(cls, rest, prog)
 
 
 def test_run_specs_and_bad_values():
@@ -37,15 +24,25 @@ def test_run_specs_and_bad_values():
     with pytest.raises(UserError, match="unknown bench config"):
         parse_run("sd-turbo-9")
     with pytest.raises(UserError, match="remat"):
-        parse(BenchRun, ["throughput", "--configs", "sd-turbo-1:xla:sometimes"], "jaxsteer bench")
+        bench(["throughput", "--configs", "sd-turbo-1:xla:sometimes"])
     with pytest.raises(UserError, match="unknown benchmark"):
-        parse(BenchRun, ["speed"], "jaxsteer bench")
-    cfg = parse(BenchRun, ["survey", "--pairs", "64", "--prompts", "2"], "jaxsteer bench")
-    assert (cfg.what, cfg.pairs, cfg.prompts, cfg.pool) == ("survey", 64, 2, 0)
-    cfg = parse(BenchRun, ["groundtruth", "--groundtruth.pairs", "12", "--groundtruth.prompts",
-                           "a circle,a shape"], "jaxsteer bench")
-    assert (cfg.what, cfg.groundtruth.pairs, cfg.groundtruth.prompts) == (
-        "groundtruth", 12, ("a circle", "a shape"))
+        bench(["speed"])
+    cfg = bench(["survey", "--pairs", "64", "--prompts", "2"])
+    assert isinstance(cfg, SurveyBench)
+    assert (cfg.pairs, cfg.prompts, cfg.pool) == (64, 2, 0)
+    cfg = bench(["groundtruth", "--groundtruth.pairs", "12", "--groundtruth.prompts",
+                 "a circle,a shape"])
+    assert isinstance(cfg, GroundTruthBench)
+    assert (cfg.groundtruth.pairs, cfg.groundtruth.prompts) == (12, ("a circle", "a shape"))
     with pytest.raises(UserError, match="must start with 'a'"):
-        parse(BenchRun, ["groundtruth", "--groundtruth.prompts", "the circle,a shape"],
-              "jaxsteer bench")
+        bench(["groundtruth", "--groundtruth.prompts", "the circle,a shape"])
+
+
+def test_flags_without_a_benchmark_go_to_throughput_and_help_lists_them(capsys):
+    assert isinstance(bench(["--configs", "tiny-1"]), ThroughputBench)
+    with pytest.raises(SystemExit) as e:
+        select(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and out.startswith("usage: jaxsteer bench WHAT")
+    for what in ("throughput", "profile", "survey", "pca", "sae", "groundtruth"):
+        assert f"  {what} " in out

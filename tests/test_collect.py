@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxsteer import sharding
-from jaxsteer.collect import Collector, KernelSpec, draw_pairs, pair_loss
+from jaxsteer.collect import Collector, KernelSpec, PairBatch, draw_pairs, pair_loss
 from jaxsteer.models import load
 from jaxsteer.sampling import SamplerConfig
 
@@ -31,9 +31,8 @@ def test_gradient_matches_central_finite_differences_in_float64(tiny_folder):
         prompt = col.prepare(PROMPT, "monster")
         rng = np.random.default_rng(1)
         a, b = rng.standard_normal((2, 2, 4, 8, 8))
-        inputs = {"cond": prompt.cond, "uncond": prompt.uncond, "rows_r": prompt.rows_r,
-                  "key": jax.random.key(0), "sched": col.sched, "guidance": jnp.float64(2.0)}
-        batch = {"idx_p": jnp.arange(2), "a": jnp.asarray(a), "b": jnp.asarray(b)}
+        inputs = col.kernel_inputs(prompt, jax.random.key(0)).replace(guidance=jnp.float64(2.0))
+        batch = PairBatch(idx_p=jnp.arange(2), a=jnp.asarray(a), b=jnp.asarray(b))
         spec = KernelSpec(bundle.model, use_cfg=True, remat=False)
         loss = jax.jit(lambda d: pair_loss(d, spec, bundle.params, inputs, batch))
         delta = jnp.zeros((2, len(prompt.rows_r), 32), jnp.float64)
@@ -44,7 +43,8 @@ def test_gradient_matches_central_finite_differences_in_float64(tiny_folder):
         for p, r, d in [(0, 0, 0), (0, 3, 7), (1, 6, 31), (1, 2, 12)]:
             e = jnp.zeros_like(delta).at[p, r, d].set(h)
             fd = (float(loss(delta + e)) - float(loss(delta - e))) / (2 * h)
-            assert abs(fd - grad[p, r, d]) <= 1e-4 * max(abs(fd), 1e-8), (p, r, d, fd, grad[p, r, d])
+            assert abs(fd - grad[p, r, d]) <= 1e-4 * max(abs(fd), 1e-8), (
+                p, r, d, fd, grad[p, r, d])
 
 
 def test_same_seed_is_bit_identical_and_other_seeds_differ(collector8, latents):
@@ -114,10 +114,9 @@ def test_a_batch_too_large_for_its_remat_policy_recomputes_more(tiny_folder, lat
 
     def needs(policy):
         c = Collector(load(str(tiny_folder), remat_policy=policy), SamplerConfig(steps=1), mesh)
-        batch = sharding.put_batch(mesh, {"idx_p": np.arange(4, dtype=np.int32),
-                                          "a": latents[:4], "b": latents[4:]})
-        inputs = {"cond": prompt.cond, "uncond": None, "rows_r": prompt.rows_r,
-                  "key": jax.random.key(0), "sched": c.sched, "guidance": jnp.float32(0)}
+        batch = sharding.put_batch(mesh, PairBatch(idx_p=np.arange(4, dtype=np.int32),
+                                                   a=latents[:4], b=latents[4:]))
+        inputs = c.kernel_inputs(prompt, jax.random.key(0)).replace(guidance=jnp.float32(0))
         return collect.program_bytes(c.kernel.lower(c.params, inputs, batch).compile())
 
     none, full = needs("none"), needs("full")
@@ -188,3 +187,21 @@ def test_collect_on_a_pool_takes_its_sampler_settings_unless_a_flag_says_otherwi
     assert pool_differences(cfg, {"identity": ident}) == ["guidance 3.0 (pool 0.0)"]
     no_pool = config.parse(CollectRun, args[:6], "jaxsteer collect", presets=presets)
     assert (no_pool.steps, no_pool.guidance) == (20, 3.0)   # the model preset, as before
+
+
+def test_the_gradient_driver_equals_one_call_per_batch(collector8, latents):
+    """`Collector.gradients` (padded batches, one in flight) gives each pair the gradient a
+    single call gives it, whatever the batching; the pair table picks the pool rows."""
+    prompt = collector8.prepare(PROMPT, "monster")
+    key = jax.random.key(3)
+    pairs = draw_pairs(0, 11, len(latents))
+    whole = np.asarray(collector8(prompt, np.arange(11), key, latents[pairs[:, 0]],
+                                  latents[pairs[:, 1]]))[:11, :prompt.num_rows]
+    for batch, pad in ((8, False), (4, True), (11, False)):
+        got = collector8.gradients(prompt, np.arange(11), key, latents, pairs, batch=batch,
+                                   pad=pad)
+        assert got.shape == (11, prompt.num_rows, 32) and got.dtype == np.float32
+        np.testing.assert_allclose(got, whole, rtol=1e-5, atol=1e-6)
+    seen = [idx.tolist() for idx, _ in collector8.iter_gradients(
+        prompt, [np.arange(3), np.arange(3, 5)], key, latents, pairs)]
+    assert seen == [[0, 1, 2], [3, 4]]

@@ -35,7 +35,8 @@ def test_flags_override_yaml_and_bad_values_are_clear(tmp_path):
         config.parse(CollectRun, ["--config", str(path)], "jaxsteer sample")
     with pytest.raises(UserError, match="invalid choice"):
         config.parse(CollectRun, ["--scheduler", "heun"], "jaxsteer collect")
-    assert config.parse(CollectRun, ["--timesteps", "999,749"], "jaxsteer collect").timesteps == (999, 749)
+    cfg = config.parse(CollectRun, ["--timesteps", "999,749"], "jaxsteer collect")
+    assert cfg.timesteps == (999, 749)
 
 
 def test_bare_boolean_flags_mean_true():

@@ -9,8 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsteer import collect, exported, sharding
-from jaxsteer.collect import KernelSpec, kernel_key, make_kernel
+from jaxsteer import exported, sharding
+from jaxsteer import kernel as pair_kernel
+from jaxsteer.kernel import KernelInputs, KernelSpec, PairBatch, kernel_key, make_kernel
 from jaxsteer.models import architectures
 from jaxsteer.models.base import TextCond
 from jaxsteer.sampling import SamplerConfig
@@ -143,7 +144,10 @@ def test_an_unexportable_function_warns_and_runs_plain(tmp_path):
 
 
 def test_stable_repr_refuses_addresses_and_functions():
-    assert exported.stable_repr((1, 2.5, "a", None, {"b": (True,)})) is not None
+    text = exported.stable_repr((1, 2.5, "a", None, {"b": (True,)}))
+    assert text == "tuple(1,2.5,'a',None,dict('b':tuple(True)))"
+    assert exported.stable_repr({"y": 1, "x": 2}) == exported.stable_repr({"x": 2, "y": 1})
+    assert exported.stable_repr((1,)) != exported.stable_repr([1])
     assert exported.stable_repr(object()) is None
     assert exported.stable_repr(lambda x: x) is None
     assert exported.stable_repr([1, object()]) is None
@@ -166,13 +170,13 @@ def test_tiny_kernel_warm_start_does_not_trace_the_model(tmp_path, monkeypatch):
     mesh = sharding.make_mesh()
     spec = KernelSpec(model, pool=True, remat=False)
     sched = jax.tree.map(lambda a: a[:1], SamplerConfig(steps=1).schedule(model))
-    inputs = {"cond": architectures.random_cond("tiny"), "uncond": None,
-              "rows_r": np.array([1, 2], np.int32), "key": jax.random.key(0), "sched": sched,
-              "guidance": jnp.float32(1.0)}
+    inputs = KernelInputs(cond=architectures.random_cond("tiny"), uncond=None,
+                          rows_r=np.array([1, 2], np.int32), key=jax.random.key(0), sched=sched,
+                          guidance=jnp.float32(1.0))
     rng = np.random.default_rng(0)
-    host = {"idx_p": np.arange(8, dtype=np.int32),
-            "a": rng.standard_normal((8, *model.latent_shape), dtype=np.float32),
-            "b": rng.standard_normal((8, *model.latent_shape), dtype=np.float32)}
+    host = PairBatch(idx_p=np.arange(8, dtype=np.int32),
+                     a=rng.standard_normal((8, *model.latent_shape), dtype=np.float32),
+                     b=rng.standard_normal((8, *model.latent_shape), dtype=np.float32))
     params, batch = sharding.put_replicated(mesh, bundle.params), sharding.put_batch(mesh, host)
 
     def kernel():
@@ -182,17 +186,18 @@ def test_tiny_kernel_warm_start_does_not_trace_the_model(tmp_path, monkeypatch):
         return k
 
     calls = {"n": 0}
-    original = collect.pair_loss
+    original = pair_kernel.pair_loss
 
     def counted(*a, **k):
         calls["n"] += 1
         return original(*a, **k)
 
-    monkeypatch.setattr(collect, "pair_loss", counted)
+    monkeypatch.setattr(pair_kernel, "pair_loss", counted)
     first = np.asarray(kernel()(params, inputs, batch))
     assert calls["n"] == 1 and len(_files(tmp_path)) == 1
-    plain = jax.jit(functools.partial(collect.pair_grads, spec),
-                    in_shardings=(sharding.replicated(mesh),) * 2 + (sharding.batch_sharding(mesh),))
+    plain = jax.jit(functools.partial(pair_kernel.pair_grads, spec),
+                    in_shardings=(sharding.replicated(mesh),) * 2
+                    + (sharding.batch_sharding(mesh),))
     np.testing.assert_allclose(first, np.asarray(plain(params, inputs, batch)), rtol=1e-5,
                                atol=1e-7)
     jax.clear_caches()

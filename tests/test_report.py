@@ -17,6 +17,7 @@ def run_dir(tmp_path):
         "without": {"pairwise_cosine_distance": 0.2, "vendi": 1.5},
         "with": {"pairwise_cosine_distance": 0.4, "vendi": 3.0}})
     import jax.numpy as jnp
+
     from jaxsteer import checkpoint
     from jaxsteer.decompose import DirectionSet
     checkpoint.save(DirectionSet(directions=jnp.eye(2, 8), mean=jnp.zeros(8),

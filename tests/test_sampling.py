@@ -1,9 +1,9 @@
 import jax
 import numpy as np
 
+from jaxsteer import sharding
 from jaxsteer.sample import encode_prompt, make_generator
 from jaxsteer.sampling import SamplerConfig
-from jaxsteer import sharding
 
 
 def test_a_sample_does_not_depend_on_its_batch_or_device_count(tiny_bundle):

@@ -81,8 +81,8 @@ def test_directions_from_another_model_are_refused(tiny_folder, tmp_path, capsys
                       metadata={"model": "other/model", "prompt": PROMPT, "token": "monster",
                                 "token_rows": [12], "embed_dim": 48})
     checkpoint.save(ds, tmp_path / "other")
-    assert cli.main(["steer", str(tmp_path / "other"), "--model", str(tiny_folder), "--indices", "0",
-                     "--out", str(tmp_path / "o")]) == 2
+    assert cli.main(["steer", str(tmp_path / "other"), "--model", str(tiny_folder),
+                     "--indices", "0", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "do not fit this model" in err and "embedding 32" in err
 
@@ -95,7 +95,8 @@ def test_alpha_ranges():
 
 
 def test_directions_of_two_words_compose(tiny_folder, directions, tmp_path):
-    """A second word's direction ('picture', rows 2..8) is applied on its own rows in every image."""
+    """A second word's direction ('picture', rows 2..8) is applied on its own rows in every
+    image."""
     path, dirs = directions
     other = DirectionSet(directions=jnp.asarray(dirs), mean=jnp.zeros(7 * 32),
                          metadata={"model": str(tiny_folder), "prompt": PROMPT, "token": "picture",

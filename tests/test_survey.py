@@ -115,7 +115,7 @@ def test_two_processes_split_the_prompts_and_merge(prompts, tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(2)]
     results = [p.communicate(timeout=400) for p in procs]
-    for p, (o, e) in zip(procs, results):
+    for p, (_, e) in zip(procs, results):
         assert p.returncode == 0, e[-2000:]
     parts = {p.name: [r["line"] for r in survey.read_records(p)]
              for p in sorted(out.glob("records-*.jsonl"))}

@@ -1,6 +1,7 @@
-"""Where the device time of a benchmark goes: a profiler trace, summarized by kernel category.
+"""`jaxsteer bench profile`: where the device time of a benchmark goes, a profiler trace
+summarized by kernel category.
 
-Usage::
+`run` traces the collector's kernel of each run (`jaxsteer.benchmarks.common`). As a library::
 
     from jaxsteer.benchmarks.profile import trace_calls, summarize, format_profile
 
@@ -45,6 +46,7 @@ Times in the summary are per call (the trace's totals divided by ``calls``):
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import re
@@ -54,7 +56,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jaxsteer.benchmarks import text_table
+import jax
+
+from jaxsteer import records, sharding
+from jaxsteer.benchmarks import common, text_table
+from jaxsteer.config import opt, to_dict
+from jaxsteer.errors import UserError
 
 # (category, pattern); the order matters (first match wins): cuDNN attention kernels also say
 # "fprop", XLA's GEMM fusions also say "fusion", a conv's implicit GEMM also says "gemm".
@@ -92,8 +99,6 @@ def trace_calls(fn: Callable[..., Any], args: Sequence[Any], out_dir: Path,
 
     Returns the ``perfetto_trace.json.gz`` written under ``out_dir/plugins/profile/<run>/``.
     """
-    import jax  # here, not at import: the benchmark configs' package stays jax-free
-
     out_dir = Path(out_dir)
     # Warm-up outside the trace: compilation and autotuning would otherwise dominate it.
     jax.block_until_ready(fn(*args))
@@ -263,3 +268,41 @@ def format_profile(summary: dict, title: str) -> str:
                    left=2),
     ]
     return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProfileBench(common.KernelBench):
+    """`jaxsteer bench profile` (default run: sd-turbo-1)."""
+
+    profile_calls: int = opt(3, "traced calls per run (after one warm-up call)")
+
+
+def run(cfg: ProfileBench) -> dict:
+    """Where the device time of each run's kernel goes (first batch of each run; default
+    sd-turbo-1): a profiler trace per run under ``<out folder>/traces/``, summarised by kernel
+    category (`jaxsteer.benchmarks.profile`), tables printed, summaries in ``--out``."""
+    records.check_out(cfg.out, file=True)
+    if cfg.profile_calls < 1:
+        raise UserError(f"--profile-calls must be positive, got {cfg.profile_calls}")
+    jobs = cfg.jobs(("sd-turbo-1",))
+    mesh = sharding.make_mesh()
+    models = common.Models(cfg.seed, mesh)
+    result: dict[str, Any] = {"config": to_dict(cfg), "runs": []}
+    for job in jobs:
+        batch = job.batches[0]
+        name = f"{job.config}-{job.attention}-{job.remat}-b{batch}"
+        collector = common.collector(models, job.config, cfg.dtype, job.attention, job.remat, mesh)
+        inputs, placed = common.kernel_inputs(collector, job.config, batch, cfg.seed)
+        compiled = collector.kernel.lower(collector.params, inputs, placed).compile()
+        path = trace_calls(compiled, (collector.params, inputs, placed),
+                           cfg.out.parent / "traces" / name, calls=cfg.profile_calls)
+        summary = summarize(path, cfg.profile_calls)
+        summary.update(run=name, batch=batch, trace=str(path),
+                       grads_per_s=batch / (summary["wall_ms_per_call"] / 1e3))
+        result["runs"].append(summary)
+        common.write_json(cfg.out, result)
+        print(format_profile(summary, f"{name}: {summary['grads_per_s']:.1f} grads/s in the "
+                             "trace"), flush=True)
+    return {"out": str(cfg.out), "runs": [r["run"] for r in result["runs"]]}
+
+

@@ -18,6 +18,7 @@ append). ``compile`` is the first (warm-up) prompt's time minus the timed prompt
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -25,7 +26,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jaxsteer.benchmarks import text_table
+import jax
+
+from jaxsteer import records, sharding, survey
+from jaxsteer.benchmarks import CONFIGS, common, text_table
+from jaxsteer.collect import PromptInputs, pad_rows
+from jaxsteer.complexity import ComplexityConfig
+from jaxsteer.config import opt, to_dict
+from jaxsteer.errors import UserError
+from jaxsteer.models import architectures
+from jaxsteer.store import versions
 
 # TPU systems of the projection: chips, hosts, dense bf16 peak per chip (TFLOP/s).
 # v5e-8 (v5litepod-8): one host of 8 chips. v5p-64: 64 TensorCores = 32 chips, 4 chips a host.
@@ -38,12 +48,9 @@ PHASES = ("collect", "estimate", "other")
 
 def _prompt_inputs(arch: str, index: int, rows: int, bucket: int, seed: int):
     """A distinct random prompt: its own embedding and token rows (``rows`` of them)."""
-    from jaxsteer.collect import PromptInputs, pad_rows
-    from jaxsteer.models.architectures import random_cond
-
     first = 1 + index % 8
     token_rows = tuple(range(first, first + rows))
-    return PromptInputs(cond=random_cond(arch, seed + 1000 + index), uncond=None,
+    return PromptInputs(cond=architectures.random_cond(arch, seed + 1000 + index), uncond=None,
                         rows_r=pad_rows(token_rows, bucket), num_rows=rows)
 
 
@@ -120,17 +127,6 @@ def bench_survey(config: str = "sd-turbo-1", pairs: int = 256, prompts: int = 4,
       model_flops: count model FLOPs (XLA cost analysis, one trace) for the collect MFU.
       sample_size: latent side instead of the architecture's (smaller, for CPU tests).
     """
-    import jax
-
-    from jaxsteer import records, sharding, survey
-    from jaxsteer.benchmarks import CONFIGS
-    from jaxsteer.collect import pad_rows
-    from jaxsteer.complexity import ComplexityConfig
-    from jaxsteer.config import to_dict
-    from jaxsteer.errors import UserError
-    from jaxsteer.models import architectures
-    from jaxsteer.store import versions
-
     if config not in CONFIGS:
         raise UserError(f"unknown bench config {config!r}: use one of {', '.join(CONFIGS)}")
     if prompts < 1 or warmup < 1:
@@ -209,9 +205,7 @@ def bench_survey(config: str = "sd-turbo-1", pairs: int = 256, prompts: int = 4,
     result["denoiser_calls_per_gradient"] = calls * (2 if bc.guidance > 1.0 else 1)
     if model_flops and sample_size is None:  # FLOPs are counted at the architecture's size
         try:
-            from jaxsteer.bench import model_flops_per_call
-
-            per_call = model_flops_per_call(bc.arch, bc.guidance, dtype)
+            per_call = common.model_flops_per_call(bc.arch, bc.guidance, dtype)
             if per_call:
                 result["model_flops_per_gradient"] = per_call * calls
                 result["collect_mfu"] = (result["model_flops_per_gradient"]
@@ -261,3 +255,32 @@ def format_survey(result: dict) -> str:
     text.append("assumptions (s/p: system seconds per prompt):")
     text += [f"  - {a}" for a in result["projection_assumptions"]]
     return "\n".join(text)
+
+
+@dataclasses.dataclass(frozen=True)
+class SurveyBench(common.KernelBench):
+    """`jaxsteer bench survey`: the first run of ``--configs`` (default sd-turbo-1)."""
+
+    peak_tflops: float = opt(989.0, "the chip's dense bf16 peak for MFU (H100 SXM: 989)")
+    model_flops: bool = opt(True, "count model FLOPs with XLA's cost analysis (one extra trace)")
+    pairs: int = opt(256, "gradients per prompt")
+    prompts: int = opt(4, "timed prompts (after one warm-up prompt that compiles)")
+    pool: int = opt(0, "the survey's --pool (0 = pool-free, its default)")
+    survey_remat: bool = opt(True, "rematerialise each denoising step (the survey's default)")
+
+
+def run(cfg: SurveyBench) -> dict:
+    """Prompts per hour of a survey (first run of --configs, default sd-turbo-1) and a projection
+    to TPU slices (`jaxsteer.benchmarks.survey_throughput`)."""
+    records.check_out(cfg.out, file=True)
+    job = cfg.jobs(("sd-turbo-1",))[0]
+    res = bench_survey(job.config, pairs=cfg.pairs, prompts=cfg.prompts, batch=job.batches[0],
+                       dtype=cfg.dtype, attention=job.attention, peak_tflops=cfg.peak_tflops,
+                       pool=cfg.pool, remat=cfg.survey_remat, seed=cfg.seed,
+                       model_flops=cfg.model_flops, out=cfg.out)
+    print(format_survey(res))
+    return {"out": str(cfg.out), "prompts_per_hour": round(res["prompts_per_hour"], 1),
+            "compile_s": round(res["compile_s"], 1),
+            "projection_hours": {k: round(v["hours"], 2) for k, v in res["projection"].items()}}
+
+

@@ -98,7 +98,7 @@ def make_grad_fn(unet, cfg, sched: dict, emb, pooled, uncond, size: int):
         a0 = sched["alpha"][0]
         x = math.sqrt(a0) * a_pchw + math.sqrt(1.0 - a0) * torch.randn_like(a_pchw)
         x0 = None
-        for t, al, an in zip(sched["t"], sched["alpha"], sched["alpha_next"]):
+        for t, al, an in zip(sched["t"], sched["alpha"], sched["alpha_next"], strict=True):
             if many:
                 x0, x = checkpoint(step, x, cond, t, al, an, use_reentrant=False)
             else:

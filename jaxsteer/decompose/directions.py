@@ -10,19 +10,27 @@ count), r computed spectrum length (r >= k for PCA), l SAE latents.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-if TYPE_CHECKING:  # sae.py imports this module; the import here is only for type checkers.
-    from jaxsteer.decompose.sae import SAEParams
-
 # The authors' significance rule: a component counts when its explained-variance ratio exceeds
 # 2.5 times the ratio every one of D components would get from isotropic noise (1 / D).
 SIGNIFICANCE_FACTOR = 2.5
+
+
+@struct.dataclass
+class SAEParams:
+    """TopK SAE parameters (trained by `jaxsteer.decompose.sae`; a DirectionSet of an SAE
+    carries them): w_enc [d, l], b_enc [l], w_dec [l, d] (unit rows), b_pre [d]."""
+
+    w_enc: jax.Array
+    b_enc: jax.Array
+    w_dec: jax.Array
+    b_pre: jax.Array
 
 
 @struct.dataclass

@@ -22,7 +22,7 @@ import optax
 from flax import struct
 
 from jaxsteer.config import opt
-from jaxsteer.decompose.directions import DirectionSet, as_float, unit_rows
+from jaxsteer.decompose.directions import DirectionSet, SAEParams, as_float, unit_rows
 from jaxsteer.errors import UserError
 
 
@@ -81,16 +81,6 @@ class SAEConfig:
     def latents(self, d: int) -> int:
         """Dictionary size for inputs of width d."""
         return self.dict_size if self.dict_size is not None else d
-
-
-@struct.dataclass
-class SAEParams:
-    """TopK SAE parameters: w_enc [d, l], b_enc [l], w_dec [l, d] (unit rows), b_pre [d]."""
-
-    w_enc: jax.Array
-    b_enc: jax.Array
-    w_dec: jax.Array
-    b_pre: jax.Array
 
 
 @struct.dataclass

@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import html
 import io
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +56,12 @@ def signed(value: float, digits: int = 2) -> str:
 
 def png_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """[-1, 1] float images (any leading axes) -> uint8 [0, 255], rounded: the one converter of
+    every saved or shown image."""
+    return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def array_png(image_hwc: np.ndarray, max_side: int = 256) -> bytes:

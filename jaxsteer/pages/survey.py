@@ -23,12 +23,11 @@ def is_survey(folder: Path) -> bool:
 
 def load(folder: Path) -> tuple[dict, list[dict], list[dict]]:
     """(header, records sorted by line, skipped lines sorted by line)."""
-    from jaxsteer.survey import read_records
     header = records.read_json(folder / "survey.json") if (folder / "survey.json").exists() else {}
-    recs = sorted((r for p in sorted(folder.glob("records-*.jsonl")) for r in read_records(p)),
-                  key=lambda r: r["line"])
-    errs = sorted((e for p in sorted(folder.glob("errors-*.jsonl")) for e in read_records(p)),
-                  key=lambda e: e["line"])
+    recs = sorted((r for p in sorted(folder.glob("records-*.jsonl"))
+                   for r in records.read_records(p)), key=lambda r: r["line"])
+    errs = sorted((e for p in sorted(folder.glob("errors-*.jsonl"))
+                   for e in records.read_records(p)), key=lambda e: e["line"])
     return header, recs, errs
 
 

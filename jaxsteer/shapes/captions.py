@@ -102,7 +102,8 @@ def parse(caption: str) -> tuple[str | None, str | None, str | None, str | None]
     type_ = None if words[i] == "shape" else words[i]
     rest = " ".join(words[i + 1:]) or None
     if rest is not None and rest not in POSITIONS:
-        raise UserError(f"unknown position {rest!r} in shapes caption; use one of {list(POSITIONS)}")
+        raise UserError(f"unknown position {rest!r} in shapes caption; use one of "
+                        f"{list(POSITIONS)}")
     return size, colour, type_, rest
 
 

@@ -68,7 +68,8 @@ class ShapesModelConfig:
     image_size: int = opt(32, "image side in pixels (32 bundled; 64 works)")
     channels: tuple[int, ...] = opt((32, 64, 128), "UNet channels per resolution level "
                                     "(multiples of 32: the UNet's GroupNorm has 32 groups)")
-    attention_levels: tuple[int, ...] = opt((1, 2), "levels with self+cross attention (0 = full size)")
+    attention_levels: tuple[int, ...] = opt((1, 2), "levels with self+cross attention (0 = full "
+                                            "size)")
     layers_per_block: int = opt(1, "ResNet layers per UNet block")
     heads: int = opt(4, "attention heads in the UNet")
     text_width: int = opt(128, "text encoder width D (the differentiated embedding's size)")
@@ -237,8 +238,3 @@ def load(folder: str | Path) -> ShapesPipeline:
     return ShapesPipeline(unet, text, CLIPTokenizer.from_pretrained(str(folder / "tokenizer")),
                           {"unet": unet_p, "text_encoder": text_p}, alphas_cumprod(sched),
                           int(unet.config.sample_size))
-
-
-def weight_bytes(folder: str | Path) -> int:
-    """Total size of the weight files of a pipeline folder."""
-    return sum(p.stat().st_size for p in Path(folder).rglob("*.msgpack"))

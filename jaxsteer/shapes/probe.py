@@ -2,8 +2,9 @@
 
 The background is black and the shape's colour has ``max(rgb) == 1``, so a pixel's largest
 channel is its coverage ``alpha``. Generated images may carry a faint colour wash and speckle
-over the background, so the probe first subtracts each image's background colour (its per-channel median:
-a shape covers at most 20% of the image) and rescales, which is the identity on rendered images.
+over the background, so the probe first subtracts each image's background colour (its
+per-channel median: a shape covers at most 20% of the image) and rescales, which is the identity
+on rendered images.
 From the coverage map:
 
 - position: the alpha-weighted centroid;

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxsteer.pages.html import to_uint8 as to_uint8  # the one converter, re-exported
 from jaxsteer.shapes.captions import BandTable, training_distribution
 
 _SQRT3 = 3.0 ** 0.5
@@ -70,11 +71,6 @@ def render(factors: dict[str, Any], size: int = 32, xp: Any = np) -> Any:
     return alpha_bhw[..., None] * rgb_b3[:, None, None, :] * 2.0 - 1.0
 
 
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """[-1, 1] float images -> uint8 [0, 255]."""
-    return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
 def sample_factors(rng: np.random.Generator, n: int, captions: tuple[str, ...] | None = None,
                    p_uncond: float = 0.0) -> tuple[list[str], dict[str, np.ndarray]]:
     """Draws n captions and factors that obey them.
@@ -110,7 +106,8 @@ def _training_table(p_uncond: float) -> BandTable:
 def sample_batch(rng: np.random.Generator, n: int, size: int = 32,
                  captions: tuple[str, ...] | None = None, p_uncond: float = 0.0,
                  ) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:
-    """Training data on the fly: (images [n, size, size, 3] float32 in [-1, 1], captions, factors)."""
+    """Training data on the fly: (images [n, size, size, 3] float32 in [-1, 1], captions,
+    factors)."""
     caps, factors = sample_factors(rng, n, captions, p_uncond)
     return render(factors, size), caps, factors
 

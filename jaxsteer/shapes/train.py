@@ -97,7 +97,8 @@ def _optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
 
 @functools.lru_cache(maxsize=8)
 def make_train_step(model_cfg: ShapesModelConfig, optim: OptimConfig) -> Any:
-    """(``train_step(state, batch, key) -> (state, metrics)``, ``init(params, ema) -> state``), jitted.
+    """(``train_step(state, batch, key) -> (state, metrics)``, ``init(params, ema) -> state``),
+    jitted.
 
     ``batch`` holds "ids" [b, 16] int32 token ids and "factors" (captions.py units, each [b]);
     images [b, H, W, 3] are rendered inside the step. Cached so that runs with the same model
@@ -154,7 +155,8 @@ class DataStream:
         return {"ids": self.ids_ct[idx], "factors": self.table.draw(rng, idx)}
 
 
-def _restore(work: Path, template: TrainState, cfg: TrainShapesRun) -> tuple[TrainState, list] | None:
+def _restore(work: Path, template: TrainState, cfg: TrainShapesRun
+             ) -> tuple[TrainState, list] | None:
     """(state, losses) of the checkpoint in ``work``, or None when there is none."""
     path = work / "state.msgpack"
     if not path.exists():
@@ -242,7 +244,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse(TrainShapesRun, sys.argv[1:] if argv is None else argv, "jaxsteer train-shapes",
                 TrainShapesRun.__doc__ or "")
     result = run(cfg)
-    print(f"trained {result['step']} steps in {result['seconds']:.0f} s; model in {result['folder']}")
+    print(f"trained {result['step']} steps in {result['seconds']:.0f} s; "
+          f"model in {result['folder']}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ def _gpu_trace(path):
     [700, 800); stream 20 runs CONV [500, 700) (under SDPA) and REDUCE [800, 850). The second call
     also runs CUTLASS [1850, 1900) on stream 20."""
     events = [_meta(GPU, "/device:GPU:0"), _meta(GPU, "Stream #13(Kernel)", S13),
-              _meta(GPU, "Stream #20(Kernel,MemcpyD2D)", S20), _meta(GPU, "CUPTI overhead", OVERHEAD),
+              _meta(GPU, "Stream #20(Kernel,MemcpyD2D)", S20),
+              _meta(GPU, "CUPTI overhead", OVERHEAD),
               _meta(HOST, "/host:CPU"), _meta(HOST, "python", PY)]
     for t0 in (0, 1000):
         events += [_x(GPU, S13, GEMM, t0 + 0, 400, correlation_id="1"),

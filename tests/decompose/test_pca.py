@@ -7,7 +7,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxsteer.decompose import DirectionSet, pca, significant_count, spectrum_png
-from jaxsteer.decompose.bench import planted_subspace
+from jaxsteer.decompose.planted import planted_subspace
 from jaxsteer.errors import UserError
 
 N, D, K = 256, 64, 4

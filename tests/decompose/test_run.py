@@ -5,7 +5,7 @@ import pytest
 
 from jaxsteer import checkpoint
 from jaxsteer.config import parse
-from jaxsteer.decompose.bench import planted_sparse, planted_subspace
+from jaxsteer.decompose.planted import planted_sparse, planted_subspace
 from jaxsteer.decompose.run import DecomposeRun, run
 from jaxsteer.errors import UserError
 from jaxsteer.store import write_test_store

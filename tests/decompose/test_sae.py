@@ -9,7 +9,7 @@ import pytest
 
 from jaxsteer import checkpoint
 from jaxsteer.decompose import SAEConfig, sae_step, train_sae
-from jaxsteer.decompose.bench import planted_sparse
+from jaxsteer.decompose.planted import planted_sparse
 from jaxsteer.decompose.sae import init_state
 from jaxsteer.errors import UserError
 

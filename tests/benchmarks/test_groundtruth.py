@@ -15,9 +15,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from jaxsteer.complexity import ComplexityConfig, VAEaseConfig
-from jaxsteer.errors import UserError
-from jaxsteer.shapes.groundtruth import (
+from jaxsteer.benchmarks.groundtruth import (
     GroundTruthConfig,
     best_over_directions,
     factor_change,
@@ -26,6 +24,8 @@ from jaxsteer.shapes.groundtruth import (
     spearman,
     spread,
 )
+from jaxsteer.complexity import ComplexityConfig, VAEaseConfig
+from jaxsteer.errors import UserError
 from jaxsteer.shapes.probe import measure
 from jaxsteer.shapes.render import render
 
@@ -107,7 +107,8 @@ def test_type_score_is_the_share_of_changed_types():
 
 
 def test_summary_on_a_planted_result():
-    from jaxsteer.shapes.groundtruth import _summary, format_tables
+    from jaxsteer.benchmarks.groundtruth.stats import format_tables
+    from jaxsteer.benchmarks.groundtruth.stats import summary as _summary
 
     def entry(spread, fidelity, ratio=None):
         return {"spread": {"x": spread, "type": 0.0}, "fidelity": fidelity, "usable": 1.0,
@@ -183,18 +184,30 @@ def test_tiny_run_writes_every_section_and_compiles_once(micro_folder, tmp_path,
         for f in FREE_ALL:
             assert 0.0 <= rec[method][f]["score"] <= 1.0 and 0.0 <= rec[method][f]["usable"] <= 1.0
     assert 0.0 <= summary["recovery_pca"] <= 1.0
+    # The numbers are noise (random weights), but they must be the statistics of the records.
+    assert summary["recovery_pca"] == pytest.approx(
+        np.mean([rec["pca"][f]["score"] for f in ("hue", "x", "y", "size")]))
+    assert all(rec["pca"][f]["direction"] == 0 for f in FREE_ALL)   # k = 1: the only direction
 
     comp = result["complexity"]
     assert [(r["prompt"], r["n_free"]) for r in comp["prompts"]] == [
         ("a red circle in the middle", 1), ("a circle", 4), ("a shape", 5)]
     assert {"subspace_size", "parallel_analysis", "mle", "twonn"} <= set(comp["spearman"])
     assert all(v is None or -1.0 <= v <= 1.0 for v in comp["spearman"].values())
+    n_free = [r["n_free"] for r in comp["prompts"]]
+    for name, rho in comp["spearman"].items():
+        values = [r["estimates"][name]["value"] for r in comp["prompts"]]
+        assert rho == (None if spearman(values, n_free) is None
+                       else pytest.approx(spearman(values, n_free))), name
 
     div = result["diversity"]["a red circle in the middle"]
     assert div["free"] == ["size"]
     assert {"base", "turbo", "turbo+pca"} <= set(div)
     for name in ("base", "turbo", "turbo+pca"):
         assert div[name]["fidelity"] is None or 0.0 <= div[name]["fidelity"] <= 1.0
+    base, turbo = div["base"]["spread"]["size"], div["turbo"]["spread"]["size"]
+    if base is not None and turbo is not None:   # the only free continuous factor: size
+        assert div["base"]["ratio_vs_turbo"] == pytest.approx(max(base / max(turbo, 1e-6), 1e-6))
 
     # One compiled renderer per preset and one gradient kernel, whatever the prompt count.
     bundle = load(str(micro_folder))

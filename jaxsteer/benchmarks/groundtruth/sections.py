@@ -1,0 +1,232 @@
+"""The ground-truth benchmark's model side and its three sections (see the package docstring)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxsteer import records, sharding
+from jaxsteer.benchmarks.groundtruth import stats
+from jaxsteer.benchmarks.groundtruth.config import (
+    CONTINUOUS,
+    TARGETS,
+    GroundTruthBench,
+    GroundTruthConfig,
+)
+from jaxsteer.collect import Collector, PromptInputs, draw_pairs, pad_rows
+from jaxsteer.complexity import estimate_all
+from jaxsteer.config import to_dict
+from jaxsteer.decompose.pca import pca
+from jaxsteer.decompose.sae import SAEConfig, train_sae
+from jaxsteer.diversity import random_offsets
+from jaxsteer.models import load
+from jaxsteer.models.bundled import PRESETS
+from jaxsteer.sampling import SamplerConfig
+from jaxsteer.shapes.captions import FACTORS, TYPES, spec
+from jaxsteer.shapes.evaluate import score
+from jaxsteer.shapes.probe import measure
+from jaxsteer.steer import direction_rows, render_batches, row_scale, steered_cond
+
+
+class _Preset:
+    """A bundled model under one preset: renderer, gradient kernel and row helpers."""
+
+    def __init__(self, bundle, name: str, cfg: GroundTruthConfig, mesh):
+        self.bundle, self.name, self.cfg, self.mesh = bundle, name, cfg, mesh
+        self.sampler = SamplerConfig(**PRESETS[name])
+        self.collector = Collector(bundle, self.sampler, mesh, pool=True, timestep=cfg.timestep)
+        self.encode_image = jax.jit(bundle.model.encode_image)
+
+    def prepare(self, prompt: str):
+        """(PromptInputs, steered rows) of a caption under the config's row choice."""
+        s = spec(prompt)
+        inputs = self.collector.prepare(prompt, "shape" if s.type is None else TYPES[s.type])
+        if self.cfg.rows == "all":
+            rows = tuple(range(self.bundle.model.max_tokens))
+            inputs = PromptInputs(inputs.cond, inputs.uncond, pad_rows(rows), len(rows))
+        return inputs, tuple(int(r) for r in inputs.rows_r[: inputs.num_rows])
+
+    def render(self, inputs, rows: tuple[int, ...], offsets_nrd: np.ndarray | None,
+               keys: jax.Array) -> np.ndarray:
+        """Images [n, H, W, 3] of the prompt with ``offsets_nrd`` added to its rows (None: none)."""
+        cond = steered_cond(inputs.cond, rows, offsets_nrd, n=keys.shape[0])
+        return render_batches(self.bundle, self.sampler, self.mesh, cond, inputs.uncond, keys,
+                              self.cfg.batch)
+
+    def gradients(self, inputs, images: np.ndarray, key: jax.Array, seed: int) -> np.ndarray:
+        """[pairs, r * d] pair gradients over a pool of images, in padded batches."""
+        pool = np.asarray(self.encode_image(self.bundle.params, jnp.asarray(images)))
+        n = self.cfg.pairs
+        grads = self.collector.gradients(inputs, np.arange(n), key, pool,
+                                         draw_pairs(seed, n, len(pool)), batch=self.cfg.batch,
+                                         pad=True)  # one program for every batch
+        return grads.reshape(n, -1)
+
+
+def _decompose(grads_nd: np.ndarray, cfg: GroundTruthConfig, seed: int) -> dict[str, Any]:
+    """PCA (top k) and SAE directions [k', r * d] of one prompt's gradients, and SAE metrics."""
+    k = min(cfg.k, *grads_nd.shape)
+    ds_pca = pca(grads_nd, k=k, seed=seed)
+    sae_cfg = SAEConfig(k=cfg.sae_k, epochs=cfg.sae_epochs, batch_size=cfg.sae_batch, seed=seed)
+    ds_sae, _ = train_sae(grads_nd, sae_cfg)
+    return {"pca": np.asarray(ds_pca.directions), "sae": np.asarray(ds_sae.directions),
+            "ev_ratio": np.asarray(ds_pca.explained_variance_ratio)[:8].round(4).tolist(),
+            "significant": ds_pca.significant_count(),
+            "sae_metrics": ds_sae.metadata["sae_metrics"]}
+
+
+def _usable(m: dict[str, np.ndarray], cfg: GroundTruthConfig) -> np.ndarray:
+    return m["valid"] & (m["background"] <= cfg.usable_background)
+
+
+def _free(prompt: str) -> tuple[str, ...]:
+    fixed = spec(prompt).fixed
+    return tuple(f for f in FACTORS if f not in fixed)
+
+
+# ---------------------------------------------------------------------------------------------
+# The three sections
+
+
+def _recovery(base: _Preset, prompt: str, inputs, rows, dirs: dict, key, cfg) -> dict:
+    """Steers the top-k PCA and SAE directions over the strength grid; scores every factor."""
+    scale = row_scale(inputs.cond.emb, rows)
+    strengths = np.asarray(cfg.strengths, np.float64)
+    seeds = np.arange(cfg.seeds)
+    # One render call: the references, then for each method and direction a (seed, strength)
+    # grid; the same seed's key everywhere, so only the steering differs.
+    plan = [("ref", -1, s, 0.0) for s in seeds]
+    for method in ("pca", "sae"):
+        for j in range(min(cfg.k, len(dirs[method]))):
+            plan += [(method, j, s, a) for s in seeds for a in strengths]
+    width = dirs["pca"].shape[1]
+    offs = np.zeros((len(plan), width), np.float32)
+    for i, (method, j, _, a) in enumerate(plan):
+        if method != "ref":
+            offs[i] = a * scale * dirs[method][j]
+    keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.asarray([p[2] for p in plan]))
+    m = measure(base.render(inputs, rows, direction_rows(offs, len(rows)), keys))
+    usable = _usable(m, cfg)
+    free = _free(prompt)
+    out: dict[str, Any] = {"free": list(free), "scale": scale}
+    refs = np.arange(len(seeds))
+    for method in ("pca", "sae"):
+        per_dir = []
+        for j in range(min(cfg.k, len(dirs[method]))):
+            sel = np.concatenate([refs, [i for i, p in enumerate(plan) if p[:2] == (method, j)]])
+            per_dir.append(stats.recovery_scores({f: v[sel] for f, v in m.items()}, usable[sel],
+                                           np.asarray([plan[i][3] for i in sel]),
+                                           np.asarray([plan[i][2] for i in sel]), free))
+        out[method] = stats.best_over_directions(per_dir, free)
+    return out
+
+
+def _diversity(base_images: np.ndarray, turbo: _Preset, prompt: str, inputs, rows,
+               dirs: dict, keys, key, cfg) -> dict:
+    """Spreads and fidelity: base preset, turbo, and turbo with random offsets per method."""
+    free = _free(prompt)
+    scale = row_scale(inputs.cond.emb, rows)
+    lo, hi = cfg.diversity_strength
+    samples = {"base": base_images, "turbo": dirs["turbo_images"]}
+    for method in ("pca", "sae"):
+        d = dirs[method][: cfg.diversity_top or None]
+        if len(d) == 0:
+            continue
+        offs = random_offsets(jax.random.fold_in(key, int(method == "sae")), jnp.asarray(d),
+                              keys.shape[0], (lo * scale, hi * scale), min(cfg.diversity_mix,
+                                                                          len(d)))
+        samples[f"turbo+{method}"] = turbo.render(inputs, rows,
+                                                  direction_rows(np.asarray(offs), len(rows)),
+                                                  keys)
+    out: dict[str, Any] = {"free": list(free)}
+    for name, imgs in samples.items():
+        m = measure(imgs)
+        ok = _usable(m, cfg)
+        sc = score([prompt] * len(imgs), imgs)
+        out[name] = {"spread": {f: stats.spread(f, m[f][ok]) for f in free},
+                     "fidelity": sc["fixed"], "usable": float(ok.mean())}
+    for name in samples:
+        if name == "turbo":
+            continue
+        ratios = [out[name]["spread"][f] / max(out["turbo"]["spread"][f], 1e-6)
+                  for f in free if f in CONTINUOUS and out[name]["spread"][f] is not None
+                  and out["turbo"]["spread"][f] is not None]
+        out[name]["ratio_vs_turbo"] = stats.gmean([max(r, 1e-6) for r in ratios])
+    return out
+
+
+def run(cfg: GroundTruthConfig) -> dict:
+    """Runs the benchmark, prints its tables, writes ``cfg.out`` (JSON); returns the summary."""
+    start = time.perf_counter()
+    bundle = load(cfg.model)
+    mesh = sharding.local_mesh(cfg.devices)
+    base, turbo = _Preset(bundle, cfg.preset, cfg, mesh), _Preset(bundle, cfg.turbo, cfg, mesh)
+    k_pool, k_grad, k_steer, k_div, k_off, k_est = jax.random.split(jax.random.key(cfg.seed), 6)
+    result: dict[str, Any] = {
+        "config": to_dict(cfg), "model_info": bundle.info, "targets": TARGETS,
+        "presets": {cfg.preset: dataclasses.asdict(base.sampler),
+                    cfg.turbo: dataclasses.asdict(turbo.sampler)},
+        "device": str(jax.devices()[0].device_kind), "devices": sharding.data_size(mesh),
+        "recovery": {}, "complexity": {"prompts": []}, "diversity": {}}
+    seconds = {"pools_and_gradients": 0.0, "decompose": 0.0, "recovery": 0.0,
+               "complexity": 0.0, "diversity": 0.0}
+    for i, prompt in enumerate(tqdm(cfg.all_prompts(), desc="groundtruth", unit="prompt",
+                                    disable=None)):
+        t0 = time.perf_counter()
+        inputs, rows = base.prepare(prompt)
+        pool_keys = jax.random.split(jax.random.fold_in(k_pool, i), cfg.pool)
+        images = base.render(inputs, rows, None, pool_keys)
+        grads = base.gradients(inputs, images, jax.random.fold_in(k_grad, i), cfg.seed + i)
+        t1 = time.perf_counter()
+        dirs = _decompose(grads, cfg, cfg.seed)
+        t2 = time.perf_counter()
+        seconds["pools_and_gradients"] += t1 - t0
+        seconds["decompose"] += t2 - t1
+        if prompt in cfg.prompts:
+            est = estimate_all(jnp.asarray(grads), jax.random.fold_in(k_est, i), cfg.complexity)
+            result["complexity"]["prompts"].append({
+                "prompt": prompt, "n_free": 5 - len(spec(prompt).fixed), "rows": list(rows),
+                "ev_ratio": dirs["ev_ratio"], "estimates": {
+                    k: v for k, v in est.items() if isinstance(v, dict) and "value" in v}})
+        t3 = time.perf_counter()
+        seconds["complexity"] += t3 - t2
+        if prompt in cfg.recovery_prompts:
+            rec = _recovery(base, prompt, inputs, rows, dirs, jax.random.fold_in(k_steer, i), cfg)
+            rec.update(sae_metrics=dirs["sae_metrics"], ev_ratio=dirs["ev_ratio"],
+                       sae_directions=len(dirs["sae"]))
+            result["recovery"][prompt] = rec
+        t4 = time.perf_counter()
+        seconds["recovery"] += t4 - t3
+        if prompt in cfg.diversity_prompts:
+            t_inputs, _ = turbo.prepare(prompt)
+            div_keys = jax.random.split(jax.random.fold_in(k_div, i), cfg.diversity_n)
+            t_images = turbo.render(t_inputs, rows, None, div_keys)
+            div_dirs = dirs
+            if cfg.diversity_directions == "turbo":
+                t_grads = turbo.gradients(t_inputs, t_images, jax.random.fold_in(k_grad, i),
+                                          cfg.seed + i)
+                div_dirs = _decompose(t_grads, cfg, cfg.seed)
+                div_dirs["pca"] = div_dirs["pca"][: cfg.k]
+            div_dirs = {**div_dirs, "turbo_images": t_images}
+            result["diversity"][prompt] = _diversity(images, turbo, prompt, t_inputs, rows,
+                                                     div_dirs, div_keys,
+                                                     jax.random.fold_in(k_off, i), cfg)
+        seconds["diversity"] += time.perf_counter() - t4
+    result["complexity"]["spearman"] = stats.complexity_table(result["complexity"]["prompts"])
+    result["summary"] = stats.summary(result)
+    result["seconds"] = {**{k: round(v, 1) for k, v in seconds.items()},
+                         "total": round(time.perf_counter() - start, 1)}
+    records.write_json(cfg.out, result)
+    print(stats.format_tables(result))
+    return {"out": str(cfg.out), **result["summary"], "seconds": result["seconds"]["total"]}
+
+
+def run_bench(cfg: GroundTruthBench) -> dict:
+    """`jaxsteer bench groundtruth`: writes to its own ``--groundtruth.out``."""
+    return run(cfg.groundtruth)
