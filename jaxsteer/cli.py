@@ -111,7 +111,8 @@ COMMANDS: dict[str, tuple[str, Callable[[], tuple[type, Callable]]]] = {
 
 
 def _quiet_libraries() -> None:
-    """Keeps library log noise (transformers' tokenizer notices, absl, orbax) out of the terminal."""
+    """Keeps library log noise (transformers' tokenizer notices, absl, orbax) out of the
+    terminal."""
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     for name in ("transformers", "absl", "jax._src.xla_bridge", "orbax"):

@@ -306,7 +306,9 @@ def run(cfg: CollectRun) -> dict:
                 "token_rows": list(rows), "embed_dim": model.embed_dim, "feature": cfg.feature,
                 "pool": str(cfg.pool), "steps": cfg.steps, "scheduler": cfg.scheduler,
                 "timesteps": np.asarray(collector.sched.t_s).tolist(), "unroll": cfg.unroll,
-                "guidance": cfg.guidance, "seed": cfg.seed, "dtype": bundle.info["dtype"]}
+                "guidance": cfg.guidance, "seed": cfg.seed, "dtype": bundle.info["dtype"],
+                # another jax draws other numbers from the same seed: no resuming across them
+                "jax": jax.__version__}
     meta = {"config": to_dict(cfg), "model_info": bundle.info,
             "timestep": int(collector.sched.t_s[0])}
     store = ShardStore.open(cfg.out, "gradients", identity, meta, cfg.batch, cfg.pairs)

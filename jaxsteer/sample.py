@@ -88,6 +88,7 @@ def run(cfg: SampleRun) -> dict:
                 "scheduler": cfg.scheduler, "spacing": cfg.spacing,
                 "timesteps": list(cfg.timesteps),
                 "guidance": cfg.guidance, "seed": cfg.seed, "dtype": bundle.info["dtype"],
+                "jax": jax.__version__,  # another jax draws other numbers: no resuming across
                 "latent_shape": list(model.latent_shape)}
     mesh = sharding.local_mesh(cfg.devices)
     store = ShardStore.open(cfg.out, "pool", identity,

@@ -73,7 +73,8 @@ def main() -> None:
     lines = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}"
              for k, v in data.items() if k != "ids"]
     ids = ",\n".join(f"    {json.dumps(name)}: [\n" + ",\n".join(
-        f"      {json.dumps(row)}" for row in rows) + "\n    ]" for name, rows in data["ids"].items())
+        f"      {json.dumps(row)}" for row in rows) + "\n    ]"
+        for name, rows in data["ids"].items())
     args.out.write_text("{\n" + ",\n".join([*lines, f'  "ids": {{\n{ids}\n  }}']) + "\n}\n",
                         encoding="utf-8")
     json.loads(args.out.read_text(encoding="utf-8"))  # the file parses

@@ -99,7 +99,8 @@ def _unet_io(torch, model, config: dict, gen) -> dict:
     io = {"sample": sample, "timesteps": t, "encoder_hidden_states": emb.clone()}
     added = None
     if config.get("addition_embed_type") == "text_time":
-        text = config["projection_class_embeddings_input_dim"] - 6 * config["addition_time_embed_dim"]
+        text = (config["projection_class_embeddings_input_dim"]
+                - 6 * config["addition_time_embed_dim"])
         added = {"text_embeds": torch.randn(BATCH, text, generator=gen),
                  "time_ids": torch.tensor([[64.0, 64.0, 0.0, 0.0, 64.0, 64.0]] * BATCH)}
         io.update(added)

@@ -140,3 +140,17 @@ def test_device_out_of_memory_is_one_clear_line(monkeypatch, capsys):
     monkeypatch.setitem(cli.COMMANDS, "collect", ("collect", lambda: (CollectRun, bug)))
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main(["collect"])
+
+
+def test_a_pool_made_with_another_jax_is_not_resumed(tiny_folder, pool, tmp_path, capsys):
+    """The same seed draws other numbers under another jax: resuming would mix two draws."""
+    import json
+    import shutil
+    other = tmp_path / "old"
+    shutil.copytree(pool, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["identity"]["jax"] = "0.4.30"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    args = ["sample", *common(tiny_folder), "--prompt", PROMPT, "--n", "10", "--out", str(other)]
+    assert cli.main(args) == 2
+    assert "jax: '0.4.30' there" in capsys.readouterr().err

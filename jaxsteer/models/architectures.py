@@ -27,8 +27,8 @@ import numpy as np
 
 from jaxsteer.errors import UserError
 from jaxsteer.models import attention as attention_mod
-from jaxsteer.models.remat import REMAT_POLICIES
 from jaxsteer.models.base import ModelBundle, TextCond, schedule_from_config
+from jaxsteer.models.remat import REMAT_POLICIES
 from jaxsteer.models.sd import SDModel
 from jaxsteer.models.sdxl import SDXLModel
 

@@ -129,7 +129,8 @@ class DiffusionModel(Protocol):
         """The denoiser's raw output (epsilon, v or x0, per ``schedule.prediction_type``)."""
 
     def encode_image(self, params: Any, images_bhwc: jax.Array) -> jax.Array:
-        """Images in [-1, 1], [b, H, W, 3] -> latents [b, c, h, w] (scaled as the denoiser wants)."""
+        """Images in [-1, 1], [b, H, W, 3] -> latents [b, c, h, w] (scaled as the denoiser
+        wants)."""
 
     def decode(self, params: Any, latents_bchw: jax.Array) -> jax.Array:
         """Latents -> images in [-1, 1], [b, H, W, 3]."""

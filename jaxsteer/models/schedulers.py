@@ -111,7 +111,8 @@ def add_noise(x0: jax.Array, noise: jax.Array, alpha: jax.Array) -> jax.Array:
     return jnp.sqrt(alpha).astype(x0.dtype) * x0 + jnp.sqrt(1.0 - alpha).astype(x0.dtype) * noise
 
 
-def step(x0: jax.Array, eps: jax.Array, alpha_next: jax.Array, fresh: jax.Array | None) -> jax.Array:
+def step(x0: jax.Array, eps: jax.Array, alpha_next: jax.Array,
+         fresh: jax.Array | None) -> jax.Array:
     """Moves to ``alpha_next``: DDIM/Euler with the predicted noise, LCM with ``fresh`` noise."""
     return add_noise(x0, eps if fresh is None else fresh, alpha_next)
 

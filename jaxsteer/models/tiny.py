@@ -2,7 +2,8 @@
 
 Tests and the offline demo load them through exactly the path a user's hub model takes
 (`jaxsteer.models.load`): configs as diffusers / transformers write them, weights as PyTorch-layout
-safetensors, made with jaxsteer's own modules (no diffusers or transformers model classes). The tokenizer is a character-level CLIP BPE the code writes itself, so
+safetensors, made with jaxsteer's own modules (no diffusers or transformers model classes).
+The tokenizer is a character-level CLIP BPE the code writes itself, so
 every word spans several tokens: a good test of which rows belong to which word.
 """
 
@@ -18,7 +19,8 @@ import numpy as np
 _SCHEDULER = {
     "_class_name": "DDIMScheduler", "num_train_timesteps": 1000, "beta_schedule": "scaled_linear",
     "beta_start": 0.00085, "beta_end": 0.012, "prediction_type": "epsilon",
-    "set_alpha_to_one": False, "steps_offset": 1, "timestep_spacing": "leading", "clip_sample": False,
+    "set_alpha_to_one": False, "steps_offset": 1, "timestep_spacing": "leading",
+    "clip_sample": False,
 }
 
 
@@ -125,7 +127,8 @@ def build_tiny_sd(folder: str | Path, seed: int = 0, vae: bool = True, width: in
     return folder
 
 
-def build_tiny_sdxl(folder: str | Path, seed: int = 0, width: int = 32, sample_size: int = 8) -> Path:
+def build_tiny_sdxl(folder: str | Path, seed: int = 0, width: int = 32,
+                    sample_size: int = 8) -> Path:
     """Writes a tiny random SDXL pipeline: two text encoders, a text-time UNet, a VAE."""
     from jaxsteer.models.nn import CLIPTextConfig, CLIPTextModel, UNet2DConditionModel, UNetConfig
 

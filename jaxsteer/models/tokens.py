@@ -39,7 +39,8 @@ def tokenize(tokenizers: tuple[Any, ...], prompt: str, max_tokens: int,
     differentiates token rows, and a cut prompt would change which concept is measured.
     """
     if not isinstance(prompt, str) or (not prompt.strip() and not allow_empty):
-        raise UserError("the prompt is empty: give a text prompt, e.g. --prompt 'a picture of a monster'")
+        raise UserError("the prompt is empty: give a text prompt, e.g. "
+                        "--prompt 'a picture of a monster'")
     all_ids = []
     for tok in tokenizers:
         ids = tok(prompt, add_special_tokens=True, truncation=False)["input_ids"]

@@ -224,7 +224,8 @@ class ShapesPipeline:
 
 
 def load(folder: str | Path) -> ShapesPipeline:
-    """Loads a folder written by `export` (or by diffusers' Flax classes) with jaxsteer's loaders."""
+    """Loads a folder written by `export` (or by diffusers' Flax classes) with jaxsteer's
+    loaders."""
     from transformers import CLIPTokenizer
 
     from jaxsteer.models.nn.load import load_clip, load_unet

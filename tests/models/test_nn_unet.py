@@ -71,8 +71,10 @@ def test_unet_matches_diffusers_flax(name, cfg):
 
     @jax.jit
     def both(params, x, t, emb, added):
-        ref_apply = lambda p, *a: ref.apply({"params": p}, *a, return_dict=False)[0]
-        our_apply = lambda p, *a: ours.apply({"params": p}, *a)
+        def ref_apply(p, *a):
+            return ref.apply({"params": p}, *a, return_dict=False)[0]
+        def our_apply(p, *a):
+            return ours.apply({"params": p}, *a)
         return (_out_and_grad(ref_apply, params, x, t, emb, added),
                 _out_and_grad(our_apply, params, x, t, emb, added))
 

@@ -48,6 +48,7 @@ def test_model_output_conversions_invert_the_forward_process(kind):
     x = np.sqrt(0.3) * x0 + np.sqrt(0.7) * eps
     out = {"epsilon": eps, "v_prediction": np.sqrt(0.3) * eps - np.sqrt(0.7) * x0,
            "sample": x0}[kind]
-    got_x0, got_eps = to_x0_eps(jnp.asarray(out, jnp.float32), jnp.asarray(x, jnp.float32), alpha, kind)
+    got_x0, got_eps = to_x0_eps(jnp.asarray(out, jnp.float32), jnp.asarray(x, jnp.float32),
+                                alpha, kind)
     np.testing.assert_allclose(got_x0, x0, atol=1e-5)
     np.testing.assert_allclose(got_eps, eps, atol=1e-5)

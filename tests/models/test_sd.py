@@ -69,6 +69,7 @@ def test_unknown_model_and_pickled_weights_give_clear_errors(tmp_path, tiny_fold
 def test_pytorch_safetensors_convert_without_torch(tmp_path, tiny_folder, tiny_bundle):
     """A safetensors-only (PyTorch layout) UNet loads through the torch-free converter."""
     import shutil
+
     from flax.traverse_util import flatten_dict
     from safetensors.numpy import save_file
     folder = tmp_path / "pt"

@@ -101,8 +101,9 @@ class _Layer(nn.Module):
     @nn.compact
     def __call__(self, x_btd: jax.Array, mask_b11t: jax.Array | None) -> jax.Array:
         cfg = self.cfg
-        norm = lambda name: nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=self.dtype,
-                                         name=name)
+        def norm(name):
+            return nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=self.dtype,
+                                                 name=name)
         x_btd = x_btd + _SelfAttention(cfg, self.dtype, name="self_attn")(
             norm("layer_norm1")(x_btd), mask_b11t)
         return x_btd + _MLP(cfg, self.dtype, name="mlp")(norm("layer_norm2")(x_btd))

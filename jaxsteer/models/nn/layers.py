@@ -27,7 +27,8 @@ def einsum_attention(q_bthd: jax.Array, k_bshd: jax.Array, v_bshd: jax.Array,
 def attention_fn(kind: str | AttentionFn) -> AttentionFn:
     """The attention kernel of a module's ``attention`` field.
 
-    ``diffusers`` (alias ``einsum``): the einsum form above; ``xla``: ``jax.nn.dot_product_attention``
+    ``diffusers`` (alias ``einsum``): the einsum form above;
+    ``xla``: ``jax.nn.dot_product_attention``
     (float32 softmax); ``cudnn``: cuDNN flash attention, keys padded to a multiple of 64 and
     masked (the 77-token cross-attention); ``auto``: cudnn on NVIDIA GPUs in bf16/fp16, else xla
     (``models.attention.attend`` holds the rules). A callable is used as it is.

@@ -27,7 +27,8 @@ class Attention(nn.Module):
     def __call__(self, x_btc: jax.Array, context_bsc: jax.Array | None = None) -> jax.Array:
         context_bsc = x_btc if context_bsc is None else context_bsc
         b, inner = x_btc.shape[0], self.heads * self.head_dim
-        dense = lambda name: nn.Dense(inner, use_bias=False, dtype=self.dtype, name=name)
+        def dense(name):
+            return nn.Dense(inner, use_bias=False, dtype=self.dtype, name=name)
         q = dense("to_q")(x_btc).reshape(b, -1, self.heads, self.head_dim)
         k = dense("to_k")(context_bsc).reshape(b, -1, self.heads, self.head_dim)
         v = dense("to_v")(context_bsc).reshape(b, -1, self.heads, self.head_dim)
@@ -75,9 +76,11 @@ class BasicTransformerBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x_btc: jax.Array, context_bsc: jax.Array) -> jax.Array:
-        norm = lambda name: nn.LayerNorm(epsilon=1e-5, dtype=self.dtype, name=name)
-        attn = lambda name: Attention(self.heads, self.head_dim, self.attention,
-                                      self.dtype, name=name)
+        def norm(name):
+            return nn.LayerNorm(epsilon=1e-5, dtype=self.dtype, name=name)
+        def attn(name):
+            return Attention(self.heads, self.head_dim, self.attention,
+                                              self.dtype, name=name)
         self_context = context_bsc if self.only_cross_attention else None
         x_btc = attn("attn1")(norm("norm1")(x_btc), self_context) + x_btc
         x_btc = attn("attn2")(norm("norm2")(x_btc), context_bsc) + x_btc

@@ -96,7 +96,8 @@ class UNetConfig:
             raise ValueError(f"UNet mid block {cfg['mid_block_type']!r} is not supported")
         tlpb = cfg.get("transformer_layers_per_block", 1)
         if isinstance(cfg.get("cross_attention_dim"), (list, tuple)) or (
-                isinstance(tlpb, (list, tuple)) and any(isinstance(x, (list, tuple)) for x in tlpb)):
+                isinstance(tlpb, (list, tuple))
+                and any(isinstance(x, (list, tuple)) for x in tlpb)):
             raise ValueError("per-block cross_attention_dim / nested transformer_layers_per_block "
                              "are not supported")
         if isinstance(cfg.get("layers_per_block", 2), (list, tuple)):
