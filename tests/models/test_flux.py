@@ -67,7 +67,7 @@ def test_a_ddim_step_in_vp_coordinates_is_the_flow_euler_step(flux):
 def test_tiny_flux_is_a_flux_pipeline_and_tokenizes_to_t5_rows(flux):
     folder = bundled.folder("tiny-flux")
     assert detect_family(folder) == "flux"
-    assert sorted(p.name for p in (folder / "transformer").iterdir())[-1].endswith(".index.json")
+    assert any(p.name.endswith(".index.json") for p in (folder / "transformer").iterdir())
     model = flux.model
     tokens = model.tokenize("A picture of a Monster.")
     words = [w for w, _ in tokens.words]
