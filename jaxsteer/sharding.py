@@ -14,10 +14,12 @@ compiled programs (the collector's memory-fitted kernels) accept nothing else.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import jax
 import numpy as np
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
@@ -138,8 +140,6 @@ def param_spec(name: str, shape: tuple[int, ...], model_size: int,
                rules: tuple[tuple[str, P], ...] = PARAM_RULES,
                min_size: int = MIN_SHARDED_SIZE) -> P:
     """The PartitionSpec of one parameter leaf (``P()``: replicated)."""
-    import re
-
     if model_size <= 1 or int(np.prod(shape, dtype=np.int64)) < min_size:
         return P()
     for pattern, spec in rules:
