@@ -1,7 +1,8 @@
 """Every sharding decision of jaxsteer, in one place: axis names, the mesh, and the specs.
 
 No other module writes ``P(...)``. Parameters are replicated and the batch (of pairs or samples)
-is split on the ``data`` axis; a ``model`` axis exists for later FSDP rules, size 1 by default.
+is split on the ``data`` axis; weights may instead be split over the ``model`` axis by the
+path rules of `put_params` (size 1 by default: everything replicated).
 
 The placement rule: a loaded model's weights live on JAX's default device, uncommitted
 (`to_default_device`: the accelerator where there is one, so the text encoder runs there), and
@@ -11,6 +12,8 @@ compiled programs (the collector's memory-fitted kernels) accept nothing else.
 """
 
 from __future__ import annotations
+
+import re
 
 import jax
 import numpy as np
@@ -104,3 +107,67 @@ def host_split(items: list, index: int | None = None, count: int | None = None) 
     index = jax.process_index() if index is None else index
     count = jax.process_count() if count is None else count
     return items[index::count]
+
+
+# Parameter sharding (fully sharded data parallel over the ``model`` axis): rules over parameter
+# paths ("transformer/transformer_blocks_0/attn/to_q/kernel") give a PartitionSpec; each device
+# holds a slice of every large weight and XLA gathers it where a layer uses it. First match wins;
+# a leaf with no matching rule, smaller than ``min_size`` elements, or whose sharded axis the
+# model axis does not divide stays replicated. Linear kernels [in, out] are split on their output
+# axis, 2-D embeddings on their vocabulary, conv kernels HWIO on their output channels: the same
+# rules serve Flux, SDXL and SD.
+PARAM_RULES: tuple[tuple[str, P], ...] = (
+    (r"embedding$", P(MODEL, None)),                 # Embed [vocab, width]
+    (r"kernel$", P(None, MODEL)),                    # Dense [in, out]
+    (r"kernel$", P(None, None, None, MODEL)),        # Conv [h, w, in, out]
+)
+MIN_SHARDED_SIZE = 2 ** 16  # elements; smaller leaves (norms, biases, tiny kernels) replicate
+
+
+def _path_name(path) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
+def param_spec(name: str, shape: tuple[int, ...], model_size: int,
+               rules: tuple[tuple[str, P], ...] = PARAM_RULES,
+               min_size: int = MIN_SHARDED_SIZE) -> P:
+    """The PartitionSpec of one parameter leaf (``P()``: replicated)."""
+    if model_size <= 1 or int(np.prod(shape, dtype=np.int64)) < min_size:
+        return P()
+    for pattern, spec in rules:
+        if len(spec) != len(shape) or not re.search(pattern, name):
+            continue
+        if all(ax is None or shape[i] % model_size == 0 for i, ax in enumerate(spec)):
+            return spec
+    return P()
+
+
+def param_specs(params, mesh: Mesh, rules: tuple[tuple[str, P], ...] = PARAM_RULES,
+                min_size: int = MIN_SHARDED_SIZE):
+    """A tree of PartitionSpecs with the structure of ``params``."""
+    size = int(mesh.shape[MODEL])
+    return jax.tree_util.tree_map_with_path(
+        lambda path, leaf: param_spec(_path_name(path), tuple(np.shape(leaf)), size, rules,
+                                      min_size), params)
+
+
+def put_params(mesh: Mesh, params, rules: tuple[tuple[str, P], ...] = PARAM_RULES,
+               min_size: int = MIN_SHARDED_SIZE):
+    """``params`` on ``mesh``: large weights split over ``model`` by ``rules``, the rest
+    replicated (with a model axis of size 1 this is `put_replicated`)."""
+    specs = param_specs(params, mesh, rules, min_size)
+    shardings = jax.tree.map(lambda s: NamedSharding(mesh, s), specs,
+                             is_leaf=lambda x: isinstance(x, P))
+    return jax.device_put(params, shardings)
+
+
+def param_bytes_per_device(params) -> dict:
+    """Bytes of ``params`` each device holds: ``{"total": logical bytes, "per_device": {device
+    id: bytes}, "max": the largest}`` (replicated leaves count on every device)."""
+    per: dict[int, int] = {}
+    total = 0
+    for leaf in jax.tree.leaves(params):
+        total += int(np.prod(leaf.shape, dtype=np.int64)) * leaf.dtype.itemsize
+        for shard in getattr(leaf, "addressable_shards", ()):
+            per[shard.device.id] = per.get(shard.device.id, 0) + shard.data.nbytes
+    return {"total": total, "per_device": per, "max": max(per.values(), default=0)}

@@ -11,6 +11,7 @@ PYTHONPATH=/tmp/site2 python3 scripts/make_torch_fixtures.py --out "$OUT/torch" 
   > "$OUT/fixtures.log" 2>&1; echo "fixtures exit $?" | tee -a "$OUT/fixtures.log"
 (cd "$OUT" && tar czf torch_fixtures.tgz torch)
 export PYTHONPATH=$PWD JAXSTEER_CACHE=/tmp/jaxsteer-cache PYTHONUNBUFFERED=1
+[ "${BENCH_CONFIGS-x}" = "" ] && exit 0   # BENCH_CONFIGS= (empty): fixtures only
 timeout "${BENCH_TIMEOUT:-420}" python3 -m jaxsteer.cli bench throughput \
   --configs "${BENCH_CONFIGS:-sd-turbo-1,sdxl-dmd2}" --min-time-s 3 --peak-tflops 989 \
   --out "$OUT/bench.json" 2>&1 | grep -v "^WARNING" | tee "$OUT/bench.log" | tail -40

@@ -25,13 +25,22 @@ def _load_sdxl(model: str, **kw) -> ModelBundle:
     return sdxl.load(model, **kw)
 
 
-REGISTRY = {"sd": _load_sd, "sdxl": _load_sdxl}
+def _load_flux(model: str, **kw) -> ModelBundle:
+    from jaxsteer.models import flux
+    return flux.load(model, **kw)
+
+
+REGISTRY = {"sd": _load_sd, "sdxl": _load_sdxl, "flux": _load_flux}
 
 
 def detect_family(folder: Path) -> str:
-    """sdxl if the pipeline has a second text encoder, else sd."""
+    """flux for a FluxPipeline (or a folder with a transformer/), sdxl if the pipeline has a
+    second text encoder, else sd."""
     index = folder / "model_index.json"
-    if index.exists() and "text_encoder_2" in json.loads(index.read_text()):
+    entries = json.loads(index.read_text()) if index.exists() else {}
+    if entries.get("_class_name", "").startswith("Flux") or (folder / "transformer").is_dir():
+        return "flux"
+    if "text_encoder_2" in entries:
         return "sdxl"
     return "sd"
 
@@ -81,7 +90,7 @@ def load(model: str, family: str | None = None, **kw) -> ModelBundle:
 
     Args:
       model: hub id ("stabilityai/sd-turbo"), local pipeline folder, or "shapes".
-      family: "sd" or "sdxl"; detected from the folder when None.
+      family: "sd", "sdxl" or "flux"; detected from the folder when None.
       **kw: dtype ("auto" | "float32" | "bfloat16"), attention (see `resolve_attention`),
         remat_policy (`jaxsteer.models.remat`), revision, allow_pickle.
     """
@@ -110,8 +119,8 @@ class ModelConfig:
     """Which model to load and how; every run config that loads a model inherits these fields."""
 
     model: str = opt("tiny", "hub id, local diffusers pipeline folder, or a bundled model "
-                      "(shapes, shapes-turbo, tiny, tiny-xl)")
-    family: str | None = opt(None, "sd | sdxl; detected from the folder when unset")
+                      "(shapes, shapes-turbo, tiny, tiny-xl, tiny-flux)")
+    family: str | None = opt(None, "sd | sdxl | flux; detected from the folder when unset")
     dtype: str = opt("auto", "parameter and activation dtype: auto (bfloat16 on GPUs and TPUs, "
                      "float32 on the CPU) | float32 | bfloat16", choices=DTYPES)
     revision: str | None = opt(None, "hub revision (branch, tag or commit) of the model")

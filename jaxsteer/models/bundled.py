@@ -11,9 +11,10 @@ from jaxsteer.errors import UserError
 from jaxsteer.models.base import ModelBundle
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-NAMES = ("shapes", "shapes-turbo", "tiny", "tiny-xl")
+NAMES = ("shapes", "shapes-turbo", "tiny", "tiny-xl", "tiny-flux")
 # Built on first use into the cache folder: name -> (folder name, builder in models/tiny.py).
-_BUILT = {"tiny": ("tiny-sd", "build_tiny_sd"), "tiny-xl": ("tiny-sdxl", "build_tiny_sdxl")}
+_BUILT = {"tiny": ("tiny-sd", "build_tiny_sd"), "tiny-xl": ("tiny-sdxl", "build_tiny_sdxl"),
+          "tiny-flux": ("tiny-flux", "tiny_flux.build_tiny_flux")}
 
 # Sampler settings each bundled model is meant to run with (SamplerConfig fields). The CLI
 # applies them to the flags a user leaves out. `shapes-turbo` is the collapsed generator of the
@@ -43,9 +44,10 @@ def folder(name: str) -> Path:
         sub, builder = _BUILT[name]
         path = cache_dir() / sub
         if not (path / "model_index.json").exists():
-            from jaxsteer.models import tiny
+            import importlib
+            module, _, fn = builder.rpartition(".")
             tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-            getattr(tiny, builder)(tmp)
+            getattr(importlib.import_module(f"jaxsteer.models.{module or 'tiny'}"), fn)(tmp)
             tmp.rename(path) if not path.exists() else None
         return path
     path = ASSETS / ("shapes" if name == "shapes-turbo" else name)  # same weights
@@ -58,7 +60,8 @@ def folder(name: str) -> Path:
 
 
 def load(name: str, **kw) -> ModelBundle:
-    from jaxsteer.models import sd, sdxl
-    bundle = (sdxl if name == "tiny-xl" else sd).load(str(folder(name)), **kw)
+    from jaxsteer.models import flux, sd, sdxl
+    family = {"tiny-xl": sdxl, "tiny-flux": flux}.get(name, sd)
+    bundle = family.load(str(folder(name)), **kw)
     bundle.info.update(model=name)
     return bundle
