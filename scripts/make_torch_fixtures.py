@@ -121,8 +121,9 @@ def _clip_io(torch, model, config: dict, gen) -> dict:
         if eos == 2:  # old configs: the pooled row is the one with the largest id
             ids[row, end] = vocab - 1
     with torch.no_grad():
-        # The text transformer inside either class (transformers 5 renamed the attribute).
-        inner = next(m for m in model.modules() if type(m).__name__ == "CLIPTextTransformer")
+        # transformers 4: both classes wrap a CLIPTextTransformer as .text_model; transformers 5:
+        # CLIPTextModel is the transformer itself, the projection model wraps it as .text_model.
+        inner = getattr(model, "text_model", model)
         base = inner(input_ids=ids, output_hidden_states=True)
         io = {"input_ids": ids.to(torch.int32), "last_hidden_state": base.last_hidden_state,
               "penultimate": base.hidden_states[-2], "pooled": base.pooler_output}
@@ -155,6 +156,20 @@ def _save_weights(torch, model, folder: Path, case: dict) -> None:
     model.to(torch.float32)
     if not list(folder.glob("*.safetensors")):
         raise RuntimeError(f"save_pretrained wrote no safetensors into {folder}")
+    if case["kind"].startswith("clip"):
+        _hub_clip_names(folder)
+
+
+def _hub_clip_names(folder: Path) -> None:
+    """CLIP files as the hub holds them (``text_model.`` before every encoder name): transformers
+    5 may save CLIPTextModel without the prefix; users' checkpoints all carry it."""
+    from safetensors.numpy import load_file, save_file
+    for path in folder.glob("*.safetensors"):
+        state = load_file(path)
+        if all(k.startswith(("text_model.", "text_projection.")) for k in state):
+            continue
+        save_file({k if k.startswith(("text_model.", "text_projection.")) else f"text_model.{k}":
+                   v for k, v in state.items()}, path, metadata={"format": "pt"})
 
 
 def make_case(torch, name: str, case: dict, out: Path, seed: int) -> dict:
