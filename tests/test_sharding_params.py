@@ -9,6 +9,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxsteer import sharding
 from jaxsteer.collect import Collector, KernelSpec, pair_loss
+from jaxsteer.kernel import KernelInputs, PairBatch
 from jaxsteer.models import load
 from jaxsteer.sampling import SamplerConfig
 
@@ -38,15 +39,15 @@ def test_sharded_gradients_equal_unsharded_ones(name):
     rng = np.random.default_rng(0)
     a, b = (jnp.asarray(x, jnp.float32) for x in rng.standard_normal(
         (2, 4, *bundle.model.latent_shape)))
-    inputs = {"cond": prompt.cond, "uncond": prompt.uncond, "rows_r": prompt.rows_r,
-              "key": jax.random.key(0), "sched": one.sched, "guidance": jnp.float32(0.0)}
-    batch = {"idx_p": jnp.arange(4), "a": a, "b": b}
+    inputs = KernelInputs(cond=prompt.cond, uncond=prompt.uncond, rows_r=prompt.rows_r,
+                          key=jax.random.key(0), sched=one.sched, guidance=jnp.float32(0.0))
+    batch = PairBatch(idx_p=jnp.arange(4), a=a, b=b)
     spec = KernelSpec(bundle.model, use_cfg=False, remat=False)
     delta = jnp.zeros((4, len(prompt.rows_r), bundle.model.embed_dim), jnp.float32)
     grad = jax.jit(jax.grad(lambda d, p, i, bt: pair_loss(d, spec, p, i, bt)))
     ref = np.asarray(grad(delta, bundle.params, inputs, batch))
 
-    mesh = sharding.make_mesh(sharding.MeshConfig(data=2, model=4))
+    mesh = sharding.make_mesh(data=2, model=4)
     params = sharding.put_params(mesh, bundle.params, min_size=0)
     sharded = [leaf for leaf in jax.tree.leaves(params)
                if leaf.sharding.spec != P() and MODEL in leaf.sharding.spec]

@@ -9,6 +9,7 @@ import pytest
 
 from jaxsteer import sharding
 from jaxsteer.collect import Collector, KernelSpec, pair_loss
+from jaxsteer.kernel import KernelInputs, PairBatch
 from jaxsteer.models import bundled, detect_family, load
 from jaxsteer.models.flux import flow_sigmas, mu_of, vp_schedule
 from jaxsteer.models.schedulers import make_schedule, step
@@ -103,9 +104,10 @@ def test_collector_gradient_is_finite_and_matches_finite_differences_in_float64(
         prompt = col.prepare(PROMPT, "monster")
         rng = np.random.default_rng(1)
         a, b = rng.standard_normal((2, 2, *bundle.model.latent_shape))
-        inputs = {"cond": prompt.cond, "uncond": prompt.uncond, "rows_r": prompt.rows_r,
-                  "key": jax.random.key(0), "sched": col.sched, "guidance": jnp.float64(0.0)}
-        batch = {"idx_p": jnp.arange(2), "a": jnp.asarray(a), "b": jnp.asarray(b)}
+        inputs = KernelInputs(cond=prompt.cond, uncond=prompt.uncond, rows_r=prompt.rows_r,
+                              key=jax.random.key(0), sched=col.sched,
+                              guidance=jnp.float64(0.0))
+        batch = PairBatch(idx_p=jnp.arange(2), a=jnp.asarray(a), b=jnp.asarray(b))
         spec = KernelSpec(bundle.model, use_cfg=False, remat=False)
         loss = jax.jit(lambda d: pair_loss(d, spec, bundle.params, inputs, batch))
         delta = jnp.zeros((2, len(prompt.rows_r), bundle.model.embed_dim), jnp.float64)
