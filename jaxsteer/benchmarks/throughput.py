@@ -220,21 +220,6 @@ def _run_torch(cfg: ThroughputBench, names: list[str], out: Path, budget_s: floa
     return data["rows"]
 
 
-def _run_torch(cfg: ThroughputBench, names: list[str], out: Path, budget_s: float) -> list[dict]:
-    cmd = [sys.executable, "-m", "jaxsteer.benchmarks.torch_reference", "--configs",
-           ",".join(names), "--out", str(out), "--min-time-s", str(cfg.min_time_s)]
-    if cfg.torch_batches:
-        cmd += ["--batches", ",".join(map(str, cfg.torch_batches))]
-    if budget_s:
-        cmd += ["--budget-s", str(budget_s)]
-    print("bench: PyTorch reference:", " ".join(cmd), flush=True)
-    proc = subprocess.run(cmd, env=dict(os.environ, PYTHONUNBUFFERED="1"), check=False)
-    if not out.exists():
-        return [{"side": "torch", "status": f"error: exit {proc.returncode}, no output"}]
-    data = json.loads(out.read_text())
-    return data["rows"]
-
-
 def run(cfg: ThroughputBench) -> dict:
     records.check_out(cfg.out, file=True)
     start = time.perf_counter()

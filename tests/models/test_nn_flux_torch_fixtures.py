@@ -7,39 +7,24 @@ torch; each case is skipped while its files are absent. Float32 on both sides; t
 that of the SD fixtures, scaled by the largest reference magnitude.
 """
 
-import json
 import os
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
-from jaxsteer.models.nn.convert import read_safetensors
 from jaxsteer.models.nn.load_flux import load_flux_transformer, load_flux_vae, load_t5
+from tests.models.torch_fixtures import case, close
 
 FIXTURES = Path(os.environ.get("JAXSTEER_TORCH_FLUX_FIXTURES",
                                Path(__file__).resolve().parents[1] / "fixtures" / "torch_flux"))
 CASES = ("flux_dev", "flux_schnell", "t5", "vae_flux")
-ATOL = 1e-4
+
 
 
 def _case(name):
-    folder = FIXTURES / name
-    if not (folder / "io.safetensors").exists() or not (FIXTURES / "manifest.json").exists():
-        pytest.skip(f"no torch fixture {name}: run scripts/make_flux_torch_fixtures.py")
-    manifest = json.loads((FIXTURES / "manifest.json").read_text())["cases"][name]
-    return folder, manifest, read_safetensors(folder / "io.safetensors")
-
-
-def _close(name, ours, ref):
-    ours, ref = np.asarray(ours, np.float32), np.asarray(ref, np.float32)
-    assert ours.shape == ref.shape, (name, ours.shape, ref.shape)
-    scale = max(1.0, float(np.abs(ref).max()))
-    err = float(np.abs(ours - ref).max())
-    print(f"{name}: max abs error {err:.2e} (reference max {scale:.2f})")
-    assert err <= ATOL * scale, f"{name}: {err:.2e} > {ATOL * scale:.2e}"
+    return case(FIXTURES, name, "make_flux_torch_fixtures.py")
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -57,17 +42,17 @@ def test_matches_pytorch(name):
 
         (_, out), grad = jax.jit(jax.value_and_grad(loss, has_aux=True))(
             io["encoder_hidden_states"])
-        _close(f"{name} out", out, io["out"])
-        _close(f"{name} grad", grad, io["grad_encoder_hidden_states"])
+        close(f"{name} out", out, io["out"])
+        close(f"{name} grad", grad, io["grad_encoder_hidden_states"])
     elif kind == "t5":
         module, params = load_t5(folder)
-        _close(f"{name} last", module.apply({"params": params}, io["input_ids"]),
+        close(f"{name} last", module.apply({"params": params}, io["input_ids"]),
                io["last_hidden_state"])
     else:
         module, params, shift = load_flux_vae(folder)
         assert shift == pytest.approx(0.1159)
         dist = module.apply({"params": params}, io["images"], method="encode")
-        _close(f"{name} mean", dist.mean, io["mean"])
-        _close(f"{name} logvar", dist.logvar, io["logvar"])
-        _close(f"{name} decoded", module.apply({"params": params}, io["mean"], method="decode"),
+        close(f"{name} mean", dist.mean, io["mean"])
+        close(f"{name} logvar", dist.logvar, io["logvar"])
+        close(f"{name} decoded", module.apply({"params": params}, io["mean"], method="decode"),
                io["decoded"])
