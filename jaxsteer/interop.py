@@ -27,7 +27,10 @@ FORMAT = "jaxsteer.directions/1"
 
 
 def row_norm(prompt_embeds_td: np.ndarray, word_rows) -> float:
-    """The unit of a relative strength: mean L2 norm of the word's rows of one prompt."""
+    """The unit of a relative strength: mean L2 norm of the word's rows of one prompt.
+
+    The same rule as `jaxsteer.steer.row_scale`, kept here so that PyTorch code can use this
+    module without importing jax (steer.py does); tests/test_interop.py holds them equal."""
     rows = np.asarray(prompt_embeds_td, np.float64)[list(word_rows)]
     return float(np.mean(np.linalg.norm(rows, axis=-1)))
 
