@@ -29,8 +29,9 @@ def pytest_configure(config):
     Runs before any test touches a device, so the platform choice still takes effect.
     """
     if accelerator_run(config):
-        # Two xdist workers share one GPU: each takes under half of its memory.
-        os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.45")
+        # xdist workers share one GPU: each takes under its share of the memory.
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 / workers:.3f}")
         return
     if "JAX_PLATFORMS" not in os.environ:
         jax.config.update("jax_platforms", "cpu")
