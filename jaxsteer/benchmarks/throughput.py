@@ -205,8 +205,9 @@ def format_ratio(rows: list[dict]) -> str:
                       left=3)
 
 
-def _run_torch(cfg: ThroughputBench, names: list[str], out: Path, budget_s: float) -> list[dict]:
-    cmd = [sys.executable, "-m", "jaxsteer.benchmarks.torch_reference", "--configs",
+def _run_torch(cfg: ThroughputBench, names: list[str], out: Path, budget_s: float,
+               module: str = "torch_reference") -> list[dict]:
+    cmd = [sys.executable, "-m", f"jaxsteer.benchmarks.{module}", "--configs",
            ",".join(names), "--out", str(out), "--min-time-s", str(cfg.min_time_s)]
     if cfg.torch_batches:
         cmd += ["--batches", ",".join(map(str, cfg.torch_batches))]
@@ -231,8 +232,13 @@ def run(cfg: ThroughputBench) -> dict:
                               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     if cfg.torch:  # before JAX takes the GPU's memory
         names = list(dict.fromkeys(j.config for j in jobs))
-        torch_out = cfg.out.with_name(cfg.out.stem + "_torch.json")
-        result["rows"] += _run_torch(cfg, names, torch_out, cfg.budget_s / 3 if cfg.budget_s else 0)
+        # Each config's PyTorch side is its `reference` module (Flux: flux_reference).
+        for module in dict.fromkeys(CONFIGS[n].reference for n in names):
+            group = [n for n in names if CONFIGS[n].reference == module]
+            stem = "_torch" if module == "torch_reference" else f"_{module}"
+            torch_out = cfg.out.with_name(cfg.out.stem + stem + ".json")
+            result["rows"] += _run_torch(cfg, group, torch_out,
+                                         cfg.budget_s / 3 if cfg.budget_s else 0, module)
     if cfg.torch_json:
         path = Path(cfg.torch_json)
         if not path.exists():
