@@ -79,3 +79,27 @@ def text_table(head: list[str], rows: list[list[str]], left: int = 1) -> str:
                          for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
 
     return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleConfig:
+    """One `jaxsteer bench sample` configuration: what `jaxsteer sample` runs for a pool."""
+
+    arch: str                       # key of jaxsteer.models.architectures.ARCHITECTURES
+    steps: int                      # K denoiser calls per image (guidance 0: one call a step)
+    scheduler: str                  # euler | lcm (jaxsteer's; diffusers' Euler / LCM schedulers)
+    description: str
+    timesteps: tuple[int, ...] = ()
+    batches: tuple[int, ...] = (16,)  # images per call tried by default
+
+
+SAMPLE_CONFIGS: dict[str, SampleConfig] = {
+    "sd-turbo": SampleConfig("sd-turbo", 1, "euler", "SD-Turbo (SD 2.1 UNet), 1 step, 512x512",
+                             batches=(64,)),
+    "sdxl-dmd2": SampleConfig("sdxl", 4, "lcm", "SDXL UNet (DMD2), 4 LCM steps 999/749/499/249, "
+                              "1024x1024", timesteps=(999, 749, 499, 249), batches=(16,)),
+    # Tiny version (tests, CPU smoke runs).
+    "tiny": SampleConfig("tiny", 2, "lcm", "tiny SD UNet, 2 LCM steps", timesteps=(999, 499),
+                         batches=(4,)),
+}
+DEFAULT_SAMPLE_CONFIGS = ("sd-turbo", "sdxl-dmd2")
