@@ -94,25 +94,28 @@ def position_ids(h: int, w: int, tokens: int, device: str = "cuda"):
 
 
 def make_grad_fn(transformer, sched: dict, emb, pooled, latent_hw: int):
-    """``f(a, b) -> grads [p, tokens, D]`` (float32) for one batch of pairs."""
+    """``f(a, b) -> grads [p, tokens, D]`` (float32) for one batch of pairs, in the
+    transformer's dtype (bf16 for the benchmark)."""
     import torch
 
-    bf16 = torch.bfloat16
+    dtype = next(transformer.parameters()).dtype
     h = w = latent_hw
     img_ids, txt_ids = position_ids(h, w, emb.shape[0], emb.device)
     s, alpha = sched["sigma"], sched["alpha"]
     c = math.sqrt((1 - s) ** 2 + s ** 2)
 
-    def grads(a_pchw, b_pchw):
+    def grads(a_pchw, b_pchw, noise=None):
+        """``noise``: the pairs' noise (default: fresh), for checks against jaxsteer's."""
         p = a_pchw.shape[0]
         delta = torch.zeros((p, *emb.shape), device=a_pchw.device, dtype=torch.float32,
                             requires_grad=True)
-        cond = (emb + delta).to(bf16)
-        x = math.sqrt(alpha) * a_pchw + math.sqrt(1.0 - alpha) * torch.randn_like(a_pchw)
+        cond = (emb + delta).to(dtype)
+        noise = torch.randn_like(a_pchw) if noise is None else noise
+        x = math.sqrt(alpha) * a_pchw + math.sqrt(1.0 - alpha) * noise
         x_flow = c * x
-        v = transformer(hidden_states=pack(x_flow).to(bf16), encoder_hidden_states=cond,
-                        pooled_projections=pooled.to(bf16).expand(p, -1),
-                        timestep=torch.full((p,), s, device=x.device, dtype=bf16),
+        v = transformer(hidden_states=pack(x_flow).to(dtype), encoder_hidden_states=cond,
+                        pooled_projections=pooled.to(dtype).expand(p, -1),
+                        timestep=torch.full((p,), s, device=x.device, dtype=dtype),
                         img_ids=img_ids, txt_ids=txt_ids, return_dict=False)[0]
         x0 = x_flow - s * unpack(v.float(), h, w)
         loss = (x0 - b_pchw).square().flatten(1).mean(1).sum()
