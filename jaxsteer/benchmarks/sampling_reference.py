@@ -165,16 +165,19 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)
 
-    for name in [c for c in args.configs.split(",") if c]:
-        if args.budget_s and time.perf_counter() - start > args.budget_s:
-            print(f"sampling_reference: budget spent, skipping {name}", flush=True)
-            continue
-        batches = ([int(b) for b in chosen[name].split("/") if b] if name in chosen
-                   else list(SAMPLE_CONFIGS[name].batches))
-        try:
-            bench_config(name, batches, modes, args.min_time_s, emit)
-        except Exception as e:  # noqa: BLE001 - record and go on to the next configuration
-            emit({"side": "torch", "config": name, "status": f"error: {e!r}"[:500]})
+    # Every configuration eager first, then compiled: a run cut short still has eager rows.
+    for mode in modes:
+        for name in [c for c in args.configs.split(",") if c]:
+            if args.budget_s and time.perf_counter() - start > args.budget_s:
+                print(f"sampling_reference: budget spent, skipping {name} {mode}", flush=True)
+                continue
+            batches = ([int(b) for b in chosen[name].split("/") if b] if name in chosen
+                       else list(SAMPLE_CONFIGS[name].batches))
+            try:
+                bench_config(name, batches, (mode,), args.min_time_s, emit)
+            except Exception as e:  # noqa: BLE001 - record and go on to the next one
+                emit({"side": "torch", "config": name, "mode": mode,
+                      "status": f"error: {e!r}"[:500]})
     return 0
 
 
