@@ -208,11 +208,29 @@ def place_params(mesh: Mesh, params, layout: ParamLayout | None = None):
 
 def param_bytes_per_device(params) -> dict:
     """Bytes of ``params`` each device holds: ``{"total": logical bytes, "per_device": {device
-    id: bytes}, "max": the largest}`` (replicated leaves count on every device)."""
+    id: bytes}, "max": the largest}`` (replicated leaves count on every device).
+
+    Leaves are placed arrays, or ``jax.ShapeDtypeStruct`` s carrying a sharding (a model too
+    large to allocate here, counted from its layout)."""
     per: dict[int, int] = {}
     total = 0
     for leaf in jax.tree.leaves(params):
-        total += int(np.prod(leaf.shape, dtype=np.int64)) * leaf.dtype.itemsize
-        for shard in getattr(leaf, "addressable_shards", ()):
-            per[shard.device.id] = per.get(shard.device.id, 0) + shard.data.nbytes
+        itemsize = np.dtype(leaf.dtype).itemsize
+        total += int(np.prod(leaf.shape, dtype=np.int64)) * itemsize
+        if isinstance(leaf, jax.ShapeDtypeStruct):
+            nbytes = int(np.prod(leaf.sharding.shard_shape(leaf.shape), dtype=np.int64)) * itemsize
+            shards = [(d.id, nbytes) for d in leaf.sharding.device_set]
+        else:
+            shards = [(s.device.id, s.data.nbytes) for s in getattr(leaf, "addressable_shards", ())]
+        for device, nbytes in shards:
+            per[device] = per.get(device, 0) + nbytes
     return {"total": total, "per_device": per, "max": max(per.values(), default=0)}
+
+
+def layout_shapes(shapes, mesh: Mesh, layout: ParamLayout | None):
+    """``shapes`` (ShapeDtypeStructs) with the shardings of ``layout`` on ``mesh`` (None:
+    replicated), for `param_bytes_per_device` without allocating anything."""
+    shardings = (jax.tree.map(lambda _: replicated(mesh), shapes) if layout is None
+                 else layout.shardings(mesh))
+    return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                        shapes, shardings)

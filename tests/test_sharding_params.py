@@ -91,3 +91,19 @@ def test_collect_run_with_fsdp_puts_every_device_on_the_model_axis(tmp_path, mon
         collect.run(cfg)
     assert seen == [({"data": 1, "model": 8}, "fsdp")]
     assert not (tmp_path / "g").exists()
+
+
+def test_bytes_per_device_of_a_layout_equal_those_of_the_placed_weights():
+    """`layout_shapes` + `param_bytes_per_device` count a model too large to allocate (the
+    README's Flux table) exactly as placed arrays count."""
+    from jaxsteer.models.architectures import build, param_shapes
+
+    bundle = build("tiny-flux", dtype="float32")
+    mesh = sharding.make_mesh(data=1, model=8)
+    shapes = {"transformer": param_shapes(bundle.model.transformer, np.float32)}
+    layout = sharding.param_layout(shapes, mesh, "fsdp", min_size=0)
+    counted = sharding.param_bytes_per_device(sharding.layout_shapes(shapes, mesh, layout))
+    placed = sharding.param_bytes_per_device(sharding.place_params(mesh, bundle.params, layout))
+    assert counted == placed and counted["max"] < counted["total"]
+    whole = sharding.param_bytes_per_device(sharding.layout_shapes(shapes, mesh, None))
+    assert whole["max"] == whole["total"] == counted["total"]
