@@ -96,14 +96,16 @@ def test_collect_run_with_fsdp_puts_every_device_on_the_model_axis(tmp_path, mon
 def test_bytes_per_device_of_a_layout_equal_those_of_the_placed_weights():
     """`layout_shapes` + `param_bytes_per_device` count a model too large to allocate (the
     README's Flux table) exactly as placed arrays count."""
-    from jaxsteer.models.architectures import build, param_shapes
+    from jaxsteer.models.architectures import FLUX_TRANSFORMERS, param_shapes
+    from jaxsteer.models.nn.flux import FluxConfig, FluxTransformer2DModel
 
-    bundle = build("tiny-flux", dtype="float32")
+    module = FluxTransformer2DModel(FluxConfig.from_diffusers(FLUX_TRANSFORMERS["tiny-flux"]))
     mesh = sharding.make_mesh(data=1, model=8)
-    shapes = {"transformer": param_shapes(bundle.model.transformer, np.float32)}
+    shapes = {"transformer": param_shapes(module, np.float32)}
     layout = sharding.param_layout(shapes, mesh, "fsdp", min_size=0)
     counted = sharding.param_bytes_per_device(sharding.layout_shapes(shapes, mesh, layout))
-    placed = sharding.param_bytes_per_device(sharding.place_params(mesh, bundle.params, layout))
+    zeros = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+    placed = sharding.param_bytes_per_device(sharding.place_params(mesh, zeros, layout))
     assert counted == placed and counted["max"] < counted["total"]
     whole = sharding.param_bytes_per_device(sharding.layout_shapes(shapes, mesh, None))
     assert whole["max"] == whole["total"] == counted["total"]
