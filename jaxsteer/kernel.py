@@ -27,7 +27,7 @@ import numpy as np
 from flax import struct
 from jax.sharding import Mesh
 
-from jaxsteer import exported, sharding
+from jaxsteer import export_keys, exported, sharding
 from jaxsteer.models.base import DiffusionModel, TextCond
 from jaxsteer.models.schedulers import StepSchedule, add_noise
 from jaxsteer.sampling import broadcast_cond, denoise, generate
@@ -140,7 +140,7 @@ def kernel_key(spec: KernelSpec) -> str | None:
     """
     if callable(spec.feature) or not isinstance(getattr(spec.model, "fingerprint", None), str):
         return None
-    text = exported.stable_repr(spec)
+    text = export_keys.stable_repr(spec)
     return None if text is None else f"jaxsteer.collect.pair_grads:{text}"
 
 
