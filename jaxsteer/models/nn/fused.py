@@ -28,7 +28,8 @@ import jax.numpy as jnp
 
 
 def _f32(a: jax.Array) -> jax.Array:
-    return a.astype(jnp.float32)
+    """At least float32 (bf16 -> float32; float64 stays, for finite-difference checks)."""
+    return a.astype(jnp.promote_types(a.dtype, jnp.float32))
 
 
 def _group_mean(s_bc: jax.Array, groups: int, n: int) -> jax.Array:

@@ -228,9 +228,10 @@ class UNet2DConditionModel(nn.Module):
 
     @nn.compact
     def _forward(self, sample, timesteps, encoder_hidden_states, added_cond_kwargs):
-        cfg, dtype, kw = self.config, self.dtype, {"attention": self.attention,
-                                                   "remat": "blocks" if self.remat == "blocks"
-                                                   else "none", "dtype": self.dtype}
+        # Blocks see the policy: ``blocks`` checkpoints each of them, a scanned stack checkpoints
+        # its body with any policy (models/nn/transformer.py).
+        cfg, dtype = self.config, self.dtype
+        kw = {"attention": self.attention, "remat": self.remat, "dtype": self.dtype}
         channels = cfg.block_out_channels
         t_b = jnp.atleast_1d(jnp.asarray(timesteps)).astype(jnp.float32)
         temb = timestep_embedding(t_b, channels[0], cfg.flip_sin_to_cos, cfg.freq_shift)
