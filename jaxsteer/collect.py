@@ -33,7 +33,7 @@ from jaxsteer.kernel import kernel_key as kernel_key
 from jaxsteer.kernel import make_kernel as make_kernel
 from jaxsteer.kernel import pair_grads as pair_grads
 from jaxsteer.kernel import pair_loss as pair_loss
-from jaxsteer.models import ModelConfig
+from jaxsteer.models import ModelConfig, remat
 from jaxsteer.models.base import DiffusionModel, ModelBundle, TextCond
 from jaxsteer.sample import pool_differences, pool_sampler_settings, read_pool
 from jaxsteer.sampling import SamplerConfig, jit_encode_text
@@ -68,9 +68,8 @@ def program_bytes(compiled) -> int | None:
 
 
 def remat_ladder(policy: str) -> tuple[str, ...]:
-    """The policy, then those that keep less (`jaxsteer.models.remat`), down to ``full``."""
-    order = ("none", "matmuls", "full")
-    return order[order.index(policy):] if policy in order else (policy, "full")
+    """The policy, then those that keep less (`jaxsteer.models.remat.ladder`)."""
+    return remat.ladder(policy)
 
 
 def pad_rows(rows: tuple[int, ...], size: int | None = None) -> np.ndarray:

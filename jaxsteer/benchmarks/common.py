@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ class KernelBench:
                      + " | ".join(REMATS))
     dtype: str = opt("bfloat16", "parameter and activation dtype: bfloat16 | float32")
     seed: int = opt(0, "seed of weights, embeddings and latents")
+    scan_layers: bool = opt(True, "run stacks of identical transformer blocks (SDXL) as one "
+                            "lax.scan (false: unrolled, as before)")
     out: Path = opt(Path("runs/bench/bench.json"), "JSON of every row")
 
     def __post_init__(self):
@@ -104,6 +107,13 @@ def flops(cost: Any) -> float | None:
     return float(value) if value is not None and value >= 0 else None
 
 
+def cache_entries(path: str | None) -> int:
+    """Files under the persistent compilation cache folder ``path`` (0 if there is none)."""
+    if not path or not os.path.isdir(path):
+        return 0
+    return sum(len(files) for _, _, files in os.walk(path))
+
+
 def gib(n: float | None) -> float | None:
     return None if n is None else n / 2**30
 
@@ -115,15 +125,17 @@ def write_json(path: Path, result: dict) -> None:
 class Models:
     """Random weights per (architecture, dtype), drawn once and shared by every run."""
 
-    def __init__(self, seed: int, mesh):
+    def __init__(self, seed: int, mesh, scan_layers: bool = True):
         self.seed, self.mesh, self.params, self.build_s = seed, mesh, {}, {}
+        self.scan_layers = scan_layers
 
     def bundle(self, arch: str, dtype: str, attention: str, policy: str):
         key = (arch, dtype)
         cached = self.params.get(key)
         t0 = time.perf_counter()
         bundle = architectures.build(arch, dtype=dtype, seed=self.seed, attention=attention,
-                                     remat_policy=policy, params=cached)
+                                     remat_policy=policy, params=cached,
+                                     scan_layers=self.scan_layers)
         if cached is None:
             params = jax.block_until_ready(sharding.put_replicated(self.mesh, bundle.params))
             bundle = dataclasses.replace(bundle, params=params)

@@ -104,7 +104,7 @@ def bench_survey(config: str = "sd-turbo-1", pairs: int = 256, prompts: int = 4,
                  pool: int = 0, remat: bool = True, rows: int = 1, complexity: Any = None,
                  devices: int = -1, seed: int = 0, target_prompts: int = 10_000,
                  model_flops: bool = True, sample_size: int | None = None,
-                 log: Callable[[str], None] = print) -> dict:
+                 scan_layers: bool = True, log: Callable[[str], None] = print) -> dict:
     """Times ``warmup`` + ``prompts`` prompts of a survey; returns (and writes) the result.
 
     Args:
@@ -126,6 +126,7 @@ def bench_survey(config: str = "sd-turbo-1", pairs: int = 256, prompts: int = 4,
       target_prompts: prompts of the projected survey.
       model_flops: count model FLOPs (XLA cost analysis, one trace) for the collect MFU.
       sample_size: latent side instead of the architecture's (smaller, for CPU tests).
+      scan_layers: `UNetConfig.scan_layers` of the architecture.
     """
     if config not in CONFIGS:
         raise UserError(f"unknown bench config {config!r}: use one of {', '.join(CONFIGS)}")
@@ -139,7 +140,7 @@ def bench_survey(config: str = "sd-turbo-1", pairs: int = 256, prompts: int = 4,
                            complexity=complexity or ComplexityConfig())
     t0 = time.perf_counter()
     bundle = architectures.build(bc.arch, dtype=dtype, seed=seed, attention=attention,
-                                 sample_size=sample_size)
+                                 sample_size=sample_size, scan_layers=scan_layers)
     mesh = sharding.local_mesh(devices)
     bucket = len(pad_rows(tuple(range(rows))))
     worker = survey.Worker(cfg, bundle, mesh, row_bucket=bucket)
@@ -277,7 +278,7 @@ def run(cfg: SurveyBench) -> dict:
     res = bench_survey(job.config, pairs=cfg.pairs, prompts=cfg.prompts, batch=job.batches[0],
                        dtype=cfg.dtype, attention=job.attention, peak_tflops=cfg.peak_tflops,
                        pool=cfg.pool, remat=cfg.survey_remat, seed=cfg.seed,
-                       model_flops=cfg.model_flops, out=cfg.out)
+                       model_flops=cfg.model_flops, scan_layers=cfg.scan_layers, out=cfg.out)
     print(format_survey(res))
     return {"out": str(cfg.out), "prompts_per_hour": round(res["prompts_per_hour"], 1),
             "compile_s": round(res["compile_s"], 1),

@@ -4,9 +4,9 @@
 same program `jaxsteer collect` runs) on full-size architectures with random weights
 (`jaxsteer.models.architectures`), differentiating all 77 token rows. Each run is
 ``config[:attention[:remat[:batch/batch...]]]`` (`jaxsteer.benchmarks.common`). With ``--torch``
-the PyTorch + diffusers reference (`jaxsteer.benchmarks.torch_reference`) runs first in a
-subprocess on the same GPU, and the table ends with jaxsteer / PyTorch per configuration (best
-batch of each side).
+the PyTorch + diffusers reference (`jaxsteer.benchmarks.torch_reference`, its ``eager`` and
+``compile`` variants) runs first in a subprocess on the same GPU, and the table ends with
+jaxsteer / PyTorch per configuration (best batch of each side, best variant of PyTorch).
 
 Columns: grads/s (pairs per second, steady state), ms/call, peak GiB (XLA's buffer assignment
 of the program: arguments + outputs + temporaries), compile s (lower + compile; ``cold`` when the
@@ -58,19 +58,16 @@ class ThroughputBench(common.KernelBench):
                           "(cosine per pair), '' to skip")
     torch: bool = opt(False, "run the PyTorch + diffusers reference first (needs torch, "
                       "diffusers and a GPU)")
-    torch_json: str = opt("", "rows of an earlier PyTorch reference run (its --out JSON) to "
-                          "compare with, instead of running it")
+    torch_json: str = opt("", "rows of earlier PyTorch reference runs (their --out JSON, "
+                          "comma-separated) to compare with, instead of running it")
     torch_batches: tuple[int, ...] = opt((), "batch sizes of the PyTorch side (default: each "
                                          "config's)")
+    torch_variants: tuple[str, ...] = opt(("eager", "compile"), "PyTorch variants: eager, "
+                                          "compile (channels_last + torch.compile; its first "
+                                          "call compiles for minutes)")
     budget_s: float = opt(0.0, "skip runs once this many seconds have passed (0: no limit); "
                           "results so far are always written")
     cache_dir: str = opt("", "persistent compilation cache folder (default: the CLI's)")
-
-
-def _cache_entries(path: str | None) -> int:
-    if not path or not os.path.isdir(path):
-        return 0
-    return sum(len(files) for _, _, files in os.walk(path))
 
 
 def bench_point(models: common.Models, job: common.Job, batch: int, cfg_run: ThroughputBench, mesh,
@@ -89,11 +86,11 @@ def bench_point(models: common.Models, job: common.Job, batch: int, cfg_run: Thr
         t0 = time.perf_counter()
         lowered = collector.kernel.lower(params, inputs, placed)
         row["lower_s"] = time.perf_counter() - t0
-        before = _cache_entries(cache)
+        before = common.cache_entries(cache)
         t0 = time.perf_counter()
         compiled = lowered.compile()
         row["compile_s"] = row["lower_s"] + time.perf_counter() - t0
-        row["cache_miss"] = _cache_entries(cache) > before if cache else None
+        row["cache_miss"] = common.cache_entries(cache) > before if cache else None
         # XLA's cost analysis of the optimised program: on GPUs it leaves out library calls
         # (cuBLAS / cuDNN custom calls), so it undercounts; MFU uses model_flops_per_grad.
         compiled_flops = common.flops(compiled.cost_analysis())
@@ -198,17 +195,21 @@ def format_ratio(rows: list[dict]) -> str:
     for name in jx:
         j, t = jx[name], th.get(name)
         jax_cell = f"{j['grads_per_s']:.1f} (b{j['batch']}, {j['attention']}, {j['remat']})"
-        lines.append([name, jax_cell,
-                      f"{t['grads_per_s']:.1f} (b{t['batch']})" if t else "-",
+        torch_cell = (f"{t['grads_per_s']:.1f} (b{t['batch']}, {t.get('variant', 'eager')})"
+                      if t else "-")
+        lines.append([name, jax_cell, torch_cell,
                       f"{j['grads_per_s'] / t['grads_per_s']:.2f}" if t else "-"])
-    return text_table(["config", "jaxsteer grads/s", "pytorch grads/s", "jaxsteer/pytorch"], lines,
-                      left=3)
+    return text_table(["config", "jaxsteer grads/s", "best pytorch grads/s", "jaxsteer/pytorch"],
+                      lines, left=3)
 
 
 def _run_torch(cfg: ThroughputBench, names: list[str], out: Path, budget_s: float,
                module: str = "torch_reference") -> list[dict]:
+    # torch_reference names its variants --variants, flux_reference its --modes (same values).
+    flag = "--variants" if module == "torch_reference" else "--modes"
     cmd = [sys.executable, "-m", f"jaxsteer.benchmarks.{module}", "--configs",
-           ",".join(names), "--out", str(out), "--min-time-s", str(cfg.min_time_s)]
+           ",".join(names), "--out", str(out), "--min-time-s", str(cfg.min_time_s),
+           flag, ",".join(cfg.torch_variants)]
     if cfg.torch_batches:
         cmd += ["--batches", ",".join(map(str, cfg.torch_batches))]
     if budget_s:
@@ -239,8 +240,8 @@ def run(cfg: ThroughputBench) -> dict:
             torch_out = cfg.out.with_name(cfg.out.stem + stem + ".json")
             result["rows"] += _run_torch(cfg, group, torch_out,
                                          cfg.budget_s / 3 if cfg.budget_s else 0, module)
-    if cfg.torch_json:
-        path = Path(cfg.torch_json)
+    for name in (n for n in cfg.torch_json.split(",") if n):
+        path = Path(name)
         if not path.exists():
             raise UserError(f"--torch-json {path} does not exist")
         result["rows"] += json.loads(path.read_text())["rows"]
@@ -249,7 +250,7 @@ def run(cfg: ThroughputBench) -> dict:
                   jax=jax.__version__, devices=jax.device_count(), peak_tflops=cfg.peak_tflops)
     print(f"bench: {result['device']} x{jax.device_count()}, jax {jax.__version__}", flush=True)
     mesh = sharding.make_mesh()
-    models = common.Models(cfg.seed, mesh)
+    models = common.Models(cfg.seed, mesh, cfg.scan_layers)
     if cfg.check_fp32:  # first: a correctness check must not lose to the time budget
         job = common.parse_run(cfg.check_fp32, cfg.attention, cfg.remat)
         try:

@@ -2,8 +2,8 @@
 
 Not a package dependency: a benchmark script, run on the GPU next to `jaxsteer bench`::
 
-    python -m jaxsteer.benchmarks.torch_reference --configs sd-turbo-1,sdxl-dmd2 \
-        --batches 8,16,32 --out torch.json
+    python -m jaxsteer.benchmarks.torch_reference --configs sd-turbo-1:32/64,sdxl-dmd2:16 \
+        --variants eager,compile --out torch.json
 
 Per pair, exactly what `jaxsteer.collect.pair_loss` computes: A noised to the first step's
 timestep with fresh noise, the UNet (bf16 weights and activations, PyTorch's scaled-dot-product
@@ -13,6 +13,11 @@ loss w.r.t. a per-pair offset of the token embeddings ``[p, 77, D]`` (all 77 row
 not require grad (no weight gradients); multi-step runs checkpoint each step
 (``torch.utils.checkpoint``), as jaxsteer rematerialises each step. Same UNet configs and
 schedules as the JAX side (`jaxsteer.benchmarks.CONFIGS`, `jaxsteer.models.architectures`).
+
+Variants (``--variants``), each a row of its own: ``eager`` (the module as it is) and ``compile``
+(what a careful PyTorch user adds: the UNet's weights and inputs in ``channels_last`` and
+``torch.compile`` of the UNet, whose first call compiles the forward and, through AOTAutograd,
+the backward: 146-256 s on an H200, kept in the row as ``first_call_s``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 
 
 def _schedule(cfg) -> dict:
@@ -41,6 +47,9 @@ def _schedule(cfg) -> dict:
             "prediction_type": noise.prediction_type}
 
 
+VARIANTS = ("eager", "compile")
+
+
 def build_unet(arch_name: str, device: str = "cuda"):
     import torch
     from diffusers import UNet2DConditionModel
@@ -53,10 +62,14 @@ def build_unet(arch_name: str, device: str = "cuda"):
     return unet.to(torch.bfloat16).eval().requires_grad_(False)
 
 
-def make_grad_fn(unet, cfg, sched: dict, emb, pooled, uncond, size: int):
-    """Returns ``f(a, b) -> grads [p, 77, D]`` (float32) for one batch of pairs."""
+def make_grad_fn(unet, cfg, sched: dict, emb, pooled, uncond, size: int,
+                 channels_last: bool = False):
+    """Returns ``f(a, b) -> grads [p, 77, D]`` (float32) for one batch of pairs; ``unet`` may be
+    a compiled module (``channels_last``: latents go in in that memory format)."""
     import torch
     from torch.utils.checkpoint import checkpoint
+
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
 
     bf16 = torch.bfloat16
     use_cfg = cfg.guidance > 1.0
@@ -71,7 +84,8 @@ def make_grad_fn(unet, cfg, sched: dict, emb, pooled, uncond, size: int):
                      "time_ids": torch.tensor([px, px, 0.0, 0.0, px, px], device=x.device,
                                               dtype=bf16).expand(b, -1)}
         tt = torch.full((b,), t, device=x.device, dtype=torch.long)
-        return unet(x.to(bf16), tt, enc, added_cond_kwargs=added).sample.float()
+        x = x.to(bf16).contiguous(memory_format=fmt)
+        return unet(x, tt, enc, added_cond_kwargs=added, return_dict=False)[0].float()
 
     def step(x, cond, t, alpha, alpha_next):
         if use_cfg:
@@ -110,8 +124,45 @@ def make_grad_fn(unet, cfg, sched: dict, emb, pooled, uncond, size: int):
     return grads
 
 
-def bench_config(name: str, batches: list[int], min_time_s: float = 3.0, log=print) -> list[dict]:
-    """Times one configuration at each batch size; stops growing the batch at the first OOM."""
+def _variant(unet, variant: str):
+    """(the module to call, channels_last) of a variant."""
+    import torch
+
+    if variant == "eager":
+        return unet, False
+    unet = unet.to(memory_format=torch.channels_last)
+    return torch.compile(unet, dynamic=False), True
+
+
+def _time_point(fn, a, b, min_time_s: float) -> dict:
+    """first call (compiles), then the steady state over >= 3 calls."""
+    import torch
+
+    t0 = time.perf_counter()
+    g = fn(a, b)
+    torch.cuda.synchronize()
+    first = time.perf_counter() - t0
+    fn(a, b)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    g = fn(a, b)
+    torch.cuda.synchronize()
+    one = time.perf_counter() - t0
+    iters = max(3, min(50, int(min_time_s / max(one, 1e-3))))
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        g = fn(a, b)
+    torch.cuda.synchronize()
+    step_s = (time.perf_counter() - t0) / iters
+    return {"status": "ok", "first_call_s": first, "step_s": step_s, "iters": iters,
+            "grads_per_s": a.shape[0] / step_s, "finite": bool(torch.isfinite(g).all()),
+            "peak_gib": torch.cuda.max_memory_allocated() / 2**30, "grad_shape": list(g.shape)}
+
+
+def bench_config(name: str, batches: list[int], min_time_s: float = 3.0,
+                 variants: tuple[str, ...] = ("eager",), log=print) -> list[dict]:
+    """Times one configuration for each variant at each batch size; a variant stops growing the
+    batch at its first OOM."""
     import torch
 
     from jaxsteer.benchmarks import CONFIGS
@@ -130,49 +181,51 @@ def bench_config(name: str, batches: list[int], min_time_s: float = 3.0, log=pri
     uncond = torch.randn((77, arch.embed_dim), generator=gen, device=dev)
     pooled = (torch.randn((arch.pooled_dim,), generator=gen, device=dev)
               if arch.family == "sdxl" else None)
-    fn = make_grad_fn(unet, cfg, sched, emb, pooled, uncond, arch.sample_size)
     rows = []
-    for batch in batches:
-        row = {"side": "torch", "config": name, "batch": batch, "attention": "sdpa",
-               "remat": "step" if len(sched["t"]) > 1 else "none", "build_s": build_s}
-        shape = (batch, 4, arch.sample_size, arch.sample_size)
-        a = torch.randn(shape, generator=gen, device=dev)
-        b = torch.randn(shape, generator=gen, device=dev)
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        try:
-            t0 = time.perf_counter()
-            g = fn(a, b)
-            torch.cuda.synchronize()
-            first = time.perf_counter() - t0
-            fn(a, b)
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            g = fn(a, b)
-            torch.cuda.synchronize()
-            one = time.perf_counter() - t0
-            iters = max(3, min(50, int(min_time_s / max(one, 1e-3))))
-            t0 = time.perf_counter()
-            for _ in range(iters):
-                g = fn(a, b)
-            torch.cuda.synchronize()
-            step_s = (time.perf_counter() - t0) / iters
-            finite = bool(torch.isfinite(g).all())
-            row.update(status="ok", first_call_s=first, step_s=step_s, iters=iters,
-                       grads_per_s=batch / step_s, finite=finite,
-                       peak_gib=torch.cuda.max_memory_allocated() / 2**30,
-                       grad_shape=list(g.shape))
-        except torch.cuda.OutOfMemoryError:
-            row.update(status="oom")
-        rows.append(row)
-        log(json.dumps(row))
-        del a, b
-        if row["status"] == "oom":
+    for variant in variants:   # eager first: compile converts the module to channels_last
+        net, channels_last = _variant(unet, variant)
+        fn = make_grad_fn(net, cfg, sched, emb, pooled, uncond, arch.sample_size, channels_last)
+        for batch in batches:
+            row = {"side": "torch", "config": name, "variant": variant, "batch": batch,
+                   "attention": "sdpa", "remat": "step" if len(sched["t"]) > 1 else "none",
+                   "build_s": build_s}
+            shape = (batch, 4, arch.sample_size, arch.sample_size)
+            a = torch.randn(shape, generator=gen, device=dev)
+            b = torch.randn(shape, generator=gen, device=dev)
             torch.cuda.empty_cache()
-            break
-    del unet, fn
+            torch.cuda.reset_peak_memory_stats()
+            try:
+                row.update(_time_point(fn, a, b, min_time_s))
+            except torch.cuda.OutOfMemoryError:
+                row.update(status="oom")
+            rows.append(row)
+            log(json.dumps(row))
+            del a, b
+            if row["status"] == "oom":
+                torch.cuda.empty_cache()
+                break
+        del net, fn
+    del unet
     torch.cuda.empty_cache()
     return rows
+
+
+def parse_configs(text: str, batches: str = "") -> list[tuple[str, list[int]]]:
+    """``name[:b1/b2],...`` -> [(name, batches)]; a name without batches takes ``batches``
+    (comma-separated) or the config's own PyTorch batches, ascending."""
+    from jaxsteer.benchmarks import CONFIGS
+
+    out = []
+    for item in (c for c in text.split(",") if c):
+        name, _, own = item.partition(":")
+        if name not in CONFIGS:
+            raise SystemExit(f"torch_reference: unknown config {name!r}")
+        cfg = CONFIGS[name]
+        sizes = ([int(b) for b in own.split("/") if b] if own
+                 else [int(b) for b in batches.split(",") if b] if batches
+                 else sorted(cfg.torch_batches or cfg.batches))
+        out.append((name, sizes))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,38 +238,43 @@ def main(argv: list[str] | None = None) -> int:
     jax.config.update("jax_platforms", "cpu")
     ap = argparse.ArgumentParser(prog="python -m jaxsteer.benchmarks.torch_reference",
                                  description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", default="sd-turbo-1", help="comma-separated CONFIGS names")
-    ap.add_argument("--batches", default="", help="comma-separated batch sizes (default: each "
-                    "config's own, ascending)")
+    ap.add_argument("--configs", default="sd-turbo-1", help="comma-separated CONFIGS names, "
+                    "each optionally with its batches: sd-turbo-1:32/64")
+    ap.add_argument("--batches", default="", help="comma-separated batch sizes of configs that "
+                    "name none (default: each config's own, ascending)")
+    ap.add_argument("--variants", default="eager", help="comma-separated: eager, compile "
+                    "(channels_last + torch.compile)")
     ap.add_argument("--min-time-s", type=float, default=3.0, help="timed seconds per point")
     ap.add_argument("--budget-s", type=float, default=0.0, help="skip configs once this many "
                     "seconds have passed (0: no limit)")
     ap.add_argument("--out", default="torch_reference.json")
     args = ap.parse_args(argv)
+    variants = tuple(v for v in args.variants.split(",") if v)
+    if not variants or any(v not in VARIANTS for v in variants):
+        raise SystemExit(f"torch_reference: --variants must be among {', '.join(VARIANTS)}")
+    jobs = parse_configs(args.configs, args.batches)
 
     import torch
 
-    from jaxsteer.benchmarks import CONFIGS
+    from jaxsteer.records import atomic_write_text
 
     torch.backends.cuda.matmul.allow_tf32 = True
     start = time.perf_counter()
     result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-              "diffusers": __import__("diffusers").__version__, "rows": []}
-    for name in [c for c in args.configs.split(",") if c]:
+              "diffusers": __import__("diffusers").__version__, "variants": list(variants),
+              "rows": []}
+    for name, batches in jobs:
         if args.budget_s and time.perf_counter() - start > args.budget_s:
             print(f"torch_reference: budget spent, skipping {name}", flush=True)
             continue
-        cfg = CONFIGS[name]
-        batches = ([int(b) for b in args.batches.split(",") if b] if args.batches
-                   else sorted(cfg.torch_batches or cfg.batches))
         try:
-            result["rows"] += bench_config(name, batches, args.min_time_s)
+            result["rows"] += bench_config(name, batches, args.min_time_s, variants)
         except Exception as e:  # noqa: BLE001 - record and go on to the next configuration
             result["rows"].append({"side": "torch", "config": name,
                                    "status": f"error: {e!r}"[:500]})
             print(result["rows"][-1], flush=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+        # atomic: the GPU script stops this process with `timeout` (mid-compile, perhaps)
+        atomic_write_text(Path(args.out), json.dumps(result, indent=1))
     return 0
 
 

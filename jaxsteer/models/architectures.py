@@ -181,7 +181,8 @@ def count_params(params: Any) -> int:
 
 def build(name: str, dtype: str = "bfloat16", seed: int = 0, attention: str = "diffusers",
           remat_policy: str = "none", prediction_type: str | None = None,
-          sample_size: int | None = None, params: Any = None) -> ModelBundle:
+          sample_size: int | None = None, params: Any = None,
+          scan_layers: bool = True) -> ModelBundle:
     """A `ModelBundle` of architecture ``name`` with random UNet weights (``params["unet"]``).
 
     Args:
@@ -192,6 +193,7 @@ def build(name: str, dtype: str = "bfloat16", seed: int = 0, attention: str = "d
       prediction_type: "epsilon" (default) or "v_prediction" (costs the same).
       sample_size: override of the latent side (smaller, for CPU checks).
       params: reuse these weights (cast to ``dtype``) instead of drawing new ones.
+      scan_layers: `UNetConfig.scan_layers` (stacks of identical transformer blocks as a scan).
     """
     from jaxsteer.models.nn import UNet2DConditionModel, UNetConfig
 
@@ -211,8 +213,8 @@ def build(name: str, dtype: str = "bfloat16", seed: int = 0, attention: str = "d
         return _build_flux(name, arch, jdtype, seed, attention, remat_policy, sample_size,
                            params)
     cfg = arch.unet_config(sample_size)
-    unet = UNet2DConditionModel(UNetConfig.from_diffusers(cfg), dtype=jdtype, attention=attention,
-                                remat=remat_policy)
+    unet_cfg = dataclasses.replace(UNetConfig.from_diffusers(cfg), scan_layers=scan_layers)
+    unet = UNet2DConditionModel(unet_cfg, dtype=jdtype, attention=attention, remat=remat_policy)
     if params is None:
         params = {"unet": random_params(unet, jdtype, seed)}
     else:
@@ -221,7 +223,8 @@ def build(name: str, dtype: str = "bfloat16", seed: int = 0, attention: str = "d
     if prediction_type:
         sched_cfg["prediction_type"] = prediction_type
     size = int(cfg["sample_size"])
-    fingerprint = json.dumps(["architecture", name, cfg, dtype], sort_keys=True, default=str)
+    fingerprint = json.dumps(["architecture", name, cfg, dtype, scan_layers], sort_keys=True,
+                             default=str)
     common = dict(unet=unet, text_encoder=None, vae=None, fingerprint=fingerprint,
                   schedule=schedule_from_config(sched_cfg), embed_dim=arch.embed_dim,
                   max_tokens=77, latent_shape=(4, size, size), scaling_factor=1.0,

@@ -2,8 +2,7 @@
 
   none     keep every activation (fastest; most memory);
   matmuls  save the outputs of every matmul, convolution and fused attention (the FLOPs) and
-           recompute only norms, activations and other elementwise work (cheap, memory-bound),
-           so the many fp32/bf16 intermediates of group norm and SiLU are not kept;
+           recompute only norms, activations and other elementwise work (cheap, memory-bound);
   blocks   rematerialise each transformer / resnet block (one extra forward, least memory);
   dots     save matmul outputs without batch dims (``dots_with_no_batch_dims_saveable``):
            convolutions and attention are recomputed too;
@@ -13,6 +12,11 @@
 Measured on one H100 (README, performance): SDXL at 1024², 16 pairs, ``matmuls`` 29.2 grads/s
 in 63.6 GiB against ``blocks`` 21.6 in 12.5 GiB; without remat 8 pairs fit (40.6 GiB, 29.6).
 Multi-step chains also have the sampler's per-step checkpoint (``SamplerConfig.remat``).
+
+The collector's memory ladder (`ladder`) is none -> matmuls -> blocks: on a one-call kernel each
+rung keeps strictly less (tests/models/test_remat.py reads XLA's buffer assignment of each).
+``full`` is no rung: one checkpoint around the only UNet call recomputes every residual at once
+in the backward pass, so it keeps about what ``none`` keeps.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import jax
 
 REMAT_POLICIES = ("none", "matmuls", "blocks", "dots", "dots_all", "full")
+LADDER = ("none", "matmuls", "blocks")
 
 # Primitives whose outputs ``matmuls`` keeps: everything that runs on tensor cores. The cuDNN
 # attention primitive lives in a private jax module and is matched by name: jax 0.11.2 binds it
@@ -43,3 +48,10 @@ def checkpoint_policy(name: str):
             "dots_all": jax.checkpoint_policies.dots_saveable,
             "matmuls": save_matmuls,
             "full": jax.checkpoint_policies.nothing_saveable}.get(name)
+
+
+def ladder(policy: str) -> tuple[str, ...]:
+    """The policy, then the rungs of `LADDER` below it (each keeps less), ending at ``blocks``."""
+    if policy in LADDER:
+        return LADDER[LADDER.index(policy):]
+    return (policy, LADDER[-1])

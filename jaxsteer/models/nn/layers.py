@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxsteer.models.nn import fused
+
 # (q [b, t, h, d], k [b, s, h, d], v [b, s, h, d], scale) -> [b, t, h, d]
 AttentionFn = Callable[[jax.Array, jax.Array, jax.Array, float], jax.Array]
 
@@ -78,6 +80,36 @@ def conv(features: int, kernel: int = 3, stride: int = 1, dtype: Any = jnp.float
                    name=name)
 
 
+class GroupNorm(nn.Module):
+    """flax's ``nn.GroupNorm`` (same parameters: scale, bias [c]) as `fused.group_norm`, with the
+    SiLU that follows it (``silu``) and a per-channel ``shift [b, c]`` added before it."""
+
+    num_groups: int = 32
+    epsilon: float = 1e-5
+    silu: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, shift: jax.Array | None = None) -> jax.Array:
+        c = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (c,))
+        bias = self.param("bias", nn.initializers.zeros, (c,))
+        return fused.group_norm(x, scale, bias, groups=self.num_groups, eps=self.epsilon,
+                                silu=self.silu, shift=shift)
+
+
+class LayerNorm(nn.Module):
+    """flax's ``nn.LayerNorm`` (same parameters) as `fused.layer_norm`, in the input's dtype."""
+
+    epsilon: float = 1e-5
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        c = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (c,))
+        bias = self.param("bias", nn.initializers.zeros, (c,))
+        return fused.layer_norm(x, scale, bias, eps=self.epsilon)
+
+
 class ResnetBlock2D(nn.Module):
     """GroupNorm-SiLU-conv twice, plus the time embedding (UNet) and a 1x1 shortcut when the
     channel count changes. ``x [b, h, w, c]``, ``temb [b, e]`` or None (autoencoder)."""
@@ -89,13 +121,13 @@ class ResnetBlock2D(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, temb: jax.Array | None = None) -> jax.Array:
-        h = nn.GroupNorm(num_groups=self.groups, epsilon=self.eps, name="norm1")(x)
-        h = conv(self.out_channels, dtype=self.dtype, name="conv1")(nn.silu(h))
-        if temb is not None:
+        h = GroupNorm(self.groups, self.eps, silu=True, name="norm1")(x)
+        h = conv(self.out_channels, dtype=self.dtype, name="conv1")(h)
+        t = None
+        if temb is not None:  # added inside the next norm's fusion, not as its own pass
             t = nn.Dense(self.out_channels, dtype=self.dtype, name="time_emb_proj")(nn.silu(temb))
-            h = h + t[:, None, None, :]
-        h = nn.GroupNorm(num_groups=self.groups, epsilon=self.eps, name="norm2")(h)
-        h = conv(self.out_channels, dtype=self.dtype, name="conv2")(nn.silu(h))
+        h = GroupNorm(self.groups, self.eps, silu=True, name="norm2")(h, t)
+        h = conv(self.out_channels, dtype=self.dtype, name="conv2")(h)
         if x.shape[-1] != self.out_channels:
             x = conv(self.out_channels, 1, dtype=self.dtype, name="conv_shortcut",
                      padding="VALID")(x)

@@ -1,6 +1,12 @@
 """The UNet's spatial transformer: GroupNorm, projection in, transformer blocks (self-attention,
 cross-attention to the text, GEGLU feed-forward), projection out, residual.
 
+A stack of identical blocks (SDXL: 10 at the lowest resolution, 2 above it) runs as one
+``lax.scan`` over the blocks' parameters stacked at call time (``scan``), so it is traced and
+compiled once instead of ``depth`` times; the parameter tree keeps one entry per block
+(``transformer_blocks_{i}``), as diffusers names them. Stacking copies the stack's weights once
+per call (SDXL: 4 GB in bf16, about 2 ms of an H200's bandwidth, against ~500 ms per call).
+
 Axis letters: b batch, t image tokens (h * w), s text tokens, c channels.
 """
 
@@ -12,7 +18,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxsteer.models.nn.layers import attention_fn, remat_class
+from jaxsteer.models.nn import fused
+from jaxsteer.models.nn.layers import GroupNorm, LayerNorm, attention_fn, remat_class
+from jaxsteer.models.remat import checkpoint_policy
 
 
 class Attention(nn.Module):
@@ -48,8 +56,7 @@ class GEGLU(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         h = nn.Dense(self.dim * 8, dtype=self.dtype, name="proj")(x)
-        value, gate = jnp.split(h, 2, axis=-1)
-        return value * nn.gelu(gate, approximate=self.approximate)
+        return fused.geglu(h, self.approximate)
 
 
 class FeedForward(nn.Module):
@@ -77,7 +84,7 @@ class BasicTransformerBlock(nn.Module):
     @nn.compact
     def __call__(self, x_btc: jax.Array, context_bsc: jax.Array) -> jax.Array:
         def norm(name):
-            return nn.LayerNorm(epsilon=1e-5, dtype=self.dtype, name=name)
+            return LayerNorm(1e-5, name=name)
         def attn(name):
             return Attention(self.heads, self.head_dim, self.attention,
                                               self.dtype, name=name)
@@ -91,7 +98,8 @@ class BasicTransformerBlock(nn.Module):
 class Transformer2DModel(nn.Module):
     """``x [b, h, w, c]`` attending to ``context [b, s, e]``; returns [b, h, w, c].
 
-    ``norm_eps`` is 1e-6 in PyTorch diffusers and 1e-5 in diffusers' Flax port.
+    ``norm_eps`` is 1e-6 in PyTorch diffusers and 1e-5 in diffusers' Flax port. ``scan``: run
+    ``depth`` > 1 blocks as one ``lax.scan`` (see the module docstring).
     """
 
     heads: int
@@ -102,26 +110,48 @@ class Transformer2DModel(nn.Module):
     norm_eps: float = 1e-6
     gelu_approximate: bool = False
     attention: Any = "xla"
-    remat: str = "none"
+    remat: str = "none"  # the UNet's policy (models/remat.py): blocks checkpoints each block
     dtype: Any = jnp.float32
+    scan: bool = True
 
     @nn.compact
     def __call__(self, x_bhwc: jax.Array, context_bsc: jax.Array) -> jax.Array:
         b, h, w, c = x_bhwc.shape
-        hidden = nn.GroupNorm(num_groups=self.groups, epsilon=self.norm_eps, name="norm")(x_bhwc)
+        hidden = GroupNorm(self.groups, self.norm_eps, name="norm")(x_bhwc)
         if self.use_linear_projection:
             hidden = nn.Dense(c, dtype=self.dtype, name="proj_in")(hidden.reshape(b, h * w, c))
         else:
             hidden = nn.Conv(c, (1, 1), padding="VALID", dtype=self.dtype,
                              name="proj_in")(hidden).reshape(b, h * w, c)
-        block = remat_class(BasicTransformerBlock, self.remat)
-        for i in range(self.depth):
-            hidden = block(self.heads, c // self.heads, self.only_cross_attention,
-                           self.gelu_approximate, self.attention, self.dtype,
-                           name=f"transformer_blocks_{i}")(hidden, context_bsc)
+        args = (self.heads, c // self.heads, self.only_cross_attention, self.gelu_approximate,
+                self.attention, self.dtype)
+        if self.scan and self.depth > 1 and not self.is_initializing():
+            hidden = self._scanned(BasicTransformerBlock(*args, parent=None), hidden, context_bsc)
+        else:  # (initialisation creates one parameter entry per block)
+            block = remat_class(BasicTransformerBlock, self.remat)
+            for i in range(self.depth):
+                hidden = block(*args, name=f"transformer_blocks_{i}")(hidden, context_bsc)
         if self.use_linear_projection:
             hidden = nn.Dense(c, dtype=self.dtype, name="proj_out")(hidden).reshape(b, h, w, c)
         else:
             hidden = nn.Conv(c, (1, 1), padding="VALID", dtype=self.dtype,
                              name="proj_out")(hidden.reshape(b, h, w, c))
         return hidden + x_bhwc
+
+    def _scanned(self, block: nn.Module, hidden_btc: jax.Array,
+                 context_bsc: jax.Array) -> jax.Array:
+        params = self.variables["params"]
+        stacked = jax.tree.map(lambda *a: jnp.stack(a),
+                               *(params[f"transformer_blocks_{i}"] for i in range(self.depth)))
+
+        def body(h, p):
+            return block.apply({"params": p}, h, context_bsc), None
+
+        if self.remat != "none":
+            # The body needs its own checkpoint: under the UNet's whole-forward checkpoint alone,
+            # the backward pass would recompute the residuals of every block of the stack at once
+            # (seen on CPU: matmuls kept 113 MB where none kept 72). ``blocks`` saves nothing
+            # inside a block; the other policies save what they save everywhere.
+            policy = None if self.remat == "blocks" else checkpoint_policy(self.remat)
+            body = jax.checkpoint(body, prevent_cse=False, policy=policy)
+        return jax.lax.scan(body, hidden_btc, stacked)[0]

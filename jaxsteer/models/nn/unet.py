@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from jaxsteer.models.nn.layers import (
     Downsample2D,
+    GroupNorm,
     ResnetBlock2D,
     TimestepEmbedding,
     Upsample2D,
@@ -76,6 +77,10 @@ class UNetConfig:
     # gelu (PyTorch exact, Flax port tanh approximation). ``diffusers_flax`` sets both.
     transformer_norm_eps: float = 1e-6
     gelu_approximate: bool = False
+    # How the network is traced, not its function: stacks of identical transformer blocks run as
+    # one ``lax.scan`` (models/nn/transformer.py). Part of the config so that programs traced
+    # either way are cached apart.
+    scan_layers: bool = True
 
     @classmethod
     def from_diffusers(cls, cfg: dict, diffusers_flax: bool = False) -> UNetConfig:
@@ -160,7 +165,8 @@ class _Block(nn.Module):
                 x = Transformer2DModel(
                     self.heads, self.depth, cfg.use_linear_projection, self.only_cross,
                     cfg.norm_num_groups, cfg.transformer_norm_eps, cfg.gelu_approximate,
-                    self.attention, self.remat, self.dtype, name=f"attentions_{i}")(x, context)
+                    self.attention, self.remat, self.dtype, cfg.scan_layers,
+                    name=f"attentions_{i}")(x, context)
             outputs += (x,)
         if self.sample == "down":
             x = Downsample2D(self.out_channels, dtype=self.dtype, name="downsamplers_0")(x)
@@ -184,7 +190,8 @@ class _MidBlock(nn.Module):
         x = Transformer2DModel(cfg.heads[-1], cfg.transformer_layers_per_block[-1],
                                cfg.use_linear_projection, False, cfg.norm_num_groups,
                                cfg.transformer_norm_eps, cfg.gelu_approximate, self.attention,
-                               self.remat, self.dtype, name="attentions_0")(x, context)
+                               self.remat, self.dtype, cfg.scan_layers,
+                               name="attentions_0")(x, context)
         return resnet(c, cfg.norm_num_groups, cfg.norm_eps, self.dtype, name="resnets_1")(x, temb)
 
 
@@ -221,9 +228,10 @@ class UNet2DConditionModel(nn.Module):
 
     @nn.compact
     def _forward(self, sample, timesteps, encoder_hidden_states, added_cond_kwargs):
-        cfg, dtype, kw = self.config, self.dtype, {"attention": self.attention,
-                                                   "remat": "blocks" if self.remat == "blocks"
-                                                   else "none", "dtype": self.dtype}
+        # Blocks see the policy: ``blocks`` checkpoints each of them, a scanned stack checkpoints
+        # its body with any policy (models/nn/transformer.py).
+        cfg, dtype = self.config, self.dtype
+        kw = {"attention": self.attention, "remat": self.remat, "dtype": self.dtype}
         channels = cfg.block_out_channels
         t_b = jnp.atleast_1d(jnp.asarray(timesteps)).astype(jnp.float32)
         temb = timestep_embedding(t_b, channels[0], cfg.flip_sin_to_cos, cfg.freq_shift)
@@ -253,9 +261,8 @@ class UNet2DConditionModel(nn.Module):
                           cfg.only_cross_attention[rev[i]],
                           None if i == len(channels) - 1 else "up",
                           name=f"up_blocks_{i}", **kw)(x, temb, encoder_hidden_states, block_skips)
-        x = nn.GroupNorm(num_groups=cfg.norm_num_groups, epsilon=cfg.norm_eps,
-                         name="conv_norm_out")(x)
-        x = conv(cfg.out_channels, dtype=dtype, name="conv_out")(nn.silu(x))
+        x = GroupNorm(cfg.norm_num_groups, cfg.norm_eps, silu=True, name="conv_norm_out")(x)
+        x = conv(cfg.out_channels, dtype=dtype, name="conv_out")(x)
         return jnp.transpose(x, (0, 3, 1, 2))
 
     def _text_time(self, added: dict | None, features: int) -> jax.Array:

@@ -14,7 +14,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from jaxsteer.models.nn.layers import Downsample2D, ResnetBlock2D, Upsample2D, conv
+from jaxsteer.models.nn.layers import Downsample2D, GroupNorm, ResnetBlock2D, Upsample2D, conv
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +63,7 @@ class _SelfAttention(nn.Module):
     @nn.compact
     def __call__(self, x_bhwc: jax.Array) -> jax.Array:
         b, h, w, c = x_bhwc.shape
-        y = nn.GroupNorm(num_groups=self.groups, epsilon=1e-6, name="group_norm")(x_bhwc)
+        y = GroupNorm(self.groups, 1e-6, name="group_norm")(x_bhwc)
         y = y.reshape(b, h * w, 1, c)
         q, k, v = (nn.Dense(c, dtype=self.dtype, name=n)(y) for n in ("query", "key", "value"))
         out = jax.nn.dot_product_attention(q, k, v, scale=c ** -0.5).reshape(b, h * w, c)
@@ -96,8 +96,8 @@ class _Encoder(nn.Module):
             x = _EncoderBlock(c, cfg.layers_per_block, cfg.norm_num_groups, i < len(ch) - 1,
                               self.dtype, name=f"down_blocks_{i}")(x)
         x = _MidBlock(cfg, self.dtype, name="mid_block")(x)
-        x = nn.GroupNorm(num_groups=cfg.norm_num_groups, epsilon=1e-6, name="conv_norm_out")(x)
-        return conv(2 * cfg.latent_channels, dtype=self.dtype, name="conv_out")(nn.silu(x))
+        x = GroupNorm(cfg.norm_num_groups, 1e-6, silu=True, name="conv_norm_out")(x)
+        return conv(2 * cfg.latent_channels, dtype=self.dtype, name="conv_out")(x)
 
 
 class _Decoder(nn.Module):
@@ -112,8 +112,8 @@ class _Decoder(nn.Module):
         for i, c in enumerate(ch):
             x = _DecoderBlock(c, cfg.layers_per_block + 1, cfg.norm_num_groups, i < len(ch) - 1,
                               self.dtype, name=f"up_blocks_{i}")(x)
-        x = nn.GroupNorm(num_groups=cfg.norm_num_groups, epsilon=1e-6, name="conv_norm_out")(x)
-        return conv(cfg.out_channels, dtype=self.dtype, name="conv_out")(nn.silu(x))
+        x = GroupNorm(cfg.norm_num_groups, 1e-6, silu=True, name="conv_norm_out")(x)
+        return conv(cfg.out_channels, dtype=self.dtype, name="conv_out")(x)
 
 
 class _EncoderBlock(nn.Module):
