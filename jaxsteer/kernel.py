@@ -147,7 +147,6 @@ def kernel_key(spec: KernelSpec) -> str | None:
     return None if text is None else f"jaxsteer.collect.pair_grads:{text}"
 
 
-@functools.lru_cache(maxsize=16)
 def make_kernel(spec: KernelSpec, mesh: Mesh,
                 params_layout: sharding.ParamLayout | None = None) -> Callable:
     """The jitted, sharded kernel ``f(params, inputs, batch) -> grads_prd``: params replicated
@@ -158,6 +157,12 @@ def make_kernel(spec: KernelSpec, mesh: Mesh,
     survey's prompts, a resumed run) shares one compiled program. Across processes its trace is
     cached beside JAX's compilation cache (`jaxsteer.exported`), so a warm start skips tracing.
     """
+    return _cached_kernel(spec, mesh, params_layout)   # one cache key with or without a layout
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_kernel(spec: KernelSpec, mesh: Mesh,
+                   params_layout: sharding.ParamLayout | None) -> Callable:
     repl, split = sharding.replicated(mesh), sharding.batch_sharding(mesh)
     params_sh = repl if params_layout is None else params_layout.shardings(mesh)
     return exported.cached_jit(functools.partial(pair_grads, spec),
