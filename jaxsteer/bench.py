@@ -36,6 +36,11 @@ def _sae():
     return decomposition.SAEBench, decomposition.run_sae
 
 
+def _sample():
+    from jaxsteer.benchmarks import sampling
+    return sampling.SampleBench, sampling.run
+
+
 def _groundtruth():
     from jaxsteer.benchmarks import groundtruth
     return groundtruth.GroundTruthBench, groundtruth.run_bench
@@ -48,6 +53,8 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], tuple[type, Callable]]]] = {
     "profile": ("where the kernel's device time goes (profiler trace by kernel category)",
                 _profile),
     "survey": ("prompts per hour of a survey, projected to TPU slices", _survey),
+    "sample": ("images per second of `jaxsteer sample` (and of a pool on disk) against PyTorch",
+               _sample),
     "pca": ("PCA compile and steady-state time on planted data", _pca),
     "sae": ("SAE step and training time on planted data", _sae),
     "groundtruth": ("the method against the known factors of the shapes world", _groundtruth),

@@ -60,8 +60,8 @@ def _train_shapes():
 
 
 def _survey_merge():
-    from jaxsteer import survey
-    return survey.MergeRun, survey.run_merge
+    from jaxsteer import survey_summary
+    return survey_summary.MergeRun, survey_summary.run_merge
 
 
 def _bench():  # a command of commands: `jaxsteer bench WHAT` (the class comes with WHAT)

@@ -87,7 +87,11 @@ class Collector:
 
     def __init__(self, bundle: ModelBundle, sampler: SamplerConfig, mesh: Mesh, *,
                  pool: bool = True, feature: str | Callable = "latents",
-                 timestep: int | None = None, unroll: bool = False):
+                 timestep: int | None = None, unroll: bool = False,
+                 param_sharding: str = "none"):
+        """``param_sharding``: ``none`` replicates the weights on every device, ``fsdp`` splits
+        the large ones over the mesh's model axis (`sharding.PARAM_RULES`); the batch is split
+        over every device either way."""
         if isinstance(feature, str) and feature not in FEATURES:
             raise UserError(f"unknown --feature {feature!r}: use one of {', '.join(FEATURES)} "
                             "(or pass a feature function from Python)")
@@ -103,8 +107,9 @@ class Collector:
                                remat=sampler.remat,
                                # pool pairs never draw a start: one kernel for both presets
                                shared_noise=0.0 if pool else sampler.shared_noise)
-        self.kernel = make_kernel(self.spec, mesh)
-        self.params = sharding.put_replicated(mesh, bundle.params)
+        self.layout = sharding.param_layout(bundle.params, mesh, param_sharding)
+        self.kernel = make_kernel(self.spec, mesh, self.layout)
+        self.params = sharding.place_params(mesh, bundle.params, self.layout)
         self._fitted: dict[Any, Callable] = {}   # per batch shape: the program that fits
         self._encode = jit_encode_text(model)
         self.devices = sharding.data_size(mesh)
@@ -214,7 +219,8 @@ class Collector:
         for policy in policies:
             spec = (dataclasses.replace(self.spec, model=dataclasses.replace(
                 model, remat_policy=policy)) if has_policy else self.spec)
-            compiled = make_kernel(spec, self.mesh).lower(self.params, inputs, batch).compile()
+            compiled = make_kernel(spec, self.mesh, self.layout).lower(self.params, inputs,
+                                                                      batch).compile()
             need = program_bytes(compiled)
             if need is None or need <= free:
                 if needs:
@@ -246,6 +252,10 @@ class CollectRun(ModelConfig, SamplerConfig):
     batch: int = opt(16, "pairs per compiled call and per shard (padded to the device count)")
     seed: int = opt(0, "seed of the pair draw and of the noise")
     devices: int = opt(-1, "devices to use; -1 = all local devices")
+    param_sharding: str = opt("none", "none: every device holds all weights | fsdp: each "
+                              "device holds a slice of every large weight, gathered per layer "
+                              "(models too large for one chip: Flux on 16 GB chips)",
+                              choices=sharding.PARAM_SHARDINGS)
     out: Path = opt(Path("runs/grads"), "output folder (resumed if it holds the same run)")
 
     @staticmethod
@@ -259,6 +269,9 @@ class CollectRun(ModelConfig, SamplerConfig):
             raise UserError(f"--pairs must be positive, got {self.pairs}")
         if self.batch < 1:
             raise UserError(f"--batch must be positive, got {self.batch}")
+        if self.param_sharding not in sharding.PARAM_SHARDINGS:
+            raise UserError(f"--param-sharding must be one of "
+                            f"{', '.join(sharding.PARAM_SHARDINGS)}, got {self.param_sharding!r}")
 
 
 def draw_pairs(seed: int, n: int, pool_size: int) -> np.ndarray:
@@ -298,9 +311,12 @@ def run(cfg: CollectRun) -> dict:
         pairs = draw_pairs(cfg.seed, cfg.pairs, len(pool_latents))
     else:
         pairs = np.stack([2 * np.arange(cfg.pairs), 2 * np.arange(cfg.pairs) + 1], 1)
-    mesh = sharding.local_mesh(cfg.devices)
+    # fsdp: every device on the model axis (each holds 1/n of the large weights) and, as
+    # always, its own share of the pairs.
+    mesh = sharding.local_mesh(cfg.devices, model=-1 if cfg.param_sharding == "fsdp" else 1)
     collector = Collector(bundle, cfg, mesh, pool=pool_latents is not None, feature=cfg.feature,
-                          timestep=cfg.timestep, unroll=cfg.unroll)
+                          timestep=cfg.timestep, unroll=cfg.unroll,
+                          param_sharding=cfg.param_sharding)
     identity = {"model": cfg.model, "prompt": cfg.prompt, "token": cfg.token,
                 "token_rows": list(rows), "embed_dim": model.embed_dim, "feature": cfg.feature,
                 "pool": str(cfg.pool), "steps": cfg.steps, "scheduler": cfg.scheduler,

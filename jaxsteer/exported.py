@@ -15,9 +15,11 @@ sha256 of the payload and the payload (``Exported.serialize()``). The digest cov
 - the argument signature: pytree structure, leaf shapes / dtypes / weak types, and the in/out
   shardings (mesh axis names and sizes, axis types, PartitionSpecs, device count),
 - the platform and device kind of the mesh's devices,
-- jax / jaxlib / flax / diffusers / transformers versions and the Python minor version,
+- jax / jaxlib / flax / transformers versions and the Python minor version,
 - the jax config options that change traces (matmul precision, x64, threefry, ...),
 - a hash of jaxsteer's own ``.py`` files (any edit of the package invalidates every entry).
+
+(`export_keys` computes these texts.)
 
 So a stale entry is never read: anything that changes the program changes the file name. Entries
 are never deleted (delete the folder to reclaim space). A file that fails its checksum, does not
@@ -37,13 +39,9 @@ wrapper takes no ``donate_argnums``).
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import hashlib
 import importlib.util
 import os
-import re
-import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
@@ -52,15 +50,21 @@ from pathlib import Path
 from typing import Any
 
 import jax
-from jax.sharding import NamedSharding, Sharding, SingleDeviceSharding
+from jax.sharding import Sharding
 
 from jaxsteer import records
+from jaxsteer.export_keys import (
+    ADDRESS,
+    describe_devices,
+    describe_sharding,
+    digest,
+    export_platform,
+    trace_config,
+)
 
 ENV = "JAXSTEER_EXPORT_CACHE"
 SUBDIR = "jaxsteer-exported"
 MAGIC = b"jaxsteer-exported v1\n"
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-_PACKAGES = ("jax", "jaxlib", "flax", "diffusers", "transformers")
 
 
 # --- where -----------------------------------------------------------------------------------
@@ -85,126 +89,6 @@ def _serialization_available() -> bool:
                       "needs the 'flatbuffers' package)", stacklevel=3)
         return False
     return True
-
-
-# --- what the digest covers -------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def source_hash() -> str:
-    """sha256 of jaxsteer's .py files (paths and contents): any edit of the package is a miss."""
-    root = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0")
-        h.update(path.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-@lru_cache(maxsize=1)
-def _versions() -> tuple[str, ...]:
-    from jaxsteer.environment import package_versions
-    return (*(f"{n}={v}" for n, v in package_versions(_PACKAGES).items()),
-            f"python={sys.version_info[:2]}")
-
-
-def stable_repr(value: Any) -> str | None:
-    """A text for a static value that is the same in every process, or None when there is none.
-
-    Scalars, strings, enums, tuples / lists / dicts of them, and dataclasses (their class and
-    the fields that take part in ``==``: two values equal as jit static arguments get one text).
-    Anything else counts only if its ``repr`` holds no memory address.
-    """
-    if isinstance(value, enum.Enum):
-        return f"{type(value).__qualname__}.{value.name}"
-    if value is None or isinstance(value, (bool, int, float, str, bytes)):
-        return repr(value)
-    if isinstance(value, (tuple, list)):
-        parts = [stable_repr(v) for v in value]
-        return None if None in parts else f"{type(value).__name__}(" + ",".join(parts) + ")"
-    if isinstance(value, dict):
-        items = [(stable_repr(k), stable_repr(v)) for k, v in value.items()]
-        if any(None in kv for kv in items):
-            return None
-        return "dict(" + ",".join(sorted(f"{k}:{v}" for k, v in items)) + ")"
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        parts = []
-        for f in dataclasses.fields(value):
-            if f.compare:
-                text = stable_repr(getattr(value, f.name))
-                if text is None:
-                    return None
-                parts.append(f"{f.name}={text}")
-        cls = type(value)
-        return f"{cls.__module__}.{cls.__qualname__}(" + ",".join(parts) + ")"
-    if callable(value):
-        return None   # functions: their repr names them, not what they compute
-    text = repr(value)
-    return None if _ADDRESS.search(text) else text
-
-
-def trace_config() -> str | None:
-    """The jax config options that change traces, as text; None if one has no stable text.
-
-    Uses jax's own list (``trace_context``, what jit keys its trace cache on) when present.
-    """
-    try:
-        from jax._src import config as jax_config
-        names, values = jax_config.trace_context_names(), jax_config.trace_context()
-    except Exception:  # noqa: BLE001 - private API: fall back to the options known to matter
-        names = ("jax_default_matmul_precision", "jax_enable_x64", "jax_threefry_partitionable",
-                 "jax_numpy_rank_promotion", "jax_numpy_dtype_promotion", "jax_softmax_custom_jvp",
-                 "jax_default_prng_impl", "jax_use_shardy_partitioner")
-        values = tuple(getattr(jax.config, n, None) for n in names)
-    parts = []
-    for name, value in zip(names, values):
-        if name == "axis_env_state":
-            # Top level: no named axes. Under vmap/shard_map the caller gets plain jit anyway.
-            if getattr(value, "axis_sizes", None) or getattr(value, "spmd_axis_names", None):
-                return None
-            continue
-        text = stable_repr(value)
-        if text is None:
-            return None
-        parts.append(f"{name}={text}")
-    return ";".join(parts)
-
-
-def describe_sharding(s: Any) -> str | None:
-    """Mesh axis names and sizes, axis types, PartitionSpec, device count; None if unknown."""
-    if isinstance(s, NamedSharding):
-        mesh = s.mesh
-        axis_types = getattr(mesh, "axis_types", None)
-        return (f"named(axes={tuple(mesh.axis_names)},sizes={tuple(mesh.axis_sizes)},"
-                f"types={axis_types},spec={s.spec},memory={s.memory_kind},n={mesh.size})")
-    if isinstance(s, SingleDeviceSharding):
-        return f"single(memory={s.memory_kind})"
-    return None
-
-
-def _devices(shardings: Sequence[Sharding]) -> list:
-    return [d for s in shardings for d in s.device_set]
-
-
-def describe_devices(shardings: Sequence[Sharding]) -> str:
-    """Platform, kind and runtime version of the devices the program runs on, and of the default
-    device (trace-time choices such as ``attention="auto"`` look at ``jax.devices()[0]``)."""
-    def one(d) -> str:
-        return f"{d.platform}|{d.device_kind}|{d.client.platform_version}"
-    return one(min(_devices(shardings), key=lambda d: d.id)) + "\n" + one(jax.devices()[0])
-
-
-def export_platform(shardings: Sequence[Sharding]) -> str:
-    """``jax.export``'s name for the devices' platform ("cuda" / "rocm" for "gpu")."""
-    d = min(_devices(shardings), key=lambda dev: dev.id)
-    if d.platform == "gpu":
-        return "rocm" if "rocm" in d.client.platform_version.lower() else "cuda"
-    return d.platform
-
-
-def digest(key: str, signature: str, devices: str) -> str:
-    parts = (key, signature, devices, *_versions(), trace_config() or "", source_hash())
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 # --- the file ---------------------------------------------------------------------------------
@@ -336,7 +220,7 @@ class ExportedJit:
         out = [describe_sharding(s) for s in
                jax.tree.leaves(self.out_shardings, is_leaf=_is_sharding_leaf)]
         tree = str(treedef)
-        if None in shardings or None in out or _ADDRESS.search(tree):
+        if None in shardings or None in out or ADDRESS.search(tree):
             return None
         leaves = [f"{shape}:{dtype}:{weak}" for shape, dtype, weak in types]
         return "\n".join([tree, *leaves, *shardings, "out", *out])

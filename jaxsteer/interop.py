@@ -126,3 +126,33 @@ def run(cfg: ExportRun) -> dict:
     digest = records.save_arrays(out, tensors, info)
     return {"out": str(out), "k": ds.k, "token_rows": json.loads(info["token_rows"]),
             "embed_dim": int(info["embed_dim"]), "sha256": digest}
+
+
+def render_exported(bundle, tensors: dict, meta: dict, index: int, alpha: float, seed: int,
+                    sampler, mesh=None) -> tuple[np.ndarray, np.ndarray]:
+    """jaxsteer's own render of one exported direction: what a diffusers pipeline given
+    `steer_prompt_embeds`' output as ``prompt_embeds`` (and ``x_T`` as ``latents``) must match.
+
+    The prompt and rows are the file's; ``alpha`` is relative (``row_norm``); guidance above 1
+    steers the conditional branch only, as `jaxsteer steer` does. Returns (image [H, W, 3] in
+    [-1, 1], the starting noise x_T [c, h, w] of ``seed``).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from jaxsteer import sharding
+    from jaxsteer.sample import encode_prompt
+    from jaxsteer.steer import render_batches, steered_cond
+
+    mesh = mesh or sharding.make_mesh(devices=jax.devices()[:1])
+    cond, uncond = encode_prompt(bundle, meta["prompt"], sampler.use_cfg)
+    rows = tuple(int(r) for r in meta["token_rows"])
+    offsets = jnp.asarray(tensors["directions"][[index]])
+    strength = alpha * row_norm(np.asarray(cond.emb), rows)
+    cond_b = steered_cond(cond, rows, offsets, jnp.asarray([strength], jnp.float32))
+    keys = jax.vmap(jax.random.key)(jnp.asarray([seed]))
+    image = render_batches(bundle, sampler, mesh, cond_b, uncond, keys, 1)[0]
+    # The start `jaxsteer.sampling.generate` draws for this key.
+    x_t = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0),
+                                               bundle.model.latent_shape, jnp.float32))(keys)
+    return np.asarray(image), np.asarray(x_t[0])

@@ -27,7 +27,7 @@ import numpy as np
 from flax import struct
 from jax.sharding import Mesh
 
-from jaxsteer import exported, sharding
+from jaxsteer import export_keys, exported, sharding
 from jaxsteer.models.base import DiffusionModel, TextCond
 from jaxsteer.models.schedulers import StepSchedule, add_noise
 from jaxsteer.sampling import broadcast_cond, denoise, generate
@@ -143,20 +143,23 @@ def kernel_key(spec: KernelSpec) -> str | None:
     """
     if callable(spec.feature) or not isinstance(getattr(spec.model, "fingerprint", None), str):
         return None
-    text = exported.stable_repr(spec)
+    text = export_keys.stable_repr(spec)
     return None if text is None else f"jaxsteer.collect.pair_grads:{text}"
 
 
 @functools.lru_cache(maxsize=16)
-def make_kernel(spec: KernelSpec, mesh: Mesh) -> Callable:
-    """The jitted, sharded kernel ``f(params, inputs, batch) -> grads_prd``: params and per-prompt
-    inputs replicated, the batch of pairs split over the data axis.
+def make_kernel(spec: KernelSpec, mesh: Mesh,
+                params_layout: sharding.ParamLayout | None = None) -> Callable:
+    """The jitted, sharded kernel ``f(params, inputs, batch) -> grads_prd``: params replicated
+    (or placed as ``params_layout`` says: `sharding.param_layout`), per-prompt inputs
+    replicated, the batch of pairs split over the mesh (`sharding.batch_sharding`).
 
     Cached on (spec, mesh): every Collector of the same model and settings in a process (a
     survey's prompts, a resumed run) shares one compiled program. Across processes its trace is
     cached beside JAX's compilation cache (`jaxsteer.exported`), so a warm start skips tracing.
     """
     repl, split = sharding.replicated(mesh), sharding.batch_sharding(mesh)
+    params_sh = repl if params_layout is None else params_layout.shardings(mesh)
     return exported.cached_jit(functools.partial(pair_grads, spec),
-                               in_shardings=(repl, repl, split), out_shardings=split,
+                               in_shardings=(params_sh, repl, split), out_shardings=split,
                                key=kernel_key(spec))

@@ -105,21 +105,49 @@ def _generate(cfg: SampleRun, bundle: ModelBundle, mesh, store: ShardStore) -> d
     cond, uncond = sharding.put_replicated(mesh, encode_prompt(bundle, cfg.prompt, cfg.use_cfg))
     gen = make_generator(model, cfg.sampler_config(), mesh)
     decode = jax.jit(model.decode) if cfg.thumbnails else None
-    base = jax.random.key(cfg.seed)
+    thumbs = cfg.out / "thumbs" if cfg.thumbnails else None
+    generated = fill_pool(store, gen, params, cond, uncond, jax.random.key(cfg.seed), mesh,
+                          decode, thumbs)
+    return {"out": str(cfg.out), "samples": store.total, "generated": generated}
+
+
+def fill_pool(store: ShardStore, gen, params, cond, uncond, base_key: jax.Array, mesh,
+              decode=None, thumbs: Path | None = None, show: bool = True) -> int:
+    """Generates the store's missing shards with ``gen`` (`make_generator`'s program, or its
+    compiled form) and returns how many samples were made.
+
+    One shard in flight: shard i+1 is dispatched before shard i is copied to the host and
+    written, so disk writes overlap the device's work. Sample ``j`` comes from
+    ``fold_in(base_key, j)`` whatever the batching.
+    """
     todo = store.todo()
     devices = sharding.data_size(mesh)
-    for i in progress.bar(todo, desc="sampling", unit="shard"):
+    bar = progress.bar(total=len(todo), desc="sampling", unit="shard") if show else None
+
+    def dispatch(i: int):
         idx = np.asarray(store.shard_range(i))
-        padded = sharding.pad_batch(idx, devices)
-        keys = jax.vmap(jax.random.fold_in, (None, 0))(base, jnp.asarray(padded))
-        latents = np.asarray(gen(params, cond, uncond, sharding.put_batch(mesh, keys)))[: len(idx)]
-        if decode is not None:
-            images = np.asarray(decode(params, latents))
-            for j, img in zip(idx, images):
-                records.atomic_write_bytes(cfg.out / "thumbs" / f"{j:06d}.png", png_bytes(img))
-        store.write_shard(i, {"latents": latents.astype(np.float32), "index": idx.astype(np.int64)})
-    generated = sum(len(store.shard_range(i)) for i in todo)
-    return {"out": str(cfg.out), "samples": store.total, "generated": generated}
+        keys = jax.vmap(jax.random.fold_in, (None, 0))(
+            base_key, jnp.asarray(sharding.pad_batch(idx, devices)))
+        return i, idx, gen(params, cond, uncond, sharding.put_batch(mesh, keys))
+
+    pending, made = None, 0
+    for i in [*todo, None]:
+        nxt = dispatch(i) if i is not None else None
+        if pending is not None:
+            j, idx, out = pending
+            latents = np.asarray(out)[: len(idx)]
+            if decode is not None:
+                for k, img in zip(idx, np.asarray(decode(params, latents))):
+                    records.atomic_write_bytes(thumbs / f"{k:06d}.png", png_bytes(img))
+            store.write_shard(j, {"latents": latents.astype(np.float32),
+                                  "index": idx.astype(np.int64)})
+            made += len(idx)
+            if bar is not None:
+                bar.update(1)
+        pending = nxt
+    if bar is not None:
+        bar.close()
+    return made
 
 
 def read_pool(folder: str | Path) -> tuple[np.ndarray, dict]:

@@ -13,7 +13,9 @@ compiled programs (the collector's memory-fitted kernels) accept nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from typing import Any
 
 import jax
 import numpy as np
@@ -47,14 +49,15 @@ def make_mesh(data: int = -1, model: int = 1, devices: list | None = None) -> Me
     return Mesh(grid, (DATA, MODEL), axis_types=(AxisType.Auto, AxisType.Auto))
 
 
-def local_mesh(devices: int = -1) -> Mesh:
-    """A data mesh over the first ``devices`` local devices (-1: all), with a clear error."""
-    if devices == -1:
-        return make_mesh()
+def local_mesh(devices: int = -1, model: int = 1) -> Mesh:
+    """A mesh over the first ``devices`` local devices (-1: all), with a clear error: ``model``
+    of them on the model axis (-1: all of them, for fully sharded parameters), the rest on
+    the data axis."""
     local = jax.local_devices()
-    if not 1 <= devices <= len(local):
+    if devices != -1 and not 1 <= devices <= len(local):
         raise UserError(f"--devices must be -1 or in [1, {len(local)}], got {devices}")
-    return make_mesh(devices=local[:devices])
+    chosen = local if devices == -1 else local[:devices]
+    return make_mesh(model=len(chosen) if model == -1 else model, devices=chosen)
 
 
 def to_default_device(tree):
@@ -128,10 +131,15 @@ def _path_name(path) -> str:
     return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
 
 
+PARAM_SHARDINGS = ("none", "fsdp")   # the collector's --param-sharding
+
+
 def param_spec(name: str, shape: tuple[int, ...], model_size: int,
                rules: tuple[tuple[str, P], ...] = PARAM_RULES,
-               min_size: int = MIN_SHARDED_SIZE) -> P:
-    """The PartitionSpec of one parameter leaf (``P()``: replicated)."""
+               min_size: int | None = None) -> P:
+    """The PartitionSpec of one parameter leaf (``P()``: replicated). ``min_size`` defaults to
+    ``MIN_SHARDED_SIZE``, read at call time (tests of tiny models lower it)."""
+    min_size = MIN_SHARDED_SIZE if min_size is None else min_size
     if model_size <= 1 or int(np.prod(shape, dtype=np.int64)) < min_size:
         return P()
     for pattern, spec in rules:
@@ -143,7 +151,7 @@ def param_spec(name: str, shape: tuple[int, ...], model_size: int,
 
 
 def param_specs(params, mesh: Mesh, rules: tuple[tuple[str, P], ...] = PARAM_RULES,
-                min_size: int = MIN_SHARDED_SIZE):
+                min_size: int | None = None):
     """A tree of PartitionSpecs with the structure of ``params``."""
     size = int(mesh.shape[MODEL])
     return jax.tree_util.tree_map_with_path(
@@ -152,22 +160,77 @@ def param_specs(params, mesh: Mesh, rules: tuple[tuple[str, P], ...] = PARAM_RUL
 
 
 def put_params(mesh: Mesh, params, rules: tuple[tuple[str, P], ...] = PARAM_RULES,
-               min_size: int = MIN_SHARDED_SIZE):
+               min_size: int | None = None):
     """``params`` on ``mesh``: large weights split over ``model`` by ``rules``, the rest
     replicated (with a model axis of size 1 this is `put_replicated`)."""
-    specs = param_specs(params, mesh, rules, min_size)
-    shardings = jax.tree.map(lambda s: NamedSharding(mesh, s), specs,
-                             is_leaf=lambda x: isinstance(x, P))
-    return jax.device_put(params, shardings)
+    return place_params(mesh, params, param_layout(params, mesh, "fsdp", rules, min_size))
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamLayout:
+    """Where each parameter leaf lives: the tree's structure and one PartitionSpec per leaf.
+
+    Hashable (unlike a tree of shardings), so compiled kernels can be cached on it."""
+
+    treedef: Any
+    specs: tuple[P, ...]
+
+    def shardings(self, mesh: Mesh):
+        """The tree of NamedShardings on ``mesh`` (a jit's ``in_shardings`` for the params)."""
+        return jax.tree.unflatten(self.treedef, [NamedSharding(mesh, s) for s in self.specs])
+
+
+def param_layout(params, mesh: Mesh, mode: str = "fsdp",
+                 rules: tuple[tuple[str, P], ...] = PARAM_RULES,
+                 min_size: int | None = None) -> ParamLayout | None:
+    """The layout of ``params`` on ``mesh`` for a --param-sharding mode: ``fsdp`` splits large
+    leaves over the model axis by ``rules`` (`param_spec`); None where every leaf stays
+    replicated (mode ``none``, a model axis of 1, nothing large enough), so that the kernels
+    of all replicated Collectors are one cached program."""
+    if mode not in PARAM_SHARDINGS:
+        raise UserError(f"--param-sharding must be one of {', '.join(PARAM_SHARDINGS)}, "
+                        f"got {mode!r}")
+    if mode == "none":
+        return None
+    specs = tuple(jax.tree.leaves(param_specs(params, mesh, rules, min_size),
+                                  is_leaf=lambda x: isinstance(x, P)))
+    if all(s == P() for s in specs):
+        return None
+    return ParamLayout(jax.tree.structure(params), specs)
+
+
+def place_params(mesh: Mesh, params, layout: ParamLayout | None = None):
+    """``params`` on ``mesh`` as ``layout`` says (None: replicated)."""
+    if layout is None:
+        return put_replicated(mesh, params)
+    return jax.device_put(params, layout.shardings(mesh))
 
 
 def param_bytes_per_device(params) -> dict:
     """Bytes of ``params`` each device holds: ``{"total": logical bytes, "per_device": {device
-    id: bytes}, "max": the largest}`` (replicated leaves count on every device)."""
+    id: bytes}, "max": the largest}`` (replicated leaves count on every device).
+
+    Leaves are placed arrays, or ``jax.ShapeDtypeStruct`` s carrying a sharding (a model too
+    large to allocate here, counted from its layout)."""
     per: dict[int, int] = {}
     total = 0
     for leaf in jax.tree.leaves(params):
-        total += int(np.prod(leaf.shape, dtype=np.int64)) * leaf.dtype.itemsize
-        for shard in getattr(leaf, "addressable_shards", ()):
-            per[shard.device.id] = per.get(shard.device.id, 0) + shard.data.nbytes
+        itemsize = np.dtype(leaf.dtype).itemsize
+        total += int(np.prod(leaf.shape, dtype=np.int64)) * itemsize
+        if isinstance(leaf, jax.ShapeDtypeStruct):
+            nbytes = int(np.prod(leaf.sharding.shard_shape(leaf.shape), dtype=np.int64)) * itemsize
+            shards = [(d.id, nbytes) for d in leaf.sharding.device_set]
+        else:
+            shards = [(s.device.id, s.data.nbytes) for s in getattr(leaf, "addressable_shards", ())]
+        for device, nbytes in shards:
+            per[device] = per.get(device, 0) + nbytes
     return {"total": total, "per_device": per, "max": max(per.values(), default=0)}
+
+
+def layout_shapes(shapes, mesh: Mesh, layout: ParamLayout | None):
+    """``shapes`` (ShapeDtypeStructs) with the shardings of ``layout`` on ``mesh`` (None:
+    replicated), for `param_bytes_per_device` without allocating anything."""
+    shardings = (jax.tree.map(lambda _: replicated(mesh), shapes) if layout is None
+                 else layout.shardings(mesh))
+    return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                        shapes, shardings)

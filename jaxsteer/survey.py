@@ -34,15 +34,24 @@ from jaxsteer.records import append_line, read_records
 from jaxsteer.sample import make_generator
 from jaxsteer.sampling import SamplerConfig
 from jaxsteer.store import versions
+from jaxsteer.survey_summary import merge
 
 MAX_LINE_CHARS = 1000
+# Estimates of complexity.estimate_all that carry a bootstrap interval (--ci-estimator).
+INTERVAL_ESTIMATES = ("subspace_size", "pca_90", "pca_95", "mle", "twonn", "vaease")
 
 
 @dataclasses.dataclass(frozen=True)
 class SurveyRun(ModelConfig, SamplerConfig):
     prompts_file: Path = opt(Path("prompts.txt"), "one prompt per line (optionally "
                              "'prompt<TAB>word')", positional=True)
-    pairs: int = opt(256, "gradients per prompt")
+    pairs: int = opt(256, "gradients per prompt (with --ci-width: the first round's)")
+    ci_width: float = opt(0.0, "adaptive: keep doubling a prompt's gradients until the "
+                          "--ci-estimator's bootstrap interval is at most this wide (or "
+                          "--max-pairs is reached); 0 = a fixed --pairs per prompt")
+    max_pairs: int = opt(4096, "adaptive: most gradients per prompt")
+    ci_estimator: str = opt("subspace_size", "adaptive: the estimate whose interval is watched "
+                            "(a key of complexity.estimate_all with an interval)")
     pool: int = opt(0, "pool size per prompt (kept in memory; pairs drawn from it, one "
                     "denoiser call each); 0 = pool-free pairs of fresh generations")
     batch: int = opt(32, "pairs per compiled call")
@@ -59,6 +68,29 @@ class SurveyRun(ModelConfig, SamplerConfig):
             raise UserError(f"--pairs must be >= 4 for the estimators, got {self.pairs}")
         if self.pool == 1 or self.pool < 0:
             raise UserError(f"--pool must be 0 (pool-free) or >= 2, got {self.pool}")
+        if self.ci_width < 0:
+            raise UserError(f"--ci-width must be >= 0 (0 = fixed --pairs), got {self.ci_width}")
+        if self.ci_width and self.max_pairs < self.pairs:
+            raise UserError(f"--max-pairs ({self.max_pairs}) must be >= --pairs ({self.pairs})")
+        if self.ci_width and self.ci_estimator not in INTERVAL_ESTIMATES:
+            raise UserError(f"--ci-estimator must be one of {', '.join(INTERVAL_ESTIMATES)}, "
+                            f"got {self.ci_estimator!r}")
+        if self.ci_width and self.ci_estimator == "vaease" and not self.complexity.vaease.enabled:
+            raise UserError("--ci-estimator vaease needs --complexity.vaease.enabled")
+        if (self.ci_width and self.ci_estimator not in ("mle", "twonn", "vaease")
+                and self.complexity.n_boot_spectral < 2):
+            raise UserError(f"--ci-estimator {self.ci_estimator} needs "
+                            "--complexity.n-boot-spectral >= 2 (its interval)")
+
+    def pair_counts(self) -> tuple[int, ...]:
+        """Gradients per prompt after each round: --pairs, doubled up to --max-pairs (one round
+        without --ci-width)."""
+        if not self.ci_width:
+            return (self.pairs,)
+        counts = [self.pairs]
+        while counts[-1] < self.max_pairs:
+            counts.append(min(2 * counts[-1], self.max_pairs))
+        return tuple(counts)
 
 
 def read_prompts(path: Path) -> tuple[list[tuple[int, str, str | None]], list[dict]]:
@@ -134,19 +166,38 @@ class Worker:
         """Tokenizes and encodes on the host: `PromptInputs` (UserError for a bad word)."""
         return self.collector.prepare(prompt, word, self.row_bucket)
 
-    def gradients(self, inputs, key: jax.Array) -> np.ndarray:
-        """``[pairs, num_rows * d]`` gradients of one prompt (its `PromptInputs`)."""
-        col, cfg = self.collector, self.cfg
-        pool = pairs = None
-        if self.generator is not None:
-            idx = sharding.pad_batch(np.arange(cfg.pool), sharding.data_size(self.mesh))
-            keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.fold_in(key, 1),
-                                                          jnp.asarray(idx))
-            pool = np.asarray(self.generator(col.params, inputs.cond, inputs.uncond,
-                                             sharding.put_batch(self.mesh, keys)))[: cfg.pool]
-            pairs = draw_pairs(int(jax.random.randint(key, (), 0, 2**30)), cfg.pairs, cfg.pool)
-        grads = col.gradients(inputs, np.arange(cfg.pairs), key, pool, pairs, batch=cfg.batch)
-        return grads.reshape(cfg.pairs, -1)
+    def pool(self, inputs, key: jax.Array) -> np.ndarray | None:
+        """The prompt's pool of ``--pool`` generated latents (None when pool-free)."""
+        if self.generator is None:
+            return None
+        cfg = self.cfg
+        idx = sharding.pad_batch(np.arange(cfg.pool), sharding.data_size(self.mesh))
+        keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.fold_in(key, 1),
+                                                      jnp.asarray(idx))
+        return np.asarray(self.generator(self.collector.params, inputs.cond, inputs.uncond,
+                                         sharding.put_batch(self.mesh, keys)))[: cfg.pool]
+
+    def gradients(self, inputs, key: jax.Array, pool: np.ndarray | None = None,
+                  start: int = 0, stop: int | None = None) -> np.ndarray:
+        """``[stop - start, num_rows * d]`` gradients of pairs ``start..stop`` of one prompt (its
+        `PromptInputs`; default: all ``--pairs``). Pair j depends only on the key and j (and
+        the pool), so the gradients of a longer run extend those of a shorter one."""
+        cfg = self.cfg
+        stop = cfg.pairs if stop is None else stop
+        if self.generator is not None and pool is None:
+            pool = self.pool(inputs, key)
+        pairs = None
+        if pool is not None:  # prefix-stable: pair j is the same however many are drawn
+            pairs = draw_pairs(int(jax.random.randint(key, (), 0, 2**30)), stop, cfg.pool)
+        grads = self.collector.gradients(inputs, np.arange(start, stop), key, pool, pairs,
+                                         batch=cfg.batch)
+        return grads.reshape(stop - start, -1)
+
+
+def interval_width(estimates: dict, name: str) -> float:
+    """Width of one estimate's interval (inf where it has none)."""
+    ci = (estimates.get(name) or {}).get("ci")
+    return float("inf") if ci is None else float(ci[1] - ci[0])
 
 
 def measure_prompt(worker: Worker, inputs, key: jax.Array,
@@ -162,15 +213,35 @@ def measure_prompt(worker: Worker, inputs, key: jax.Array,
     """
     cfg = worker.cfg
     t0 = time.perf_counter()
-    grads = worker.gradients(inputs, key)
-    t1 = time.perf_counter()
-    estimates = estimate_all(jnp.asarray(grads), estimate_key, cfg.complexity,
-                             ratio_head=cfg.spectrum_head)
+    pool = worker.pool(inputs, key)
+    seconds = {"collect": time.perf_counter() - t0, "estimate": 0.0}   # the pool is collect's
+    chunks, rounds, done = [], [], 0
+    for n in cfg.pair_counts():
+        t0 = time.perf_counter()
+        chunks.append(worker.gradients(inputs, key, pool, done, n))
+        grads = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+        t1 = time.perf_counter()
+        # The same key every round: the last round's estimates are what a fixed-N run of that
+        # many gradients would record.
+        estimates = estimate_all(jnp.asarray(grads), estimate_key, cfg.complexity,
+                                 ratio_head=cfg.spectrum_head)
+        seconds["collect"] += t1 - t0
+        seconds["estimate"] += time.perf_counter() - t1
+        done = n
+        if not cfg.ci_width:
+            break
+        width = interval_width(estimates, cfg.ci_estimator)
+        rounds.append({"pairs": n, "value": estimates[cfg.ci_estimator]["value"],
+                       "ci_width": width})
+        if width <= cfg.ci_width:
+            break
     head = estimates.pop("explained_variance_ratio", [])
-    t2 = time.perf_counter()
-    body = {"token_rows": [int(r) for r in inputs.rows_r[: inputs.num_rows]], "pairs": cfg.pairs,
+    body = {"token_rows": [int(r) for r in inputs.rows_r[: inputs.num_rows]], "pairs": done,
             "estimates": estimates, "spectrum_head": [round(float(v), 6) for v in head],
-            "seconds": {"collect": t1 - t0, "estimate": t2 - t1}}
+            "seconds": seconds}
+    if cfg.ci_width:
+        body["adaptive"] = {"estimator": cfg.ci_estimator, "target_width": cfg.ci_width,
+                            "reached": rounds[-1]["ci_width"] <= cfg.ci_width, "rounds": rounds}
     return body, grads
 
 
@@ -194,7 +265,8 @@ def _survey(cfg: SurveyRun, bundle, prompts: list, bad: list[dict]) -> dict:
               "processes": nproc}
     if header_path.exists():
         old = records.read_json(header_path)
-        keep = ("model", "pairs", "pool", "steps", "guidance", "seed", "scheduler")
+        keep = ("model", "pairs", "pool", "steps", "guidance", "seed", "scheduler", "ci_width",
+                "max_pairs", "ci_estimator")
         diff = [k for k in keep if old["config"].get(k) != header["config"].get(k)]
         if diff:
             raise UserError(f"{cfg.out} holds a survey with other settings ({', '.join(diff)}): "
@@ -244,97 +316,3 @@ def _survey(cfg: SurveyRun, bundle, prompts: list, bad: list[dict]) -> dict:
     return SurveyResult({"out": str(cfg.out), "prompts": len(prompts), "this_process": len(mine),
                          "done_now": len(todo), "errors": len(logged), "errors_file": str(errors),
                          **summary})
-
-
-@dataclasses.dataclass(frozen=True)
-class MergeRun:
-    out: Path = opt(Path("runs/survey"), "survey folder holding records-*.jsonl from every host",
-                    positional=True)
-
-
-def run_merge(cfg: MergeRun) -> dict:
-    if not cfg.out.is_dir():
-        raise UserError(f"{cfg.out} is not a folder: give the survey's --out folder")
-    if not list(cfg.out.glob("records-*.jsonl")):
-        raise UserError(f"{cfg.out} holds no survey records (records-*.jsonl)")
-    records.check_out(cfg.out, "survey folder")  # summary.csv and .png go beside the records
-    return SurveyResult({"out": str(cfg.out), **merge(cfg.out)})
-
-
-def skipped_lines(out: Path) -> tuple[int, list[Path]]:
-    """(distinct prompt lines logged as errors, the error files) of every process."""
-    files = sorted(out.glob("errors-*.jsonl"))
-    return len({e["line"] for p in files for e in read_records(p)}), files
-
-
-def unique_records(out: Path) -> tuple[list[dict], int]:
-    """Every process's records in line order, one per prompt line (the first in file order
-    wins: two runs on one folder, or a rerun after a merge, may have measured a line twice),
-    and the number dropped."""
-    seen: dict[int, dict] = {}
-    total = 0
-    for path in sorted(out.glob("records-*.jsonl")):
-        for r in read_records(path):
-            total += 1
-            seen.setdefault(r["line"], r)
-    return [seen[k] for k in sorted(seen)], total - len(seen)
-
-
-def merge(out: Path) -> dict:
-    """Merges every process's records into summary.csv and summary.png; returns the summary."""
-    import csv
-    import io
-
-    recs, dropped = unique_records(out)
-    errors, error_files = skipped_lines(out)
-    if dropped:
-        print(f"dropped {dropped} duplicate record(s) of prompt lines measured twice "
-              "(the first record of each line kept)")
-    if errors:
-        print(f"{errors} prompt line(s) skipped, listed in "
-              f"{', '.join(str(p) for p in error_files)}")
-    counts = {"errors": errors, "duplicates_dropped": dropped}
-    if not recs:
-        return {"records": 0, **counts}
-    keys = [k for k, v in recs[0]["estimates"].items() if isinstance(v, dict) and "value" in v]
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["line", "prompt", "token"] + keys)
-    for r in recs:
-        w.writerow([r["line"], r["prompt"], r["token"]]
-                   + [r["estimates"][k]["value"] for k in keys])
-    records.atomic_write_text(out / "summary.csv", buf.getvalue())
-    main = "subspace_size" if "subspace_size" in keys else keys[0]
-    values = np.asarray([float(r["estimates"][main]["value"]) for r in recs])
-    order = np.argsort(values)
-    _summary_png(out, values, main, [recs[i]["prompt"] for i in order])
-    most = [(recs[i]["prompt"], float(values[i])) for i in order[::-1][:5]]
-    least = [(recs[i]["prompt"], float(values[i])) for i in order[:5]]
-    print(f"{len(recs)} prompts; {main}: median {np.median(values):.1f}, "
-          f"range {values.min():.0f}-{values.max():.0f}")
-    print("most complex: " + "; ".join(f"{p!r} {v:.0f}" for p, v in most))
-    print("least complex: " + "; ".join(f"{p!r} {v:.0f}" for p, v in least))
-    return {"records": len(recs), "estimator": main, "median": float(np.median(values)),
-            "most_complex": most, "least_complex": least, **counts}
-
-
-def _summary_png(out: Path, values: np.ndarray, name: str, ordered: list[str]) -> None:
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(9, 4), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 2, 1)
-    ax.hist(values, bins=min(30, max(5, len(values) // 3)), color="tab:blue")
-    ax.set_xlabel(name)
-    ax.set_ylabel("prompts")
-    ax2 = fig.add_subplot(1, 2, 2)
-    ax2.axis("off")
-    lines = ["most complex:"] + [f"  {p[:40]}" for p in ordered[::-1][:5]]
-    lines += ["least complex:"] + [f"  {p[:40]}" for p in ordered[:5]]
-    ax2.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    records.atomic_write_bytes(out / "summary.png", buf.getvalue())

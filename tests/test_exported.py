@@ -143,16 +143,6 @@ def test_an_unexportable_function_warns_and_runs_plain(tmp_path):
     assert not _files(tmp_path)
 
 
-def test_stable_repr_refuses_addresses_and_functions():
-    text = exported.stable_repr((1, 2.5, "a", None, {"b": (True,)}))
-    assert text == "tuple(1,2.5,'a',None,dict('b':tuple(True)))"
-    assert exported.stable_repr({"y": 1, "x": 2}) == exported.stable_repr({"x": 2, "y": 1})
-    assert exported.stable_repr((1,)) != exported.stable_repr([1])
-    assert exported.stable_repr(object()) is None
-    assert exported.stable_repr(lambda x: x) is None
-    assert exported.stable_repr([1, object()]) is None
-
-
 def test_kernel_key_is_stable_and_covers_the_spec():
     m1 = architectures.build("tiny", dtype="float32", attention="xla", params={}).model
     m2 = architectures.build("tiny", dtype="float32", attention="xla", params={}).model

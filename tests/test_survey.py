@@ -137,21 +137,38 @@ def test_a_second_survey_on_the_same_folder_is_refused(prompts, tmp_path, capsys
     assert [p.name for p in out.iterdir()] == [".jaxsteer-survey-000.lock"]
 
 
-def test_merge_keeps_the_first_record_of_a_line_measured_twice(tmp_path, capsys):
-    def rec(line, value):
-        return {"line": line, "prompt": f"p{line}", "token": "x",
-                "estimates": {"subspace_size": {"value": value}}}
-    out = tmp_path / "s"
-    out.mkdir()
-    for name, recs in (("records-000.jsonl", [rec(1, 3), rec(2, 5), rec(1, 9)]),
-                       ("records-001.jsonl", [rec(2, 7), rec(3, 4)])):
-        (out / name).write_text("".join(json.dumps(r) + "\n" for r in recs))
-    (out / "errors-000.jsonl").write_text('{"line": 4, "error": "empty prompt"}\n')
-    assert cli.main(["survey-merge", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "dropped 2 duplicate record(s)" in printed and "1 prompt line(s) skipped" in printed
-    rows = (out / "summary.csv").read_text().splitlines()[1:]
-    assert [r.split(",")[0] for r in rows] == ["1", "2", "3"]
-    assert rows[0].endswith(",3") and rows[1].endswith(",5")   # the first record wins
-    summary = json.loads(printed[printed.index("{"):])
-    assert summary["errors"] == 1 and summary["duplicates_dropped"] == 2
+def test_adaptive_rounds_double_up_to_the_cap():
+    cfg = survey.SurveyRun(pairs=8, ci_width=0.5, max_pairs=40)
+    assert cfg.pair_counts() == (8, 16, 32, 40)
+    assert survey.SurveyRun(pairs=8).pair_counts() == (8,)
+    for bad in ({"ci_width": -1.0}, {"ci_width": 1.0, "max_pairs": 4},
+                {"ci_width": 1.0, "ci_estimator": "parallel_analysis"}):
+        with pytest.raises(survey.UserError):
+            survey.SurveyRun(pairs=8, **bad)
+
+
+def test_adaptive_survey_extends_a_prompt_until_its_interval_is_narrow(tmp_path):
+    # An unreachable width collects up to --max-pairs in rounds 8, 16; the record then holds
+    # exactly what a fixed 16-pair survey records (pair j depends only on the key and j), and a
+    # width any interval meets stops after the first round.
+    one = tmp_path / "one.txt"
+    one.write_text("a red cat\n")
+    at = FAST.index("--pairs")
+    fast = FAST[:at] + FAST[at + 2:] + ["--keep-gradients", "true"]
+    adaptive = ["--ci-estimator", "mle", "--max-pairs", "16", "--pairs", "8"]
+    runs = {"tight": [*adaptive, "--ci-width", "1e-9"], "fixed": ["--pairs", "16"],
+            "loose": [*adaptive, "--ci-width", "1e9"]}
+    recs = {}
+    for name, extra in runs.items():
+        assert cli.main(["survey", str(one), *fast, *extra, "--out", str(tmp_path / name)]) == 0
+        recs[name] = lines_of(tmp_path / name)[1][0]
+    tight, fixed = recs["tight"], recs["fixed"]
+    assert [r["pairs"] for r in tight["adaptive"]["rounds"]] == [8, 16]
+    assert tight["pairs"] == 16 and not tight["adaptive"]["reached"]
+    assert tight["estimates"] == fixed["estimates"]
+    grads = {n: survey.records.load_arrays(tmp_path / n / "grads" / "0000001.safetensors")
+             for n in ("tight", "fixed")}
+    assert (grads["tight"]["grads"] == grads["fixed"]["grads"]).all()
+    loose = recs["loose"]
+    assert loose["pairs"] == 8 and loose["adaptive"]["reached"]
+    assert len(loose["adaptive"]["rounds"]) == 1

@@ -169,7 +169,8 @@ def kernel_inputs(coll: Collector, name: str, batch: int, seed: int):
     model = coll.bundle.model
     cond = architectures.random_cond(cfg.arch, seed)
     uncond = architectures.random_cond(cfg.arch, seed + 1) if coll.spec.use_cfg else None
-    inputs = KernelInputs(cond=cond, uncond=uncond, rows_r=np.arange(77, dtype=np.int32),
+    inputs = KernelInputs(cond=cond, uncond=uncond,
+                          rows_r=np.arange(model.max_tokens, dtype=np.int32),  # every row
                           key=jax.random.key(seed), sched=coll.sched,
                           guidance=jnp.float32(cfg.guidance))
     n = sharding.padded_size(batch, coll.devices)
@@ -190,14 +191,15 @@ def model_flops_per_call(arch: str, guidance: float, dtype: str) -> float | None
     """
     cfg = ThroughputConfig(arch, 1, "euler", "", guidance=guidance)
     bundle = architectures.build(arch, dtype=dtype, attention="xla", params={})
-    params = {"unet": architectures.param_shapes(bundle.model.unet, bundle.model.unet.dtype)}
+    params = architectures.denoiser_shapes(bundle)
     # Lowered for the CPU: the GPU backend's cost analysis of a lowered program reports no
     # FLOPs (measured on the H100), and the count depends on shapes only.
     mesh = sharding.make_mesh(devices=jax.devices("cpu")[:1])
     spec = KernelSpec(bundle.model, pool=True, use_cfg=guidance > 1.0, remat=False)
     sched = sampler(cfg, "none").schedule(bundle.model)
     inputs = KernelInputs(
-        cond=architectures.random_cond(arch), rows_r=np.arange(77, dtype=np.int32),
+        cond=architectures.random_cond(arch),
+        rows_r=np.arange(bundle.model.max_tokens, dtype=np.int32),
         uncond=architectures.random_cond(arch, 1) if guidance > 1.0 else None,
         key=jax.random.key(0), sched=sched, guidance=np.float32(guidance))
     shape = (1, *bundle.model.latent_shape)

@@ -203,10 +203,13 @@ def format_ratio(rows: list[dict]) -> str:
                       lines, left=3)
 
 
-def _run_torch(cfg: ThroughputBench, names: list[str], out: Path, budget_s: float) -> list[dict]:
-    cmd = [sys.executable, "-m", "jaxsteer.benchmarks.torch_reference", "--configs",
+def _run_torch(cfg: ThroughputBench, names: list[str], out: Path, budget_s: float,
+               module: str = "torch_reference") -> list[dict]:
+    # torch_reference names its variants --variants, flux_reference its --modes (same values).
+    flag = "--variants" if module == "torch_reference" else "--modes"
+    cmd = [sys.executable, "-m", f"jaxsteer.benchmarks.{module}", "--configs",
            ",".join(names), "--out", str(out), "--min-time-s", str(cfg.min_time_s),
-           "--variants", ",".join(cfg.torch_variants)]
+           flag, ",".join(cfg.torch_variants)]
     if cfg.torch_batches:
         cmd += ["--batches", ",".join(map(str, cfg.torch_batches))]
     if budget_s:
@@ -230,8 +233,13 @@ def run(cfg: ThroughputBench) -> dict:
                               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     if cfg.torch:  # before JAX takes the GPU's memory
         names = list(dict.fromkeys(j.config for j in jobs))
-        torch_out = cfg.out.with_name(cfg.out.stem + "_torch.json")
-        result["rows"] += _run_torch(cfg, names, torch_out, cfg.budget_s / 3 if cfg.budget_s else 0)
+        # Each config's PyTorch side is its `reference` module (Flux: flux_reference).
+        for module in dict.fromkeys(CONFIGS[n].reference for n in names):
+            group = [n for n in names if CONFIGS[n].reference == module]
+            stem = "_torch" if module == "torch_reference" else f"_{module}"
+            torch_out = cfg.out.with_name(cfg.out.stem + stem + ".json")
+            result["rows"] += _run_torch(cfg, group, torch_out,
+                                         cfg.budget_s / 3 if cfg.budget_s else 0, module)
     for name in (n for n in cfg.torch_json.split(",") if n):
         path = Path(name)
         if not path.exists():

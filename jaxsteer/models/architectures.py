@@ -1,10 +1,11 @@
 """Full-size architectures with random weights, built without the hub (for benchmarks).
 
-The UNets of SD 1.5, SD 2.1 / SD-Turbo and SDXL (base, Turbo, DMD2) with their real configs, so
-the compute and memory are those of the real models; weights are random (fan-in scaled normals,
-made on the device in one jitted call). The text encoders are left out: the gradient kernel only
-needs ``predict``, the noise schedule and ``latent_shape``, and the conditioning is a random
-``[77, D]`` embedding (``random_cond``), the tensor the method differentiates.
+The UNets of SD 1.5, SD 2.1 / SD-Turbo and SDXL (base, Turbo, DMD2) and the Flux transformer
+(FLUX.1 [schnell]) with their real configs, so the compute and memory are those of the real
+models; weights are random (fan-in scaled normals, made on the device in one jitted call). The
+text encoders are left out: the gradient kernel only needs ``predict``, the noise schedule and
+``latent_shape``, and the conditioning is a random ``[77, D]`` embedding (Flux: ``[512, 4096]``
+T5 rows and the pooled CLIP vector; ``random_cond``), the tensor the method differentiates.
 
 The UNet configs are plain dicts in diffusers' config keys (jaxsteer's UNet reads them with
 ``UNetConfig.from_diffusers``, with PyTorch numerics), so the PyTorch reference
@@ -69,6 +70,20 @@ UNETS: dict[str, dict[str, Any]] = {
                     projection_class_embeddings_input_dim=64 + 6 * 8),
 }
 
+# Flux transformer configs (hub: black-forest-labs/FLUX.1-schnell, transformer/config.json),
+# in diffusers' keys: jaxsteer's transformer reads them with FluxConfig.from_diffusers, and the
+# PyTorch references (`jaxsteer.benchmarks.flux_reference`) build diffusers' from them.
+FLUX_TRANSFORMERS: dict[str, dict[str, Any]] = {
+    "flux": dict(patch_size=1, in_channels=64, out_channels=None, num_layers=19,
+                 num_single_layers=38, attention_head_dim=128, num_attention_heads=24,
+                 joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=False,
+                 axes_dims_rope=(16, 56, 56)),
+    "tiny-flux": dict(patch_size=1, in_channels=16, out_channels=None, num_layers=1,
+                      num_single_layers=1, attention_head_dim=8, num_attention_heads=2,
+                      joint_attention_dim=32, pooled_projection_dim=32, guidance_embeds=False,
+                      axes_dims_rope=(2, 2, 4)),
+}
+
 _SCALED_LINEAR = {"num_train_timesteps": 1000, "beta_schedule": "scaled_linear",
                   "beta_start": 0.00085, "beta_end": 0.012, "prediction_type": "epsilon",
                   "set_alpha_to_one": False, "steps_offset": 1, "timestep_spacing": "leading"}
@@ -80,20 +95,28 @@ SCHEDULES: dict[str, dict[str, Any]] = {
 
 @dataclasses.dataclass(frozen=True)
 class Architecture:
-    """One benchmarked network: UNet config, latent size, text width, schedule."""
+    """One benchmarked network: UNet (or Flux transformer) config, latent size, text width,
+    schedule."""
 
-    unet: str                   # key of UNETS
+    unet: str                   # key of UNETS (flux: of FLUX_TRANSFORMERS)
     sample_size: int            # latent side (pixels / 8)
-    family: str                 # sd | sdxl
-    schedule: str = "leading"   # key of SCHEDULES
-    pooled_dim: int = 0         # sdxl: width of the pooled text embedding
+    family: str                 # sd | sdxl | flux
+    schedule: str = "leading"   # key of SCHEDULES (flux: its flow-matching schedule)
+    pooled_dim: int = 0         # sdxl, flux: width of the pooled text embedding
+    tokens: int = 77            # text rows (flux: T5's 512)
+    latent_channels: int = 4    # flux: 16
 
     @property
     def embed_dim(self) -> int:
+        if self.family == "flux":
+            return int(FLUX_TRANSFORMERS[self.unet]["joint_attention_dim"])
         return int(UNETS[self.unet]["cross_attention_dim"])
 
     def unet_config(self, sample_size: int | None = None) -> dict[str, Any]:
         return dict(UNETS[self.unet], sample_size=int(sample_size or self.sample_size))
+
+    def flux_config(self) -> dict[str, Any]:
+        return dict(FLUX_TRANSFORMERS[self.unet])
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -104,6 +127,11 @@ ARCHITECTURES: dict[str, Architecture] = {
     "sdxl-turbo": Architecture("sdxl", 64, "sdxl", "trailing", pooled_dim=1280),
     "tiny": Architecture("tiny", 8, "sd"),
     "tiny-xl": Architecture("tiny-xl", 8, "sdxl", pooled_dim=64),
+    # FLUX.1 [schnell] at 1024x1024: 128x128 latents, 4,096 packed image tokens.
+    "flux-schnell": Architecture("flux", 128, "flux", "flow", pooled_dim=768, tokens=512,
+                                 latent_channels=16),
+    "tiny-flux": Architecture("tiny-flux", 8, "flux", "flow", pooled_dim=32, tokens=16,
+                              latent_channels=4),
 }
 
 
@@ -181,6 +209,9 @@ def build(name: str, dtype: str = "bfloat16", seed: int = 0, attention: str = "d
         raise UserError(f"--dtype must be bfloat16 or float32, got {dtype!r}")
     arch = ARCHITECTURES[name]
     jdtype = jnp.dtype(dtype)
+    if arch.family == "flux":
+        return _build_flux(name, arch, jdtype, seed, attention, remat_policy, sample_size,
+                           params)
     cfg = arch.unet_config(sample_size)
     unet_cfg = dataclasses.replace(UNetConfig.from_diffusers(cfg), scan_layers=scan_layers)
     unet = UNet2DConditionModel(unet_cfg, dtype=jdtype, attention=attention, remat=remat_policy)
@@ -208,12 +239,50 @@ def build(name: str, dtype: str = "bfloat16", seed: int = 0, attention: str = "d
     return ModelBundle(model, params, info)
 
 
+def _build_flux(name: str, arch: Architecture, jdtype: Any, seed: int, attention: str,
+                remat_policy: str, sample_size: int | None, params: Any) -> ModelBundle:
+    """A `FluxModel` of random transformer weights (``params["transformer"]``), [schnell]'s
+    unshifted flow schedule at the architecture's resolution."""
+    from jaxsteer.models.flux import FluxModel, flow_sigmas, vp_schedule
+    from jaxsteer.models.nn.flux import FluxConfig, FluxTransformer2DModel
+    from jaxsteer.models.tiny_flux import SCHNELL_SCHEDULER
+
+    cfg = arch.flux_config()
+    transformer = FluxTransformer2DModel(FluxConfig.from_diffusers(cfg), dtype=jdtype,
+                                         attention=attention, remat=remat_policy)
+    if params is None:
+        params = {"transformer": random_params(transformer, jdtype, seed)}
+    else:
+        params = jax.tree.map(lambda a: a.astype(jdtype), params)
+    size = int(sample_size or arch.sample_size)
+    sigmas = flow_sigmas(SCHNELL_SCHEDULER, (size // 2) ** 2)
+    fingerprint = json.dumps(["architecture", name, cfg, size, str(jdtype)], sort_keys=True,
+                             default=str)
+    model = FluxModel(transformer=transformer, text_encoder=None, text_encoder_2=None, vae=None,
+                      fingerprint=fingerprint, schedule=vp_schedule(sigmas),
+                      sigmas=tuple(float(s) for s in sigmas), embed_dim=arch.embed_dim,
+                      max_tokens=arch.tokens, latent_shape=(arch.latent_channels, size, size),
+                      attention=attention, remat_policy=remat_policy)
+    info = {"model": f"random:{name}", "family": "flux", "dtype": str(jdtype),
+            "architecture": name, "transformer_config": cfg}
+    return ModelBundle(model, params, info)
+
+
 def random_cond(name: str, seed: int = 0) -> TextCond:
-    """A random unbatched conditioning for architecture ``name``: emb [77, D] (+ pooled)."""
+    """A random unbatched conditioning for architecture ``name``: emb [tokens, D] (+ pooled)."""
     arch = ARCHITECTURES[name]
     k1, k2 = jax.random.split(jax.random.key(seed))
-    emb = jax.random.normal(k1, (77, arch.embed_dim), jnp.float32)
+    emb = jax.random.normal(k1, (arch.tokens, arch.embed_dim), jnp.float32)
     extra = {}
-    if arch.family == "sdxl":
+    if arch.family in ("sdxl", "flux"):
         extra["pooled"] = jax.random.normal(k2, (arch.pooled_dim,), jnp.float32)
     return TextCond(emb=emb, extra=extra)
+
+
+def denoiser_shapes(bundle: ModelBundle) -> dict:
+    """The parameter tree of a built architecture's denoiser as ``ShapeDtypeStruct`` s (for
+    lowering without weights): ``{"unet": ...}`` or, for Flux, ``{"transformer": ...}``."""
+    model = bundle.model
+    if model.family == "flux":
+        return {"transformer": param_shapes(model.transformer, model.transformer.dtype)}
+    return {"unet": param_shapes(model.unet, model.unet.dtype)}

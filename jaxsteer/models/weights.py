@@ -17,8 +17,11 @@ import jax.numpy as jnp
 from jaxsteer.errors import UserError, is_device_oom
 
 # What a diffusers pipeline folder needs from the hub: configs, tokenizers, safe weight formats.
-_ALLOW = ["*.json", "*.txt", "*.msgpack", "*.safetensors", "tokenizer*/*"]
-_ALLOW_PICKLE = _ALLOW + ["*.bin"]
+# Weights only inside the component folders: repositories such as FLUX.1-schnell (a 24 GB
+# flux1-schnell.safetensors, ae.safetensors) and sd-turbo keep single-file checkpoints for
+# other tools beside them, at the top level, which the loaders never read.
+_ALLOW = ["*.json", "*.txt", "*/*.msgpack", "*/*.safetensors", "tokenizer*/*"]
+_ALLOW_PICKLE = _ALLOW + ["*/*.bin"]
 
 
 def resolve_folder(model: str, revision: str | None = None, allow_pickle: bool = False) -> Path:

@@ -70,3 +70,26 @@ def test_an_unknown_hub_id_is_a_whole_sentence(monkeypatch):
     text = str(e.value)
     assert text.endswith(".") and text.count("(") == text.count(")")
     assert "could not get model 'nobody/no-such-model'" in text and "local pipeline folder" in text
+
+
+def test_hub_download_takes_the_diffusers_folders_not_the_single_file_checkpoints():
+    """FLUX.1-schnell's file list (as the hub lists it): the 24 GB flux1-schnell.safetensors
+    and ae.safetensors at the top level are left out; every component folder's file is kept."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    top = ["flux1-schnell.safetensors", "ae.safetensors", "README.md", "schnell_grid.jpeg",
+           "model_index.json"]
+    parts = ["scheduler/scheduler_config.json", "text_encoder/config.json",
+             "text_encoder/model.safetensors", "text_encoder_2/config.json",
+             "text_encoder_2/model-00001-of-00002.safetensors",
+             "text_encoder_2/model.safetensors.index.json", "tokenizer/vocab.json",
+             "tokenizer/merges.txt", "tokenizer_2/spiece.model", "tokenizer_2/tokenizer.json",
+             "transformer/config.json",
+             "transformer/diffusion_pytorch_model-00001-of-00003.safetensors",
+             "transformer/diffusion_pytorch_model.safetensors.index.json", "vae/config.json",
+             "vae/diffusion_pytorch_model.safetensors", "unet/diffusion_flax_model.msgpack"]
+    kept = set(filter_repo_objects(top + parts, allow_patterns=weights._ALLOW))
+    assert kept == {"model_index.json", *parts}
+    pickled = set(filter_repo_objects(["unet/diffusion_pytorch_model.bin", "model.bin"],
+                                      allow_patterns=weights._ALLOW_PICKLE))
+    assert pickled == {"unet/diffusion_pytorch_model.bin"}

@@ -170,17 +170,21 @@ def flax_to_pt(params: Any, vae: bool = False) -> dict[str, np.ndarray]:
     Index suffixes become ``.N`` except diffusers' ``linear_1`` / ``linear_2``; ``vae`` names
     the mid-block attention to_q / to_k / to_v / to_out.0 as current diffusers does.
     """
-    rename = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
     out = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
         parts = [str(getattr(k, "key", k)) for k in path]
-        mod = [p if p.startswith("linear_") else re.sub(r"_(\d+)$", r".\1", p) for p in parts[:-1]]
-        if vae and mod and mod[-1] in rename:
-            mod[-1] = rename[mod[-1]]
         a = np.asarray(leaf)
-        name = {"kernel": "weight", "scale": "weight", "embedding": "weight"}.get(parts[-1],
-                                                                                  parts[-1])
         if parts[-1] == "kernel":
             a = a.transpose(3, 2, 0, 1) if a.ndim == 4 else a.T
-        out[".".join(mod + [name])] = np.ascontiguousarray(a)
+        out[pt_name(parts, vae)] = np.ascontiguousarray(a)
     return out
+
+
+def pt_name(parts: list[str] | tuple[str, ...], vae: bool = False) -> str:
+    """The PyTorch tensor name of a Flax parameter path (`flax_to_pt`'s naming, one leaf)."""
+    rename = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
+    mod = [p if p.startswith("linear_") else re.sub(r"_(\d+)$", r".\1", p) for p in parts[:-1]]
+    if vae and mod and mod[-1] in rename:
+        mod[-1] = rename[mod[-1]]
+    name = {"kernel": "weight", "scale": "weight", "embedding": "weight"}.get(parts[-1], parts[-1])
+    return ".".join(mod + [name])
