@@ -33,8 +33,9 @@ PROFILE_CONFIGS=${PROFILE_CONFIGS:-sd-turbo-1:::64,sdxl-dmd2:::16}
 SURVEY_CONFIG=${SURVEY_CONFIG:-sd-turbo-1:::64}
 read -r -a FLAGS <<< "${BENCH_FLAGS:-}"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_MEM_FRACTION=0.9
-export JAXSTEER_CACHE=${JAXSTEER_CACHE:-/tmp/jaxsteer-speed-cache}
-rm -rf "$JAXSTEER_CACHE"   # cold compiles are part of what this run measures
+# A new, empty cache folder: cold compiles are part of what this run measures.
+JAXSTEER_CACHE=$(mktemp -d /tmp/jaxsteer-speed-cache.XXXXXX)
+export JAXSTEER_CACHE
 TORCH_PATH=$PWD
 if compgen -G ".whl2/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \

@@ -100,7 +100,7 @@ def test_pairs_are_distinct_and_prefix_stable():
 def test_a_batch_too_large_for_its_remat_policy_recomputes_more(tiny_folder, latents, monkeypatch,
                                                                 capsys):
     """With device memory known, the collector compiles down the remat ladder (none -> matmuls ->
-    full) until the program fits, keeps the gradients, and says so; nothing fits: a UserError."""
+    blocks) until the program fits, keeps the gradients, and says so; nothing fits: a UserError."""
     from jaxsteer import collect
     from jaxsteer.errors import UserError
 
