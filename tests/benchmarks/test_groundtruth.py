@@ -163,7 +163,7 @@ def test_tiny_run_writes_every_section_and_compiles_once(micro_folder, tmp_path,
 
     prompts = ("a red circle in the middle", "a circle", "a shape")
     cfg = GroundTruthConfig(
-        model=str(micro_folder), prompts=prompts, recovery_prompts=("a shape",),
+        model=str(micro_folder), scale="ci", prompts=prompts, recovery_prompts=("a shape",),
         diversity_prompts=("a red circle in the middle",), pool=4, pairs=8, batch=8, k=1,
         strengths=(-1.0, 1.0), seeds=2, sae_epochs=2, sae_batch=8, diversity_n=8,
         diversity_directions="base",  # the turbo sampler's own gradient kernel: +12 s

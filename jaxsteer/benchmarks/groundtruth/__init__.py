@@ -46,7 +46,7 @@ from jaxsteer.benchmarks.groundtruth.config import (
     CONTINUOUS as CONTINUOUS,
 )
 from jaxsteer.benchmarks.groundtruth.config import (
-    DEFAULT_PROMPTS as DEFAULT_PROMPTS,
+    SCALES as SCALES,
 )
 from jaxsteer.benchmarks.groundtruth.config import (
     TARGETS as TARGETS,
@@ -59,6 +59,8 @@ from jaxsteer.benchmarks.groundtruth.config import (
 )
 from jaxsteer.benchmarks.groundtruth.sections import run as run
 from jaxsteer.benchmarks.groundtruth.sections import run_bench as run_bench
+from jaxsteer.benchmarks.groundtruth.split import complexity_prompts as complexity_prompts
+from jaxsteer.benchmarks.groundtruth.split import section_prompts as section_prompts
 from jaxsteer.benchmarks.groundtruth.stats import (
     best_over_directions as best_over_directions,
 )
