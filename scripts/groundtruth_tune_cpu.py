@@ -8,6 +8,12 @@ timestep mixture (pair j at stratum j mod T) is a selection of these rows. One s
 per prompt under ``--out``; a prompt already there is skipped (the run resumes).
 
     PYTHONPATH=$PWD nice python3 scripts/groundtruth_tune_cpu.py --out runs/tune_cpu
+    PYTHONPATH=$PWD python3 scripts/groundtruth_tune_cpu.py --out runs/tune_cpu --analyse
+
+``--analyse`` ranks every (timesteps, rows, normalisation, estimator) on the stored gradients
+with the benchmark's own variant table (`groundtruth.convergence.variant_values`); timestep
+mixtures are assembled from the single-timestep collections (pair j from stratum j mod T, the
+benchmark's rule), so every choice is compared on the same pools and pair draws at equal N.
 """
 
 import argparse
@@ -18,13 +24,18 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from safetensors import safe_open
 
 from jaxsteer import records, sharding
+from jaxsteer.benchmarks.groundtruth import stats
 from jaxsteer.benchmarks.groundtruth.config import GroundTruthConfig
+from jaxsteer.benchmarks.groundtruth.convergence import variant_values
 from jaxsteer.benchmarks.groundtruth.sections import _Preset
 from jaxsteer.benchmarks.groundtruth.split import complexity_prompts
 from jaxsteer.collect import Collector, draw_pairs
+from jaxsteer.complexity import ComplexityConfig
 from jaxsteer.models import load
+from jaxsteer.shapes.captions import free_count
 
 
 def main() -> None:
@@ -36,8 +47,11 @@ def main() -> None:
     ap.add_argument("--timesteps", default="first,750,500,250")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--analyse", action="store_true")
     args = ap.parse_args()
     jax.config.update("jax_threefry_partitionable", True)
+    if args.analyse:
+        return analyse(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     bundle = load("shapes")
     mesh = sharding.local_mesh()
@@ -68,6 +82,51 @@ def main() -> None:
                 "pool": str(args.pool), "pairs": str(args.pairs), "seed": str(args.seed)}
         records.save_arrays(path, arrays, meta)
         print(f"{i:02d} {prompt!r}: {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def _mixture(arrays: dict, names: list[str]) -> np.ndarray:
+    """[n, r, d] rows: pair j from the (j mod T)-th named stratum."""
+    out = np.array(arrays[f"grads_t{names[0]}"])
+    for s, name in enumerate(names):
+        out[s::len(names)] = arrays[f"grads_t{name}"][s::len(names)]
+    return out
+
+
+def analyse(folder: Path) -> None:
+    files = sorted(folder.glob("*.safetensors"))
+    strata = None
+    by_config: dict[str, list[dict]] = {}
+    for path in files:
+        arrays = records.load_arrays(path)
+        with safe_open(str(path), "np") as f:
+            meta = f.metadata()
+        # noisiest first; "first" is the sampler's first step (951 for the shapes preset)
+        names = sorted((k[len("grads_t"):] for k in arrays if k.startswith("grads_t")),
+                       key=lambda n: -1000 if n == "first" else -int(n))
+        strata = strata or names
+        configs = {f"t={n}": [n] for n in names}
+        configs["mix:" + "+".join(names)] = names
+        configs["mix:" + "+".join(names[1:])] = names[1:]
+        word = json.loads(meta["word_row"])
+        for cname, parts in configs.items():
+            g = _mixture(arrays, parts)
+            values = variant_values({"all": g, "word": g[:, word]}, jax.random.key(0),
+                                    ComplexityConfig())
+            by_config.setdefault(cname, []).append({"prompt": meta["prompt"],
+                                                  "n_free": free_count(meta["prompt"]),
+                                                  "variants": values})
+    table = {c: stats.variant_table(r) for c, r in by_config.items()}
+    best = sorted(((rho, c, v, e) for c, t in table.items() for v, d in t.items()
+                   for e, rho in d.items() if rho is not None), reverse=True)
+    print(f"{len(files)} tuning prompts, timesteps {strata}")
+    for rho, c, v, e in best[:25]:
+        print(f"{rho:6.2f}  {c:24s} {v:10s} {e}")
+    for c in table:
+        row = " ".join(f"{v}:{e}={table[c][v][e]:.2f}" for v in table[c]
+                       for e in ("subspace_size_fixed", "parallel_analysis", "mle")
+                       if table[c][v][e] is not None)
+        print(c, row)
+    records.write_json(folder / "analysis.json", {"table": table, "records": by_config})
 
 
 if __name__ == "__main__":

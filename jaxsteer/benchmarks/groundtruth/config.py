@@ -23,7 +23,7 @@ CONTINUOUS = ("hue", "x", "y", "size")
 # convergence prompts) for one H200 (scripts/gpu_groundtruth.sh).
 SCALES: dict[str, dict] = {
     "ci": {"per_count": 1, "section_prompts": 1, "pool": 4, "pairs": 16, "seeds": 2,
-           "batch": 8, "diversity_n": 8, "sae_epochs": 2, "convergence_n": (8,),
+           "batch": 8, "diversity_n": 8, "sae_epochs": 2, "convergence_n": (16,),
            "convergence_prompts": 1, "convergence_pairs": 32},
     "cpu": {"per_count": 2, "section_prompts": 3, "pool": 16, "pairs": 96, "seeds": 3,
             "batch": 32, "diversity_n": 48, "sae_epochs": 100, "convergence_n": (32, 64),
