@@ -47,6 +47,8 @@ def main() -> None:
     ap.add_argument("--timesteps", default="first,750,500,250")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", default="", help="comma-separated prompt indices to collect, in "
+                    "this order (default: all)")
     ap.add_argument("--analyse", action="store_true")
     args = ap.parse_args()
     jax.config.update("jax_threefry_partitionable", True)
@@ -60,8 +62,10 @@ def main() -> None:
     steps = [None if t == "first" else int(t) for t in args.timesteps.split(",")]
     collectors = [Collector(bundle, base.sampler, mesh, pool=True, timestep=t) for t in steps]
     k_pool, k_grad = jax.random.split(jax.random.key(args.seed))
-    for i, prompt in enumerate(complexity_prompts("tune", args.per_count)):
-        path = args.out / f"{i:02d}.safetensors"
+    prompts = complexity_prompts("tune", args.per_count)
+    order = [int(i) for i in args.only.split(",")] if args.only else range(len(prompts))
+    for i in order:
+        prompt, path = prompts[i], args.out / f"{i:02d}.safetensors"
         if path.exists():
             continue
         t0 = time.perf_counter()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from jaxsteer.bench import select
 from jaxsteer.benchmarks.groundtruth import (
     SCALES,
     GroundTruthConfig,
@@ -15,7 +16,7 @@ from jaxsteer.benchmarks.groundtruth import (
 )
 from jaxsteer.benchmarks.groundtruth import convergence as conv
 from jaxsteer.complexity import ComplexityConfig, VAEaseConfig, estimate_one
-from jaxsteer.config import to_dict
+from jaxsteer.config import parse, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.shapes.captions import HELDOUT_CAPTIONS, free_count, split_of
 
@@ -42,20 +43,28 @@ def test_splits_share_no_prompt():
 
 
 def test_scale_presets_fill_what_is_not_given():
-    gpu = GroundTruthConfig(scale="gpu")
+    gpu = GroundTruthConfig(scale="gpu").resolved()
     assert gpu.pairs >= 4096 and gpu.pool >= 1024 and gpu.seeds >= 3
     assert gpu.convergence_pairs >= 16384 and {256, 1024, 4096} <= set(gpu.convergence_n)
     assert gpu.prompts == complexity_prompts("test", SCALES["gpu"]["per_count"])
     # Explicit values win, and the result's config records the resolved values.
     cfg = GroundTruthConfig(scale="gpu", pairs=5000, split="tune",
-                            recovery_prompts=("a circle",))
+                            recovery_prompts=("a circle",)).resolved()
     assert (cfg.pairs, cfg.pool, cfg.recovery_prompts) == (5000, 1024, ("a circle",))
     assert cfg.prompts == complexity_prompts("tune", SCALES["gpu"]["per_count"])
     d = to_dict(cfg)
     assert d["pairs"] == 5000 and d["pool"] == 1024 and len(d["prompts"]) == len(cfg.prompts)
-    assert GroundTruthConfig(scale="ci").pairs == SCALES["ci"]["pairs"]
+    assert GroundTruthConfig(scale="ci").resolved().pairs == SCALES["ci"]["pairs"]
     # A later explicit --pairs above the preset's convergence N raises the reference with it.
-    assert GroundTruthConfig(scale="ci", pairs=40).convergence_pairs == 40
+    assert GroundTruthConfig(scale="ci", pairs=40).resolved().convergence_pairs == 40
+
+
+def test_scale_flag_applies_to_the_cli_defaults():
+    cls, _, rest, prog = select(["groundtruth", "--groundtruth.scale", "gpu",
+                                 "--groundtruth.pairs", "100", "--groundtruth.split", "tune"])
+    cfg = parse(cls, rest, prog).groundtruth.resolved()
+    assert (cfg.scale, cfg.pairs, cfg.pool, cfg.split) == ("gpu", 100, 1024, "tune")
+    assert cfg.prompts == complexity_prompts("tune", SCALES["gpu"]["per_count"])
 
 
 def test_protocol_flags_are_checked():

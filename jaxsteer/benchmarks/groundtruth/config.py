@@ -42,8 +42,9 @@ HEADLINE = "subspace_size"
 
 @dataclasses.dataclass(frozen=True)
 class GroundTruthConfig:
-    """Fields that default to None take their value from the ``scale`` preset (`SCALES`); a value
-    given explicitly wins, and the resolved values are what the result's ``config`` records."""
+    """Fields that default to None take their value from the ``scale`` preset (`SCALES`) and the
+    ``split``'s lists when the run starts (`resolved`); a value given explicitly wins, and the
+    resolved values are what the result's ``config`` records."""
 
     model: str = opt("shapes", "bundled shapes model, or a pipeline folder of a shapes-world "
                      "model (e.g. from `jaxsteer train-shapes`)")
@@ -115,7 +116,10 @@ class GroundTruthConfig:
     out: Path = opt(Path("runs/bench/groundtruth.json"), "JSON of every number")
 
     def __post_init__(self):
-        self._resolve()
+        filled = self._filled()
+        if filled:   # validate what the run will use; the fields stay None (see `resolved`)
+            dataclasses.replace(self, **filled)
+            return
         for name in (self.preset, self.turbo):
             if name not in PRESETS:
                 raise UserError(f"no sampler preset for model {name!r}: use one of "
@@ -151,19 +155,24 @@ class GroundTruthConfig:
         if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
             raise UserError(f"--diversity-strength must be lo,hi, got {lo_hi}")
 
-    def _resolve(self) -> None:
-        """Fills every None field from the scale preset and the split's prompt lists."""
+    def _filled(self) -> dict:
+        """The scale preset's value of every None field, and the split's prompt lists."""
         preset = SCALES[self.scale]
-        for name in SCALE_FIELDS:
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, preset[name])
+        out = {name: preset[name] for name in SCALE_FIELDS if getattr(self, name) is None}
+        if self.convergence_pairs is None:   # the reference N is never below --pairs
+            out["convergence_pairs"] = max(preset["convergence_pairs"],
+                                           out.get("pairs", self.pairs))
         lists = {"prompts": complexity_prompts(self.split, preset["per_count"])}
         lists["recovery_prompts"], lists["diversity_prompts"] = section_prompts(
             self.split, preset["per_count"], preset["section_prompts"])
-        for name, value in lists.items():
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, value)
-        object.__setattr__(self, "convergence_pairs", max(self.convergence_pairs, self.pairs))
+        out.update({k: v for k, v in lists.items() if getattr(self, k) is None})
+        return out
+
+    def resolved(self) -> GroundTruthConfig:
+        """This config with every None field filled from ``scale`` and ``split``: what `run`
+        uses and records. Kept apart from construction so that a default instance (the CLI's
+        base) still knows which fields were left to the preset."""
+        return dataclasses.replace(self, **self._filled())
 
     def all_prompts(self) -> tuple[str, ...]:
         """Every prompt of the three sections, each once, in first-seen order."""

@@ -213,6 +213,7 @@ def _complexity_record(prompt: str, grads_nrd: np.ndarray, rows, word, dirs: dic
 def run(cfg: GroundTruthConfig) -> dict:
     """Runs the benchmark, prints its tables, writes ``cfg.out`` (JSON); returns the summary."""
     start = time.perf_counter()
+    cfg = cfg.resolved()
     bundle = load(cfg.model)
     mesh = sharding.local_mesh(cfg.devices)
     base, turbo = _Preset(bundle, cfg.preset, cfg, mesh), _Preset(bundle, cfg.turbo, cfg, mesh)
@@ -272,6 +273,10 @@ def run(cfg: GroundTruthConfig) -> dict:
                                                      div_dirs, div_keys,
                                                      jax.random.fold_in(k_off, i), cfg)
         seconds["diversity"] += time.perf_counter() - t4
+        # Each prompt's records as soon as they exist: a run stopped by a time limit (one GPU
+        # command) still leaves every finished prompt, marked partial.
+        records.write_json(cfg.out, {**result, "partial": True,
+                                     "seconds": {k: round(v, 1) for k, v in seconds.items()}})
     comp = result["complexity"]
     comp["spearman"] = stats.complexity_table(comp["prompts"])
     comp["ranking"] = stats.ranking_table(comp["prompts"])
