@@ -69,7 +69,7 @@ def main() -> None:
         if path.exists():
             continue
         t0 = time.perf_counter()
-        inputs, rows = base.prepare(prompt)
+        inputs, rows, word = base.prepare(prompt)
         images = base.render(inputs, rows, None, jax.random.split(jax.random.fold_in(k_pool, i),
                                                                   args.pool))
         pool = np.asarray(base.encode_image(bundle.params, jnp.asarray(images)))
@@ -80,8 +80,7 @@ def main() -> None:
                               pairs, batch=args.batch, pad=True)
             arrays[f"grads_t{t}"] = g.astype(np.float32)          # [pairs, rows, d]
         meta = {"prompt": prompt, "rows": json.dumps(rows),
-                "word_row": json.dumps(list(_Preset(bundle, "shapes", GroundTruthConfig(),
-                                                    mesh).prepare(prompt)[1])),
+                "word_row": json.dumps(list(word)),
                 "timesteps": json.dumps([int(c.sched.t_s[0]) for c in collectors]),
                 "pool": str(args.pool), "pairs": str(args.pairs), "seed": str(args.seed)}
         records.save_arrays(path, arrays, meta)

@@ -54,7 +54,9 @@ def test_scale_presets_fill_what_is_not_given():
     assert cfg.prompts == complexity_prompts("tune", SCALES["gpu"]["per_count"])
     d = to_dict(cfg)
     assert d["pairs"] == 5000 and d["pool"] == 1024 and len(d["prompts"]) == len(cfg.prompts)
-    assert GroundTruthConfig(scale="ci").resolved().pairs == SCALES["ci"]["pairs"]
+    ci = GroundTruthConfig(scale="ci").resolved()
+    assert ci.pairs == SCALES["ci"]["pairs"] and len(ci.prompts) == 6
+    assert len(ci.recovery_prompts) == len(ci.diversity_prompts) == 1
     # A later explicit --pairs above the preset's convergence N raises the reference with it.
     assert GroundTruthConfig(scale="ci", pairs=40).resolved().convergence_pairs == 40
 

@@ -25,15 +25,12 @@ def complexity_prompts(split: str, per_count: int) -> tuple[str, ...]:
 
 def section_prompts(split: str, per_count: int, n: int) -> tuple[tuple[str, ...],
                                                                   tuple[str, ...]]:
-    """(recovery, diversity): ``n`` each, dealt round-robin over `SECTION_COUNTS` from the
-    complexity list's captions in hash order, recovery and diversity taking turns, so the two
-    lists are disjoint and reuse the complexity prompts' pools and gradients."""
+    """(recovery, diversity): ``n`` each. The complexity list's captions with `SECTION_COUNTS`
+    free factors are dealt round-robin over the counts (hash order within a count), and
+    recovery and diversity take turns, so the lists are disjoint, both span the counts, and
+    they reuse the complexity prompts' pools and gradients."""
     ranked = [[c for c in complexity_prompts(split, per_count) if free_count(c) == k]
               for k in SECTION_COUNTS]
-    dealt = [c for j in range(max(map(len, ranked), default=0)) for r in ranked if j < len(r)
-             for c in [r[j]]]
-    # Alternate whole rounds: round 0 of every count to recovery, round 1 to diversity, ...
-    rounds = len(SECTION_COUNTS)
-    rec = [c for i, c in enumerate(dealt) if (i // rounds) % 2 == 0][:n]
-    div = [c for i, c in enumerate(dealt) if (i // rounds) % 2 == 1][:n]
-    return tuple(rec), tuple(div)
+    dealt = [r[j] for j in range(max(map(len, ranked), default=0)) for r in ranked
+             if j < len(r)]
+    return tuple(dealt[0::2][:n]), tuple(dealt[1::2][:n])
