@@ -188,9 +188,10 @@ def _diversity(base_images: np.ndarray, turbo: _Preset, prompt: str, inputs, row
 
 
 def _complexity_record(prompt: str, grads_nrd: np.ndarray, rows, word, dirs: dict, key,
-                       cfg: GroundTruthConfig) -> dict:
-    """Every estimate of a prompt's gradients (the configured normalisation), the tuning
-    variants, and with more rows than ``cfg.pairs`` the convergence table."""
+                       cfg: GroundTruthConfig, converge: bool) -> dict:
+    """Every estimate of a prompt's first ``cfg.pairs`` gradients (the configured
+    normalisation), the tuning variants, and with ``converge`` the convergence table of all
+    its gradients."""
     main = normalize_rows(jnp.asarray(grads_nrd[: cfg.pairs].reshape(cfg.pairs, -1)),
                           cfg.normalize)
     k_est, k_var, k_conv = jax.random.split(key, 3)
@@ -203,7 +204,7 @@ def _complexity_record(prompt: str, grads_nrd: np.ndarray, rows, word, dirs: dic
         if cfg.rows == "all":   # the word's own row(s) are a slice of every row's gradient
             views["word"] = grads_nrd[: cfg.pairs][:, list(word)]
         record["variants"] = convergence.variant_values(views, k_var, cfg.complexity)
-    if len(grads_nrd) > cfg.pairs:
+    if converge:
         full = normalize_rows(jnp.asarray(grads_nrd.reshape(len(grads_nrd), -1)), cfg.normalize)
         record["convergence"] = convergence.convergence(full, cfg.convergence_n, k_conv,
                                                         cfg.complexity, cfg.headline)
@@ -246,7 +247,8 @@ def run(cfg: GroundTruthConfig) -> dict:
         seconds["decompose"] += t2 - t1
         if prompt in cfg.prompts:
             result["complexity"]["prompts"].append(_complexity_record(
-                prompt, grads_nrd, rows, word, dirs, jax.random.fold_in(k_est, i), cfg))
+                prompt, grads_nrd, rows, word, dirs, jax.random.fold_in(k_est, i), cfg,
+                converge=prompt in conv_set))
         t3 = time.perf_counter()
         seconds["complexity"] += t3 - t2
         if prompt in cfg.recovery_prompts:
