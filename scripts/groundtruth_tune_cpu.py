@@ -123,7 +123,12 @@ def analyse(folder: Path) -> None:
                    for e, rho in d.items() if rho is not None), reverse=True)
     print(f"{len(files)} tuning prompts, timesteps {strata}")
     for rho, c, v, e in best[:25]:
-        print(f"{rho:6.2f}  {c:24s} {v:10s} {e}")
+        vals = [r["variants"][v][e] for r in by_config[c]]
+        n_free = [r["n_free"] for r in by_config[c]]
+        ci = stats.spearman_interval(vals, n_free, seed=0)
+        means = stats.means_by_count(vals, n_free)
+        print(f"{rho:6.2f} [{ci[0]:5.2f},{ci[1]:5.2f}]  {c:24s} {v:10s} {e:26s} means "
+              + " ".join(f"{k}:{m:.1f}" for k, m in means.items()))
     for c in table:
         row = " ".join(f"{v}:{e}={table[c][v][e]:.2f}" for v in table[c]
                        for e in ("subspace_size_fixed", "parallel_analysis", "mle")

@@ -253,7 +253,7 @@ def test_a_timestep_mixture_interleaves_the_single_timestep_gradients(micro_fold
         return base.timesteps, base.gradients(inputs, images, jax.random.key(3), 5, 6)
 
     ts, mixed = grads((700, 300))
-    assert ts == [700, 300]
+    assert ts == [700, 300] and grads((-1,))[0] == grads(())[0] == [951]   # -1: the first step
     _, at700 = grads((700,))
     _, at300 = grads((300,))
     np.testing.assert_array_equal(mixed[0::2], at700[0::2])   # pair j at stratum j mod 2

@@ -15,6 +15,7 @@ from jaxsteer import records, sharding
 from jaxsteer.benchmarks.groundtruth import convergence, stats
 from jaxsteer.benchmarks.groundtruth.config import (
     CONTINUOUS,
+    FIRST_STEP,
     TARGETS,
     GroundTruthBench,
     GroundTruthConfig,
@@ -42,8 +43,9 @@ class _Preset:
         self.sampler = SamplerConfig(**PRESETS[name])
         # One Collector per timestep stratum; the step schedule is an argument of the kernel,
         # so they all share one compiled program.
-        self.collectors = [Collector(bundle, self.sampler, mesh, pool=True, timestep=t)
-                           for t in (cfg.timesteps or (None,))]
+        self.collectors = [Collector(bundle, self.sampler, mesh, pool=True,
+                                     timestep=None if t == FIRST_STEP else t)
+                           for t in (cfg.timesteps or (FIRST_STEP,))]
         self.encode_image = jax.jit(bundle.model.encode_image)
 
     @property
