@@ -253,6 +253,40 @@ def test_estimate_all_on_union_of_subspaces():
     assert off["subspace_size"]["value"] == 7.0
     for name in ("parallel_analysis", "mle", "twonn"):
         assert off[name] == out[name], name
+    # One estimate alone is the same number from the same key (only its own family runs).
+    off_cfg = dataclasses.replace(cfg, n_boot_spectral=0,
+                                  vaease=dataclasses.replace(VAE_CFG, enabled=False))
+    for name in ("subspace_size", "parallel_analysis", "mle"):
+        assert estimate.estimate_one(x, jax.random.key(2), off_cfg, name) == off[name], name
+    assert estimate.estimator_names(off_cfg) == ("subspace_size", "pca_90", "pca_95",
+                                                 "parallel_analysis", "mle", "twonn")
+    with pytest.raises(UserError, match="vaease"):
+        estimate.estimate_one(x, jax.random.key(2), off_cfg, "vaease")
+
+
+def test_threshold_modes_differ_only_with_fewer_samples_than_dimensions():
+    # 60 samples in D = 1000: 5 strong directions (ratio ~0.18 each) and 10 weak ones (~0.008
+    # each), between 2.5 / D = 0.0025 (fixed) and 2.5 / min(N, D) = 0.042 (n_dependent).
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((60, 15)) * np.concatenate([np.full(5, 1.0), np.full(10, 0.21)])
+    x = jnp.asarray(embed(z, 4), jnp.float32)
+    assert int(spectral.subspace_size(x)) == 15
+    assert int(spectral.subspace_size(x, mode="n_dependent")) == 5
+    assert spectral.threshold_dim(60, 1000, "n_dependent") == 60
+    assert spectral.threshold_dim(5000, 1000, "n_dependent") == 1000   # N >= D: the same
+    out = estimate.spectral_estimates(x, jax.random.key(0), ComplexityConfig(
+        threshold_mode="n_dependent", n_boot_spectral=0), pa=False)
+    assert out["subspace_size"]["value"] == 5.0 and "parallel_analysis" not in out
+    assert out["subspace_size"]["threshold"] == pytest.approx(2.5 / 60)
+
+
+def test_normalize_rows():
+    x = jnp.asarray([[3.0, 4.0], [0.0, 0.0], [0.0, -2.0]], jnp.float32)
+    np.testing.assert_allclose(np.asarray(estimate.normalize_rows(x, "l2")),
+                               [[0.6, 0.8], [0.0, 0.0], [0.0, -1.0]], rtol=1e-6)
+    assert estimate.normalize_rows(x, "none") is x
+    with pytest.raises(UserError, match="normalisation"):
+        estimate.normalize_rows(x, "l1")
 
 
 def test_local_subset_draws_distinct_rows():

@@ -12,6 +12,9 @@ Pure ``jnp`` functions on any matrix (no model code is imported here):
 
 from jaxsteer.complexity.estimate import ComplexityConfig as ComplexityConfig
 from jaxsteer.complexity.estimate import estimate_all as estimate_all
+from jaxsteer.complexity.estimate import estimate_one as estimate_one
+from jaxsteer.complexity.estimate import estimator_names as estimator_names
+from jaxsteer.complexity.estimate import normalize_rows as normalize_rows
 from jaxsteer.complexity.intervals import bootstrap as bootstrap
 from jaxsteer.complexity.intervals import bootstrap_values as bootstrap_values
 from jaxsteer.complexity.intervals import percentile_interval as percentile_interval

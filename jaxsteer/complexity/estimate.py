@@ -25,6 +25,9 @@ class ComplexityConfig:
 
     threshold_factor: float = opt(2.5, "subspace size counts components with explained-variance "
                                        "ratio > this / D [2.5, ELROND]")
+    threshold_mode: Literal["fixed", "n_dependent"] = opt(
+        "fixed", "D of that threshold: fixed (the ambient dimension, the paper) | n_dependent "
+        "(min(N, D), the authors' rebuttal variant)", choices=spectral.THRESHOLD_MODES)
     variance_levels: tuple[float, ...] = opt((0.9, 0.95), "fractions of variance to report the "
                                                           "number of leading components for")
     pa_null: Literal["permute", "shift", "gaussian"] = opt(
@@ -115,11 +118,12 @@ class TwoNNFit:
 
 
 def spectral_estimates(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig,
-                       ratio_head: int = 0) -> dict:
-    """Subspace size, components per variance level (with intervals) and parallel analysis;
-    with ``ratio_head`` > 0 also the leading explained-variance ratios of the same SVD."""
+                       ratio_head: int = 0, pa: bool = True) -> dict:
+    """Subspace size, components per variance level (with intervals) and parallel analysis
+    (left out with ``pa`` False: it costs ``pa_draws`` more SVDs); with ``ratio_head`` > 0 also
+    the leading explained-variance ratios of the same SVD."""
     k_pa, k_boot = jax.random.split(key)
-    dim = x_nd.shape[1]
+    dim = spectral.threshold_dim(*x_nd.shape, cfg.threshold_mode)  # resamples keep n rows
     stats = SpectralStats(dim, cfg.threshold_factor, tuple(cfg.variance_levels))
     var_k = spectral.pca_variances(x_nd)
     ratio_k = var_k / jnp.sum(var_k)
@@ -131,14 +135,16 @@ def spectral_estimates(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig,
         cis = list(zip(np.asarray(lo), np.asarray(hi), strict=True))
     else:
         cis = [None] * len(point)
-    pa, _, _ = spectral.parallel_analysis(x_nd, k_pa, cfg.pa_draws, cfg.pa_quantile, cfg.pa_null,
-                                          var_k=var_k)
     out = {"subspace_size": _entry(point[0], cis[0],
                                    threshold=cfg.threshold_factor / dim,
+                                   threshold_mode=cfg.threshold_mode,
                                    top_ratio=float(ratio_k[0]))}
     for i, v in enumerate(cfg.variance_levels, start=1):
         out[_level_name(v)] = _entry(point[i], cis[i])
-    out["parallel_analysis"] = _entry(pa, None, null=cfg.pa_null, draws=cfg.pa_draws)
+    if pa:
+        count, _, _ = spectral.parallel_analysis(x_nd, k_pa, cfg.pa_draws, cfg.pa_quantile,
+                                                 cfg.pa_null, var_k=var_k)
+        out["parallel_analysis"] = _entry(count, None, null=cfg.pa_null, draws=cfg.pa_draws)
     if ratio_head > 0:
         out["explained_variance_ratio"] = [float(r) for r in np.asarray(ratio_k[:ratio_head])]
     return out
@@ -175,6 +181,43 @@ def vaease_estimates(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig) -> 
     hist = np.bincount(np.asarray(counts_n), minlength=vcfg.latents + 1)
     return _entry(jnp.mean(counts_f), ci, median=float(jnp.median(counts_f)),
                   hist=[int(c) for c in hist], latents=vcfg.latents)
+
+
+NORMALIZATIONS = ("none", "l2")
+
+
+def normalize_rows(x_nd: jax.Array, how: str = "none") -> jax.Array:
+    """The samples as they are (``none``) or each scaled to unit L2 norm (``l2``: the authors'
+    sweep variant; gradient magnitude grows with the noise level, so unnormalised clouds over
+    several timesteps are dominated by the noisiest). All-zero rows stay zero."""
+    if how not in NORMALIZATIONS:
+        raise UserError(f"unknown normalisation {how!r}: use one of {', '.join(NORMALIZATIONS)}")
+    if how == "none":
+        return x_nd
+    norm_n1 = jnp.linalg.norm(x_nd, axis=1, keepdims=True)
+    return x_nd / jnp.maximum(norm_n1, jnp.finfo(jnp.float32).tiny)
+
+
+def estimator_names(cfg: ComplexityConfig) -> tuple[str, ...]:
+    """Names of the estimates `estimate_all` returns (each a ``{"value", "ci", ...}`` dict)."""
+    spectral_names = ("subspace_size",) + tuple(_level_name(v) for v in cfg.variance_levels)
+    return spectral_names + ("parallel_analysis", "mle", "twonn") + (
+        ("vaease",) if cfg.vaease.enabled else ())
+
+
+def estimate_one(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig, name: str) -> dict:
+    """One estimate of `estimate_all` (the same value and interval for the same key), computing
+    only its own family: the spectral ones share an SVD, the kNN ones a neighbour search."""
+    if name not in estimator_names(cfg):
+        raise UserError(f"unknown complexity estimator {name!r}: use one of "
+                        f"{', '.join(estimator_names(cfg))}")
+    x_nd = jnp.asarray(x_nd, jnp.float32)
+    k_spec, k_local, k_vae = jax.random.split(key, 3)
+    if name == "vaease":
+        return vaease_estimates(x_nd, k_vae, cfg)
+    if name in ("mle", "twonn"):
+        return local_estimates(x_nd, k_local, cfg)[name]
+    return spectral_estimates(x_nd, k_spec, cfg, pa=name == "parallel_analysis")[name]
 
 
 def estimate_all(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig,

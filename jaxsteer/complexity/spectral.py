@@ -52,9 +52,23 @@ def count_above_threshold(ratio_k: jax.Array, dim: int, factor: float = 2.5) -> 
     return jnp.sum(ratio_k > factor / dim).astype(jnp.int32)
 
 
-def subspace_size(x_nd: jax.Array, factor: float = 2.5) -> jax.Array:
-    """Number of PCA components of ``x_nd`` ``[n, d]`` with explained-variance ratio > factor/d."""
-    return count_above_threshold(explained_variance_ratio(x_nd), x_nd.shape[1], factor)
+THRESHOLD_MODES = ("fixed", "n_dependent")
+
+
+def threshold_dim(n: int, dim: int, mode: str = "fixed") -> int:
+    """The D of the "factor / D" threshold: the ambient dimension (``fixed``, the paper's 2.5 / D)
+    or ``min(n, dim)`` (``n_dependent``, the authors' rebuttal variant: with fewer samples than
+    dimensions the ratios are spread over only n - 1 components, so 2.5 / D is too lenient)."""
+    if mode not in THRESHOLD_MODES:
+        raise ValueError(f"unknown threshold mode {mode!r}")
+    return dim if mode == "fixed" else min(n, dim)
+
+
+def subspace_size(x_nd: jax.Array, factor: float = 2.5, mode: str = "fixed") -> jax.Array:
+    """Number of PCA components of ``x_nd`` ``[n, d]`` with explained-variance ratio > factor / D
+    (D from `threshold_dim`)."""
+    return count_above_threshold(explained_variance_ratio(x_nd),
+                                 threshold_dim(*x_nd.shape, mode), factor)
 
 
 def components_for_variance(ratio_k: jax.Array, level: float) -> jax.Array:

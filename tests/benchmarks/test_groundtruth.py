@@ -163,10 +163,11 @@ def test_tiny_run_writes_every_section_and_compiles_once(micro_folder, tmp_path,
 
     prompts = ("a red circle in the middle", "a circle", "a shape")
     cfg = GroundTruthConfig(
-        model=str(micro_folder), prompts=prompts, recovery_prompts=("a shape",),
+        model=str(micro_folder), scale="ci", prompts=prompts, recovery_prompts=("a shape",),
         diversity_prompts=("a red circle in the middle",), pool=4, pairs=8, batch=8, k=1,
         strengths=(-1.0, 1.0), seeds=2, sae_epochs=2, sae_batch=8, diversity_n=8,
         diversity_directions="base",  # the turbo sampler's own gradient kernel: +12 s
+        variants=False,               # checked on planted data (test_groundtruth_protocol)
         complexity=ComplexityConfig(mle_k=3, n_boot=10, n_boot_spectral=0, pa_draws=2,
                                     vaease=VAEaseConfig(enabled=False)),
         out=tmp_path / "gt.json")
@@ -200,6 +201,21 @@ def test_tiny_run_writes_every_section_and_compiles_once(micro_folder, tmp_path,
         assert rho == (None if spearman(values, n_free) is None
                        else pytest.approx(spearman(values, n_free))), name
 
+    # The protocol's additions: the ranking with intervals, the tuning variants, convergence on
+    # the first prompt (ci scale: one convergence prompt, 32 gradients, N = 16 and 32), and the
+    # one named headline method.
+    assert set(comp["ranking"]) == set(comp["spearman"])
+    assert "variants" not in comp and "partial" not in result
+    conv = comp["prompts"][0]["convergence"]
+    assert [p["n"] for p in conv["points"]] == [16, 32] and conv["reference_n"] == 32
+    assert conv["points"][-1]["spanned"] in (None, pytest.approx(1.0))
+    assert all("convergence" not in r for r in comp["prompts"][1:])
+    head = result["summary"]["headline"]
+    assert {"recovery", "complexity", "spread_ratio", "fidelity"} <= set(head)
+    assert head["recovery"] == summary["recovery_pca"] and head["method"]["estimator"] == \
+        "subspace_size"
+    assert result["config"]["pairs"] == 8 and result["config"]["convergence_pairs"] == 32
+
     div = result["diversity"]["a red circle in the middle"]
     assert div["free"] == ["size"]
     assert {"base", "turbo", "turbo+pca"} <= set(div)
@@ -219,3 +235,27 @@ def test_tiny_run_writes_every_section_and_compiles_once(micro_folder, tmp_path,
     kernel = make_kernel(KernelSpec(bundle.model, pool=True, use_cfg=use_cfg), mesh)
     assert kernel._cache_size() == 1
     assert jax.device_count() == 8  # the suite's fake devices: the run was sharded
+
+
+def test_a_timestep_mixture_interleaves_the_single_timestep_gradients(micro_folder):
+    from jaxsteer import sharding
+    from jaxsteer.benchmarks.groundtruth.sections import _Preset
+    from jaxsteer.models import load
+
+    bundle, mesh = load(str(micro_folder)), sharding.local_mesh()
+    images = np.random.default_rng(0).uniform(0, 1, (4, 8, 8, 3)).astype(np.float32)
+
+    def grads(timesteps):
+        cfg = GroundTruthConfig(model=str(micro_folder), scale="ci", timesteps=timesteps,
+                                batch=8)
+        base = _Preset(bundle, "shapes", cfg, mesh)
+        inputs, _, _ = base.prepare("a red circle")
+        return base.timesteps, base.gradients(inputs, images, jax.random.key(3), 5, 6)
+
+    ts, mixed = grads((700, 300))
+    assert ts == [700, 300] and grads((-1,))[0] == grads(())[0] == [951]   # -1: the first step
+    _, at700 = grads((700,))
+    _, at300 = grads((300,))
+    np.testing.assert_array_equal(mixed[0::2], at700[0::2])   # pair j at stratum j mod 2
+    np.testing.assert_array_equal(mixed[1::2], at300[1::2])
+    assert not np.allclose(at700, at300)

@@ -107,7 +107,8 @@ def test_survey_resumes_after_a_kill(model, tmp_path, monkeypatch):
 
 
 def test_bench_groundtruth_at_a_small_scale(tmp_path):
-    ok(["bench", "groundtruth", "--groundtruth.prompts", "a red circle,a circle,a shape",
+    ok(["bench", "groundtruth", "--groundtruth.scale", "ci",
+        "--groundtruth.prompts", "a red circle,a circle,a shape",
         "--groundtruth.recovery-prompts", "a shape",
         "--groundtruth.diversity-prompts", "a red circle", "--groundtruth.pool", "16",
         "--groundtruth.pairs", "32", "--groundtruth.seeds", "2",
@@ -116,6 +117,7 @@ def test_bench_groundtruth_at_a_small_scale(tmp_path):
         "--groundtruth.out", str(tmp_path / "gt.json")])
     result = json.loads((tmp_path / "gt.json").read_text())
     assert {"recovery", "complexity", "diversity", "summary"} <= set(result)
+    assert "headline" in result["summary"] and result["config"]["convergence_pairs"] == 32
 
 
 def test_bench_throughput_on_tiny(tmp_path):

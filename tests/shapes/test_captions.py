@@ -76,3 +76,29 @@ def test_obeys_tolerance():
     s = C.spec("a red shape on the left")
     assert C.obeys(s, "hue", np.array([355.0, 18.0, 25.0])).tolist() == [True, True, False]
     assert C.obeys(s, "x", np.array([0.30, 0.39, 0.45])).tolist() == [True, True, False]
+
+
+def test_tuning_and_test_splits_are_fixed_disjoint_and_cover_every_count():
+    every = C.all_captions()
+    splits = {c: C.split_of(c) for c in every}
+    assert set(splits.values()) == set(C.SPLITS)
+    # The rule reads the canonical caption: spelling and spacing do not move a caption.
+    assert C.split_of("  A  Red   CIRCLE ") == splits["a red circle"]
+    assert C.caption_hash("a red circle") == C.caption_hash("A red  circle")
+    assert C.split_of("a shape") == "test"           # the one caption with 5 free factors
+    tune, test = C.split_captions("tune"), C.split_captions("test")
+    for n in range(5):
+        assert len(tune[n]) >= 3 and len(test[n]) >= 3, n
+    assert tune[5] == [] and test[5] == ["a shape"]
+    for groups in (tune, test):
+        for n, caps in groups.items():
+            assert all(C.free_count(c) == n for c in caps)
+            assert not set(caps) & set(C.HELDOUT_CAPTIONS)
+            assert caps == sorted(caps, key=C.caption_hash)   # hash order: "first m" is a rule
+    flat = lambda g: {c for caps in g.values() for c in caps}  # noqa: E731
+    assert flat(tune).isdisjoint(flat(test))
+    assert flat(tune) | flat(test) == set(C.TRAIN_CAPTIONS)
+    # Roughly half each (a hash, not a hand-picked list).
+    assert 0.4 < len(flat(tune)) / len(C.TRAIN_CAPTIONS) < 0.6
+    with pytest.raises(UserError, match="split"):
+        C.split_captions("validation")

@@ -1,9 +1,11 @@
 """`jaxsteer bench groundtruth`: the method checked against the known factors of the shapes world.
 
-DESIGN.md section 4 asks for three numbers no paper gives. Every prompt gets a pool of images
-from the model under its sampler preset (`models.bundled.PRESETS`), the pool's pair
-gradients (`collect.Collector`, one denoiser call at the noisiest step, the authors' default),
-and their PCA and SAE directions. Then:
+DESIGN.md section 4 asks for three numbers no paper gives. The prompts come from one half of the
+caption space (`split`: tuning or test captions, by a hash rule fixed before tuning), the sizes
+from a scale preset (`config.SCALES`). Every prompt gets a pool of images from the model under
+its sampler preset (`models.bundled.PRESETS`), the pool's pair gradients (`collect.Collector`,
+one denoiser call at the noisiest step, the authors' default, or at each of several timesteps in
+turn), optionally unit-normalised, and their PCA and SAE directions. Then:
 
 1. **Factor recovery.** The top-k directions of each method are steered over a range of
    strengths on several seeds (the unsteered image of each seed is the reference) and the probe
@@ -25,7 +27,9 @@ and their PCA and SAE directions. Then:
    images to noise, and the probe's readings of noise mean nothing.
 2. **Complexity.** `complexity.estimate_all` on every prompt's gradients, and for each
    estimator the Spearman correlation over prompts between its value and the number of free
-   factors, ``5 - len(captions.spec(prompt).fixed)``.
+   factors, ``5 - len(captions.spec(prompt).fixed)``, with a bootstrap interval over prompts;
+   the tuning variants of every estimator on the same gradients; and for one prompt per count
+   (round-robin) more gradients and the convergence table (`convergence`).
 3. **Diversity restoration.** The collapsed generator (`turbo`: the same weights under the
    turbo preset of `PRESETS`) samples ``diversity_n`` seeds without and with random offsets
    (`diversity.random_offsets`) along directions found on its own gradients (the authors'
@@ -35,6 +39,8 @@ and their PCA and SAE directions. Then:
    back inside its band. The spread ratio is the geometric mean of after / before over every
    (prompt, free continuous factor); type's entropy is reported but not in the ratio (it can be
    0 before). The same table shows the collapse itself: the base preset's spread next to turbo's.
+
+`summary.headline` reports one named method (estimator and directions) on all three.
 
 Every compiled program (a renderer and a gradient kernel per preset, PCA, SAE step,
 estimators) is built once, not once per prompt: the sampler settings, batch sizes, pool size,
@@ -46,7 +52,7 @@ from jaxsteer.benchmarks.groundtruth.config import (
     CONTINUOUS as CONTINUOUS,
 )
 from jaxsteer.benchmarks.groundtruth.config import (
-    DEFAULT_PROMPTS as DEFAULT_PROMPTS,
+    SCALES as SCALES,
 )
 from jaxsteer.benchmarks.groundtruth.config import (
     TARGETS as TARGETS,
@@ -59,6 +65,8 @@ from jaxsteer.benchmarks.groundtruth.config import (
 )
 from jaxsteer.benchmarks.groundtruth.sections import run as run
 from jaxsteer.benchmarks.groundtruth.sections import run_bench as run_bench
+from jaxsteer.benchmarks.groundtruth.split import complexity_prompts as complexity_prompts
+from jaxsteer.benchmarks.groundtruth.split import section_prompts as section_prompts
 from jaxsteer.benchmarks.groundtruth.stats import (
     best_over_directions as best_over_directions,
 )

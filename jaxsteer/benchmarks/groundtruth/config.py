@@ -5,59 +5,107 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from jaxsteer.complexity import ComplexityConfig
+from jaxsteer.benchmarks.groundtruth.split import complexity_prompts, section_prompts
+from jaxsteer.complexity import ComplexityConfig, estimator_names
+from jaxsteer.complexity.estimate import NORMALIZATIONS
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
 from jaxsteer.models.bundled import PRESETS
-from jaxsteer.shapes.captions import spec
+from jaxsteer.shapes.captions import SPLITS, spec
 
-# (caption, free factors): two or more prompts per count of free factors except 5, which only
-# "a shape" has; none is a held-out combination.
-DEFAULT_PROMPTS = (
-    "a small red circle in the middle", "a large blue square at the top left",  # 0 free
-    "a red circle in the middle", "a small yellow square on the left",           # 1
-    "a red circle on the left", "a large blue square",                           # 2
-    "a red circle", "a green triangle", "a circle on the left",                  # 3
-    "a circle", "a large shape",                                                 # 4
-    "a shape",                                                                   # 5
-)
 TARGETS = {"recovery": 0.9, "complexity": 0.8, "spread_ratio": 2.0, "fidelity": 0.95}
 CONTINUOUS = ("hue", "x", "y", "size")
+
+# `--groundtruth.scale` presets: the values of every field left unset (None). Costs measured on
+# a 2-core CPU with the bundled model (2026-12-02): a base-sampler image (20 DDIM steps with
+# CFG) 1.6 s, a gradient 0.2 s, a turbo image 0.3 s. `cpu` is about 15 minutes there; `gpu` is
+# the authors' regime (>= 4,096 gradients per prompt, pools of 1,024, 16k gradients for the
+# convergence prompts) for one H200 (scripts/gpu_groundtruth.sh).
+SCALES: dict[str, dict] = {
+    "ci": {"per_count": 1, "section_prompts": 1, "pool": 4, "pairs": 16, "seeds": 2,
+           "batch": 8, "diversity_n": 8, "sae_epochs": 2, "convergence_n": (16,),
+           "convergence_prompts": 1, "convergence_pairs": 32},
+    "cpu": {"per_count": 2, "section_prompts": 3, "pool": 16, "pairs": 96, "seeds": 3,
+            "batch": 32, "diversity_n": 48, "sae_epochs": 100, "convergence_n": (32, 64),
+            "convergence_prompts": 6, "convergence_pairs": 96},
+    "gpu": {"per_count": 5, "section_prompts": 6, "pool": 1024, "pairs": 4096, "seeds": 3,
+            "batch": 512, "diversity_n": 1024, "sae_epochs": 20,
+            "convergence_n": (256, 1024, 4096), "convergence_prompts": 6,
+            "convergence_pairs": 16384},
+}
+FIRST_STEP = -1   # in --timesteps: the sampler's own first (noisiest) step, whatever it is
+SCALE_FIELDS = ("pool", "pairs", "seeds", "batch", "diversity_n", "sae_epochs", "convergence_n",
+                "convergence_prompts", "convergence_pairs")
+# The headline method (estimator, timestep, rows, normalisation) until the GPU tuning sweep says
+# otherwise, chosen on the tuning split at CPU scale (12 prompts, 160 gradients, pools of 32;
+# scripts/groundtruth_tune_cpu.py): parallel analysis on L2-normalised gradients of every row at
+# timestep 500 ranked free-factor counts best (Spearman 0.84, interval 0.44..0.98); every
+# estimator was wrong-signed at the noisiest step (-0.41..-0.81). See the README.
+HEADLINE = "parallel_analysis"
+HEADLINE_TIMESTEPS = (500,)
 
 
 @dataclasses.dataclass(frozen=True)
 class GroundTruthConfig:
+    """Fields that default to None take their value from the ``scale`` preset (`SCALES`) and the
+    ``split``'s lists when the run starts (`resolved`); a value given explicitly wins, and the
+    resolved values are what the result's ``config`` records."""
+
     model: str = opt("shapes", "bundled shapes model, or a pipeline folder of a shapes-world "
                      "model (e.g. from `jaxsteer train-shapes`)")
     preset: str = opt("shapes", "sampler of the model: an entry of models.bundled.PRESETS")
     turbo: str = opt("shapes-turbo", "sampler of the collapsed generator of the diversity "
                      "section (same weights): a PRESETS entry")
-    prompts: tuple[str, ...] = opt(DEFAULT_PROMPTS, "complexity prompts (>= 12 spanning 0..5 "
-                                   "free factors for a meaningful rank correlation)")
-    recovery_prompts: tuple[str, ...] = opt(("a red circle", "a circle", "a shape"),
-                                            "prompts of the factor-recovery section")
-    diversity_prompts: tuple[str, ...] = opt(("a red circle", "a large blue square", "a circle"),
-                                             "prompts of the diversity section")
-    rows: str = opt("word", "token rows differentiated and steered: word (the caption's type "
+    split: str = opt("test", "caption split the prompt lists come from: tune (every method "
+                     "choice is made here) | test (what gets reported)", choices=SPLITS)
+    scale: str = opt("cpu", "size preset: ci (the test suite, seconds) | cpu (about 15 min on 2 "
+                     "cores) | gpu (the authors' regime, one H200 command)", choices=tuple(SCALES))
+    prompts: tuple[str, ...] | None = opt(None, "complexity prompts; default: the split's list "
+                                          "at the scale's size (>= 12 spanning 0..5 free factors "
+                                          "for a meaningful rank correlation)")
+    recovery_prompts: tuple[str, ...] | None = opt(None, "prompts of the factor-recovery section "
+                                                   "(default: the split's list)")
+    diversity_prompts: tuple[str, ...] | None = opt(None, "prompts of the diversity section "
+                                                    "(default: the split's list)")
+    rows: str = opt("all", "token rows differentiated and steered: word (the caption's type "
                     "word, or 'shape') | all (every row of the text embedding)",
                     choices=("word", "all"))
-    pool: int = opt(16, "pool images per prompt (base sampler; also its diversity sample)")
-    pairs: int = opt(96, "gradients per prompt (and per diversity prompt on the turbo sampler)")
-    timestep: int | None = opt(None, "training timestep the pool image A is noised to; default: "
-                               "the sampler's first (noisiest) step, the authors' choice")
-    batch: int = opt(16, "images or pairs per compiled call, for every prompt (padded)")
+    timesteps: tuple[int, ...] = opt(
+        HEADLINE_TIMESTEPS, "training timesteps pool image A is noised to, the gradients split "
+        "evenly over them (pair j at the j mod T-th; the authors' sweep pools 50 strata); -1 = "
+        "the sampler's first (noisiest) step, the authors' choice (default: the tuned headline's)")
+    normalize: str = opt("l2", "gradients before PCA, SAE and complexity: none | l2 (unit "
+                         "norm each, the authors' sweep variant)", choices=NORMALIZATIONS)
+    headline: str = opt(HEADLINE, "complexity estimator of summary.headline (an estimate name "
+                        "of complexity.estimate_all)")
+    headline_directions: str = opt("pca", "directions of summary.headline's recovery and "
+                                   "diversity numbers: pca | sae", choices=("pca", "sae"))
+    variants: bool = opt(True, "also rank every spectral and kNN estimator under each "
+                         "normalisation, threshold mode and (rows all) the word's row alone, "
+                         "on the same gradients (the tuning table; no intervals)")
+    pool: int | None = opt(None, "pool images per prompt (base sampler; also its diversity "
+                           "sample)")
+    pairs: int | None = opt(None, "gradients per prompt (and per diversity prompt on the turbo "
+                            "sampler)")
+    convergence_n: tuple[int, ...] | None = opt(None, "gradient counts N the convergence table "
+                                                "compares with the largest-N reference")
+    convergence_prompts: int | None = opt(None, "complexity prompts (the first of each free "
+                                          "count, round-robin) that get the convergence table")
+    convergence_pairs: int | None = opt(None, "gradients of the convergence prompts (their "
+                                        "reference N; >= pairs)")
+    batch: int | None = opt(None, "images or pairs per compiled call, for every prompt (padded)")
     k: int = opt(3, "top directions of each method steered for factor recovery")
     strengths: tuple[float, ...] = opt((-1.0, -0.5, 0.5, 1.0), "steering strengths, multiples "
                                        "of the steered rows' mean norm (0, the reference, is "
                                        "always rendered)")
-    seeds: int = opt(3, "seeds per (direction, strength)")
+    seeds: int | None = opt(None, "seeds per (direction, strength)")
     usable_background: float = opt(0.3, "brightest background channel in [0, 1] of an image "
                                    "the probe's readings are trusted on")
     sae_k: int = opt(4, "SAE active latents (the authors' 32 is for SDXL's 2048-wide rows)")
-    sae_epochs: int = opt(100, "SAE epochs")
+    sae_epochs: int | None = opt(None, "SAE epochs")
     sae_batch: int = opt(32, "SAE minibatch")
-    diversity_n: int = opt(48, "turbo samples per diversity prompt, without and with steering "
-                           "(the same seeds); also the turbo gradients' pool")
+    diversity_n: int | None = opt(None, "turbo samples per diversity prompt, without and with "
+                                  "steering (the same seeds); also the turbo gradients' pool")
     diversity_directions: str = opt("turbo", "directions of the diversity section: turbo (its "
                                     "own gradients, the authors' recipe) | base",
                                     choices=("turbo", "base"))
@@ -73,6 +121,10 @@ class GroundTruthConfig:
     out: Path = opt(Path("runs/bench/groundtruth.json"), "JSON of every number")
 
     def __post_init__(self):
+        filled = self._filled()
+        if filled:   # validate what the run will use; the fields stay None (see `resolved`)
+            dataclasses.replace(self, **filled)
+            return
         for name in (self.preset, self.turbo):
             if name not in PRESETS:
                 raise UserError(f"no sampler preset for model {name!r}: use one of "
@@ -87,11 +139,46 @@ class GroundTruthConfig:
         if self.pairs < max(self.k, self.complexity.mle_k + 2):
             raise UserError(f"--pairs must be >= max(k, complexity.mle_k + 2) = "
                             f"{max(self.k, self.complexity.mle_k + 2)}")
+        if self.convergence_pairs < self.pairs or self.convergence_prompts < 0:
+            raise UserError("--convergence-pairs must be >= --pairs and --convergence-prompts "
+                            ">= 0")
+        if any(n < self.complexity.mle_k + 2 or n >= self.convergence_pairs
+               for n in self.convergence_n):
+            raise UserError(f"--convergence-n must lie in [complexity.mle_k + 2, "
+                            f"convergence-pairs) = [{self.complexity.mle_k + 2}, "
+                            f"{self.convergence_pairs}), got {list(self.convergence_n)}")
+        if any(not (0 <= t < 1000 or t == FIRST_STEP) for t in self.timesteps):
+            raise UserError(f"--timesteps must lie in [0, 999] or be {FIRST_STEP} (the first "
+                            f"step), got {list(self.timesteps)}")
+        if len(set(self.timesteps)) != len(self.timesteps):
+            raise UserError(f"--timesteps has repeats: {list(self.timesteps)}")
+        if self.headline not in estimator_names(self.complexity):
+            raise UserError(f"--headline {self.headline!r} is not an estimate of this config: "
+                            f"use one of {', '.join(estimator_names(self.complexity))}")
         if not self.strengths or 0.0 in self.strengths:
             raise UserError("--strengths: give non-zero strengths (0 is always rendered)")
         lo_hi = self.diversity_strength
         if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
             raise UserError(f"--diversity-strength must be lo,hi, got {lo_hi}")
+
+    def _filled(self) -> dict:
+        """The scale preset's value of every None field, and the split's prompt lists."""
+        preset = SCALES[self.scale]
+        out = {name: preset[name] for name in SCALE_FIELDS if getattr(self, name) is None}
+        if self.convergence_pairs is None:   # the reference N is never below --pairs
+            out["convergence_pairs"] = max(preset["convergence_pairs"],
+                                           out.get("pairs", self.pairs))
+        lists = {"prompts": complexity_prompts(self.split, preset["per_count"])}
+        lists["recovery_prompts"], lists["diversity_prompts"] = section_prompts(
+            self.split, preset["per_count"], preset["section_prompts"])
+        out.update({k: v for k, v in lists.items() if getattr(self, k) is None})
+        return out
+
+    def resolved(self) -> GroundTruthConfig:
+        """This config with every None field filled from ``scale`` and ``split``: what `run`
+        uses and records. Kept apart from construction so that a default instance (the CLI's
+        base) still knows which fields were left to the preset."""
+        return dataclasses.replace(self, **self._filled())
 
     def all_prompts(self) -> tuple[str, ...]:
         """Every prompt of the three sections, each once, in first-seen order."""

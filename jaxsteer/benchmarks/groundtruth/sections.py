@@ -12,15 +12,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxsteer import records, sharding
-from jaxsteer.benchmarks.groundtruth import stats
+from jaxsteer.benchmarks.groundtruth import convergence, stats
 from jaxsteer.benchmarks.groundtruth.config import (
     CONTINUOUS,
+    FIRST_STEP,
     TARGETS,
     GroundTruthBench,
     GroundTruthConfig,
 )
 from jaxsteer.collect import Collector, PromptInputs, draw_pairs, pad_rows
-from jaxsteer.complexity import estimate_all
+from jaxsteer.complexity import estimate_all, normalize_rows
 from jaxsteer.config import to_dict
 from jaxsteer.decompose.pca import pca
 from jaxsteer.decompose.sae import SAEConfig, train_sae
@@ -28,29 +29,38 @@ from jaxsteer.diversity import random_offsets
 from jaxsteer.models import load
 from jaxsteer.models.bundled import PRESETS
 from jaxsteer.sampling import SamplerConfig
-from jaxsteer.shapes.captions import FACTORS, TYPES, spec
+from jaxsteer.shapes.captions import FACTORS, TYPES, caption_hash, free_count, spec
 from jaxsteer.shapes.evaluate import score
 from jaxsteer.shapes.probe import measure
 from jaxsteer.steer import direction_rows, render_batches, row_scale, steered_cond
 
 
 class _Preset:
-    """A bundled model under one preset: renderer, gradient kernel and row helpers."""
+    """A bundled model under one preset: renderer, gradient kernels and row helpers."""
 
     def __init__(self, bundle, name: str, cfg: GroundTruthConfig, mesh):
         self.bundle, self.name, self.cfg, self.mesh = bundle, name, cfg, mesh
         self.sampler = SamplerConfig(**PRESETS[name])
-        self.collector = Collector(bundle, self.sampler, mesh, pool=True, timestep=cfg.timestep)
+        # One Collector per timestep stratum; the step schedule is an argument of the kernel,
+        # so they all share one compiled program.
+        self.collectors = [Collector(bundle, self.sampler, mesh, pool=True,
+                                     timestep=None if t == FIRST_STEP else t)
+                           for t in (cfg.timesteps or (FIRST_STEP,))]
         self.encode_image = jax.jit(bundle.model.encode_image)
 
+    @property
+    def timesteps(self) -> list[int]:
+        return [int(c.sched.t_s[0]) for c in self.collectors]
+
     def prepare(self, prompt: str):
-        """(PromptInputs, steered rows) of a caption under the config's row choice."""
+        """(PromptInputs, steered rows, the word's rows) of a caption under the row choice."""
         s = spec(prompt)
-        inputs = self.collector.prepare(prompt, "shape" if s.type is None else TYPES[s.type])
+        inputs = self.collectors[0].prepare(prompt, "shape" if s.type is None else TYPES[s.type])
+        word = tuple(int(r) for r in inputs.rows_r[: inputs.num_rows])
         if self.cfg.rows == "all":
             rows = tuple(range(self.bundle.model.max_tokens))
             inputs = PromptInputs(inputs.cond, inputs.uncond, pad_rows(rows), len(rows))
-        return inputs, tuple(int(r) for r in inputs.rows_r[: inputs.num_rows])
+        return inputs, tuple(int(r) for r in inputs.rows_r[: inputs.num_rows]), word
 
     def render(self, inputs, rows: tuple[int, ...], offsets_nrd: np.ndarray | None,
                keys: jax.Array) -> np.ndarray:
@@ -59,26 +69,44 @@ class _Preset:
         return render_batches(self.bundle, self.sampler, self.mesh, cond, inputs.uncond, keys,
                               self.cfg.batch)
 
-    def gradients(self, inputs, images: np.ndarray, key: jax.Array, seed: int) -> np.ndarray:
-        """[pairs, r * d] pair gradients over a pool of images, in padded batches."""
+    def gradients(self, inputs, images: np.ndarray, key: jax.Array, seed: int,
+                  n: int) -> np.ndarray:
+        """[n, r, d] pair gradients over a pool of images, in padded batches; pair j at the
+        (j mod T)-th timestep, so every prefix of the rows is an even mixture of the strata."""
         pool = np.asarray(self.encode_image(self.bundle.params, jnp.asarray(images)))
-        n = self.cfg.pairs
-        grads = self.collector.gradients(inputs, np.arange(n), key, pool,
-                                         draw_pairs(seed, n, len(pool)), batch=self.cfg.batch,
-                                         pad=True)  # one program for every batch
-        return grads.reshape(n, -1)
+        pairs = draw_pairs(seed, n, len(pool))
+        out = None
+        for s, col in enumerate(self.collectors):
+            idx = np.arange(s, n, len(self.collectors))
+            if len(idx) == 0:
+                continue
+            g = col.gradients(inputs, idx, key, pool, pairs, batch=self.cfg.batch,
+                              pad=True)  # one program for every batch
+            out = np.zeros((n, *g.shape[1:]), np.float32) if out is None else out
+            out[idx] = g
+        return out
 
 
-def _decompose(grads_nd: np.ndarray, cfg: GroundTruthConfig, seed: int) -> dict[str, Any]:
-    """PCA (top k) and SAE directions [k', r * d] of one prompt's gradients, and SAE metrics."""
+def _prompt_id(prompt: str) -> int:
+    """The integer a prompt's pool, pairs and noise are seeded with: its caption hash, so a
+    prompt draws the same pool and gradients in any list, at any position."""
+    return caption_hash(prompt) % (2**31 - 1)
+
+
+def _decompose(grads_nd: np.ndarray, cfg: GroundTruthConfig, seed: int,
+               sae: bool = True) -> dict[str, Any]:
+    """PCA (top k) and, with ``sae``, SAE directions [k', r * d] of one prompt's gradients."""
     k = min(cfg.k, *grads_nd.shape)
     ds_pca = pca(grads_nd, k=k, seed=seed)
-    sae_cfg = SAEConfig(k=cfg.sae_k, epochs=cfg.sae_epochs, batch_size=cfg.sae_batch, seed=seed)
-    ds_sae, _ = train_sae(grads_nd, sae_cfg)
-    return {"pca": np.asarray(ds_pca.directions), "sae": np.asarray(ds_sae.directions),
-            "ev_ratio": np.asarray(ds_pca.explained_variance_ratio)[:8].round(4).tolist(),
-            "significant": ds_pca.significant_count(),
-            "sae_metrics": ds_sae.metadata["sae_metrics"]}
+    out = {"pca": np.asarray(ds_pca.directions),
+           "ev_ratio": np.asarray(ds_pca.explained_variance_ratio)[:8].round(4).tolist(),
+           "significant": ds_pca.significant_count()}
+    if sae:
+        sae_cfg = SAEConfig(k=cfg.sae_k, epochs=cfg.sae_epochs, batch_size=cfg.sae_batch,
+                            seed=seed)
+        ds_sae, _ = train_sae(grads_nd, sae_cfg)
+        out.update(sae=np.asarray(ds_sae.directions), sae_metrics=ds_sae.metadata["sae_metrics"])
+    return out
 
 
 def _usable(m: dict[str, np.ndarray], cfg: GroundTruthConfig) -> np.ndarray:
@@ -161,39 +189,68 @@ def _diversity(base_images: np.ndarray, turbo: _Preset, prompt: str, inputs, row
     return out
 
 
+def _complexity_record(prompt: str, grads_nrd: np.ndarray, rows, word, dirs: dict, key,
+                       cfg: GroundTruthConfig, converge: bool) -> dict:
+    """Every estimate of a prompt's first ``cfg.pairs`` gradients (the configured
+    normalisation), the tuning variants, and with ``converge`` the convergence table of all
+    its gradients."""
+    main = normalize_rows(jnp.asarray(grads_nrd[: cfg.pairs].reshape(cfg.pairs, -1)),
+                          cfg.normalize)
+    k_est, k_var, k_conv = jax.random.split(key, 3)
+    est = estimate_all(main, k_est, cfg.complexity)
+    record = {"prompt": prompt, "n_free": free_count(prompt), "rows": list(rows),
+              "ev_ratio": dirs["ev_ratio"],
+              "estimates": {k: v for k, v in est.items() if isinstance(v, dict) and "value" in v}}
+    if cfg.variants:
+        views = {cfg.rows: grads_nrd[: cfg.pairs]}
+        if cfg.rows == "all":   # the word's own row(s) are a slice of every row's gradient
+            views["word"] = grads_nrd[: cfg.pairs][:, list(word)]
+        record["variants"] = convergence.variant_values(views, k_var, cfg.complexity)
+    if converge:
+        full = normalize_rows(jnp.asarray(grads_nrd.reshape(len(grads_nrd), -1)), cfg.normalize)
+        record["convergence"] = convergence.convergence(full, cfg.convergence_n, k_conv,
+                                                        cfg.complexity, cfg.headline)
+    return record
+
+
 def run(cfg: GroundTruthConfig) -> dict:
     """Runs the benchmark, prints its tables, writes ``cfg.out`` (JSON); returns the summary."""
     start = time.perf_counter()
+    cfg = cfg.resolved()
     bundle = load(cfg.model)
     mesh = sharding.local_mesh(cfg.devices)
     base, turbo = _Preset(bundle, cfg.preset, cfg, mesh), _Preset(bundle, cfg.turbo, cfg, mesh)
     k_pool, k_grad, k_steer, k_div, k_off, k_est = jax.random.split(jax.random.key(cfg.seed), 6)
+    conv_set = set(convergence.round_robin(cfg.prompts, cfg.convergence_prompts))
     result: dict[str, Any] = {
         "config": to_dict(cfg), "model_info": bundle.info, "targets": TARGETS,
         "presets": {cfg.preset: dataclasses.asdict(base.sampler),
                     cfg.turbo: dataclasses.asdict(turbo.sampler)},
+        "timesteps": {cfg.preset: base.timesteps, cfg.turbo: turbo.timesteps},
         "device": str(jax.devices()[0].device_kind), "devices": sharding.data_size(mesh),
         "recovery": {}, "complexity": {"prompts": []}, "diversity": {}}
     seconds = {"pools_and_gradients": 0.0, "decompose": 0.0, "recovery": 0.0,
                "complexity": 0.0, "diversity": 0.0}
-    for i, prompt in enumerate(tqdm(cfg.all_prompts(), desc="groundtruth", unit="prompt",
-                                    disable=None)):
+    for prompt in tqdm(cfg.all_prompts(), desc="groundtruth", unit="prompt", disable=None):
+        i = _prompt_id(prompt)
         t0 = time.perf_counter()
-        inputs, rows = base.prepare(prompt)
+        inputs, rows, word = base.prepare(prompt)
         pool_keys = jax.random.split(jax.random.fold_in(k_pool, i), cfg.pool)
         images = base.render(inputs, rows, None, pool_keys)
-        grads = base.gradients(inputs, images, jax.random.fold_in(k_grad, i), cfg.seed + i)
+        n = cfg.convergence_pairs if prompt in conv_set else cfg.pairs
+        grads_nrd = base.gradients(inputs, images, jax.random.fold_in(k_grad, i), cfg.seed + i, n)
+        grads = np.asarray(normalize_rows(jnp.asarray(grads_nrd[: cfg.pairs].reshape(
+            cfg.pairs, -1)), cfg.normalize))
         t1 = time.perf_counter()
-        dirs = _decompose(grads, cfg, cfg.seed)
+        steered = prompt in cfg.recovery_prompts or prompt in cfg.diversity_prompts
+        dirs = _decompose(grads, cfg, cfg.seed, sae=steered)
         t2 = time.perf_counter()
         seconds["pools_and_gradients"] += t1 - t0
         seconds["decompose"] += t2 - t1
         if prompt in cfg.prompts:
-            est = estimate_all(jnp.asarray(grads), jax.random.fold_in(k_est, i), cfg.complexity)
-            result["complexity"]["prompts"].append({
-                "prompt": prompt, "n_free": 5 - len(spec(prompt).fixed), "rows": list(rows),
-                "ev_ratio": dirs["ev_ratio"], "estimates": {
-                    k: v for k, v in est.items() if isinstance(v, dict) and "value" in v}})
+            result["complexity"]["prompts"].append(_complexity_record(
+                prompt, grads_nrd, rows, word, dirs, jax.random.fold_in(k_est, i), cfg,
+                converge=prompt in conv_set))
         t3 = time.perf_counter()
         seconds["complexity"] += t3 - t2
         if prompt in cfg.recovery_prompts:
@@ -204,13 +261,15 @@ def run(cfg: GroundTruthConfig) -> dict:
         t4 = time.perf_counter()
         seconds["recovery"] += t4 - t3
         if prompt in cfg.diversity_prompts:
-            t_inputs, _ = turbo.prepare(prompt)
+            t_inputs, _, _ = turbo.prepare(prompt)
             div_keys = jax.random.split(jax.random.fold_in(k_div, i), cfg.diversity_n)
             t_images = turbo.render(t_inputs, rows, None, div_keys)
             div_dirs = dirs
             if cfg.diversity_directions == "turbo":
                 t_grads = turbo.gradients(t_inputs, t_images, jax.random.fold_in(k_grad, i),
-                                          cfg.seed + i)
+                                          cfg.seed + i, cfg.pairs)
+                t_grads = np.asarray(normalize_rows(jnp.asarray(
+                    t_grads.reshape(cfg.pairs, -1)), cfg.normalize))
                 div_dirs = _decompose(t_grads, cfg, cfg.seed)
                 div_dirs["pca"] = div_dirs["pca"][: cfg.k]
             div_dirs = {**div_dirs, "turbo_images": t_images}
@@ -218,8 +277,17 @@ def run(cfg: GroundTruthConfig) -> dict:
                                                      div_dirs, div_keys,
                                                      jax.random.fold_in(k_off, i), cfg)
         seconds["diversity"] += time.perf_counter() - t4
-    result["complexity"]["spearman"] = stats.complexity_table(result["complexity"]["prompts"])
+        # Each prompt's records as soon as they exist: a run stopped by a time limit (one GPU
+        # command) still leaves every finished prompt, marked partial.
+        records.write_json(cfg.out, {**result, "partial": True,
+                                     "seconds": {k: round(v, 1) for k, v in seconds.items()}})
+    comp = result["complexity"]
+    comp["spearman"] = stats.complexity_table(comp["prompts"])
+    comp["ranking"] = stats.ranking_table(comp["prompts"])
+    if cfg.variants:
+        comp["variants"] = stats.variant_table(comp["prompts"])
     result["summary"] = stats.summary(result)
+    result["summary"]["headline"] = stats.headline(result, cfg)
     result["seconds"] = {**{k: round(v, 1) for k, v in seconds.items()},
                          "total": round(time.perf_counter() - start, 1)}
     records.write_json(cfg.out, result)

@@ -104,6 +104,68 @@ def complexity_table(records: list[dict]) -> dict[str, float | None]:
     return {k: spearman([r["estimates"][k]["value"] for r in records], n_free) for k in names}
 
 
+def spearman_interval(values: np.ndarray, n_free: np.ndarray, seed: int, n_boot: int = 1000,
+                      level: float = 0.95) -> list[float] | None:
+    """Percentile bootstrap interval of Spearman(values, n_free) over resampled prompts; None
+    when fewer than half the replicates are defined (too few prompts, or constant values)."""
+    values, n_free = np.asarray(values, np.float64), np.asarray(n_free, np.float64)
+    rng = np.random.default_rng(seed)
+    reps = [spearman(values[i], n_free[i])
+            for i in rng.integers(0, len(values), (n_boot, len(values)))]
+    reps = [r for r in reps if r is not None]
+    if len(reps) < n_boot / 2:
+        return None
+    tail = (1.0 - level) / 2.0
+    return [float(np.quantile(reps, tail)), float(np.quantile(reps, 1.0 - tail))]
+
+
+def means_by_count(values: list[float], n_free: list[int]) -> dict[int, float]:
+    """Mean value per free-factor count, in count order."""
+    v, c = np.asarray(values, np.float64), np.asarray(n_free)
+    return {int(k): float(v[c == k].mean()) for k in np.unique(c)}
+
+
+def ranking_table(records: list[dict]) -> dict[str, dict]:
+    """For each estimator: Spearman with the free-factor count, its bootstrap interval over
+    prompts, the mean estimate per count, and whether those means strictly increase."""
+    names = [k for k, v in records[0]["estimates"].items() if isinstance(v, dict) and "value" in v]
+    n_free = [r["n_free"] for r in records]
+    out = {}
+    for i, name in enumerate(names):
+        values = [r["estimates"][name]["value"] for r in records]
+        means = means_by_count(values, n_free)
+        m = list(means.values())
+        out[name] = {"spearman": spearman(values, n_free),
+                     "ci": spearman_interval(values, n_free, seed=i),
+                     "means": {str(k): round(v, 3) for k, v in means.items()},
+                     "monotone": bool(len(m) > 1 and np.all(np.diff(m) > 0))}
+    return out
+
+
+def variant_table(records: list[dict]) -> dict[str, dict[str, float | None]]:
+    """{variant: {estimator: Spearman with the free-factor count}} over the prompts' variants."""
+    n_free = [r["n_free"] for r in records]
+    first = records[0]["variants"]
+    return {v: {name: spearman([r["variants"][v][name] for r in records], n_free)
+                for name in first[v]} for v in first}
+
+
+def headline(result: dict, cfg: Any) -> dict:
+    """`summary.headline`: the one named method's recovery, complexity ranking, spread ratio
+    and fidelity, with the method's every choice written beside them."""
+    s, d = result["summary"], cfg.headline_directions
+    rank = result["complexity"]["ranking"].get(cfg.headline, {})
+    return {"method": {"estimator": cfg.headline, "directions": d, "rows": cfg.rows,
+                       "timesteps": result["timesteps"][cfg.preset], "normalize": cfg.normalize,
+                       "threshold_mode": cfg.complexity.threshold_mode,
+                       "threshold_factor": cfg.complexity.threshold_factor,
+                       "pairs": cfg.pairs, "pool": cfg.pool},
+            "split": cfg.split, "scale": cfg.scale,
+            "recovery": s.get(f"recovery_{d}"), "complexity": rank.get("spearman"),
+            "complexity_ci": rank.get("ci"), "complexity_monotone": rank.get("monotone"),
+            "spread_ratio": s.get(f"spread_ratio_{d}"), "fidelity": s.get(f"fidelity_{d}")}
+
+
 def summary(result: dict) -> dict:
     rec = result["recovery"]
     out: dict[str, Any] = {}
@@ -149,8 +211,16 @@ def format_tables(result: dict) -> str:
     rows = [[r["prompt"], str(r["n_free"])] + [_f(r["estimates"][k]["value"], 1) for k in names]
             for r in recs]
     rows.append(["Spearman", ""] + [_f(result["complexity"]["spearman"][k]) for k in names])
+    ranking = result["complexity"].get("ranking", {})
+    if ranking:
+        cis = [ranking[k]["ci"] for k in names]
+        rows.append(["95% interval", ""] + ["-" if c is None else f"{c[0]:.2f}..{c[1]:.2f}"
+                                            for c in cis])
+        rows.append(["means rise", ""] + ["yes" if ranking[k]["monotone"] else "no" for k in names])
     parts.append(text_table(["prompt", "free"] + names, rows))
     parts.append(f"target >= {t['complexity']}")
+    parts += _convergence_lines(recs)
+    parts += _variant_lines(result["complexity"].get("variants"))
     parts.append("\ndiversity: spread of free factors (std; hue circular std in degrees; type "
                  "entropy / log 3), fidelity = share obeying the caption's fixed factors")
     rows = []
@@ -164,4 +234,40 @@ def format_tables(result: dict) -> str:
                  f"x turbo: PCA {_f(s['spread_ratio_pca'])} (fidelity {_f(s['fidelity_pca'])}), "
                  f"SAE {_f(s['spread_ratio_sae'])} (fidelity {_f(s['fidelity_sae'])})   target: "
                  f">= {t['spread_ratio']:g}x with fidelity >= {t['fidelity']}")
+    h = s.get("headline")
+    if h:
+        parts.append(f"\nheadline ({h['method']['estimator']}, {h['method']['directions']} "
+                     f"directions, {h['split']} split, {h['scale']} scale): recovery "
+                     f"{_f(h['recovery'])}, complexity Spearman {_f(h['complexity'])}, spread "
+                     f"x{_f(h['spread_ratio'])} at fidelity {_f(h['fidelity'])}")
     return "\n".join(parts)
+
+
+def _convergence_lines(records: list[dict]) -> list[str]:
+    rows = []
+    for r in records:
+        c = r.get("convergence")
+        for p in (c or {}).get("points", []):
+            ci = p["estimate"]["ci"]
+            rows.append([r["prompt"], str(r["n_free"]), str(p["n"]), str(p["k"]),
+                         _f(p["spanned"]), _f(p["spurious"]), _f(p["estimate"]["value"], 1),
+                         "-" if ci is None else f"{ci[0]:.1f}..{ci[1]:.1f}"])
+    if not rows:
+        return []
+    name = next(r["convergence"]["estimator"] for r in records if r.get("convergence"))
+    return ["\nconvergence: significant subspace of the first N gradients against all of them "
+            f"(spanned / spurious fractions), and {name} with its 95% bootstrap interval",
+            text_table(["prompt", "free", "N", "k", "spanned", "spurious", name, "interval"],
+                       rows)]
+
+
+def _variant_lines(variants: dict | None, top: int = 12) -> list[str]:
+    """The best (variant, estimator) pairs by Spearman, for the tuning split's table."""
+    if not variants:
+        return []
+    pairs = sorted(((rho, v, name) for v, d in variants.items() for name, rho in d.items()
+                    if rho is not None), reverse=True)
+    rows = [[v, name, _f(rho)] for rho, v, name in pairs[:top]]
+    return [f"\nvariants: the {min(top, len(pairs))} best (rows/normalisation, estimator) "
+            "by Spearman, point values on the same gradients (JSON: complexity.variants)",
+            text_table(["variant", "estimator", "Spearman"], rows)]
