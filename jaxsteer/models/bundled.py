@@ -4,6 +4,7 @@ the plumbing)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -28,12 +29,22 @@ _BUILT = {"tiny": ("tiny-sd", "build_tiny_sd"), "tiny-xl": ("tiny-sdxl", "build_
 # not narrow factors that the unconditional model spreads as widely. The shared noise does: "a
 # red circle" keeps its fixed factors on 97% of samples while the central 95% of x shrinks from
 # 74% of the range to 9% (see jaxsteer/shapes/groundtruth.py for the benchmark's numbers).
-# `shapes-student` is the genuinely distilled collapsed generator (`jaxsteer distill-shapes`:
-# DMD, 4 DDIM steps, no guidance: what jaxsteer.shapes.distill.StudentConfig trains).
+# `shapes-student` is the genuinely distilled collapsed generator (`jaxsteer distill-shapes`,
+# DMD): its sampler is the one it was distilled for, as its training.json records; until one is
+# installed, jaxsteer.shapes.distill.StudentConfig's defaults (4 DDIM steps, no guidance).
+
+
+def _student_sampler(name: str) -> dict:
+    record = ASSETS / name / "training.json"
+    sampler = (json.loads(record.read_text())["sampler"] if record.exists() else
+               {"steps": 4, "guidance": 0.0, "scheduler": "ddim"})
+    return {k: sampler[k] for k in ("steps", "guidance", "scheduler")}
+
+
 PRESETS: dict[str, dict] = {
     "shapes": {"steps": 20, "guidance": 3.0, "scheduler": "ddim"},
     "shapes-turbo": {"steps": 4, "guidance": 3.0, "scheduler": "ddim", "shared_noise": 0.9},
-    "shapes-student": {"steps": 4, "guidance": 0.0, "scheduler": "ddim"},
+    "shapes-student": _student_sampler("shapes-student"),
 }
 
 # The factor read-out (`jaxsteer.effects.PROBES`) of the world each bundled model draws.
@@ -104,3 +115,10 @@ def _load_student(name: str, **kw) -> ModelBundle:
                         "reinstall it")
     info = {**teacher.info, "model": name, "folder": str(path), "teacher": STUDENTS[name]}
     return ModelBundle(teacher.model, {**teacher.params, "unet": params}, info)
+
+
+def preset_bundle(preset: str, model: str, bundle: ModelBundle) -> ModelBundle:
+    """The weights a sampler preset runs on beside ``model`` (loaded as ``bundle``): a bundled
+    student's own when ``model`` is its teacher, else ``bundle`` (`shapes-turbo`: the same)."""
+    from jaxsteer.models import load as load_model  # dtype and devices as ``bundle`` was loaded
+    return load_model(preset) if STUDENTS.get(preset) == model else bundle

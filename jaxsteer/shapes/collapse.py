@@ -15,10 +15,13 @@ handoff from a base model) on the same seeds and tabulates all of it.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import numpy as np
 
+from jaxsteer.config import opt, parse
+from jaxsteer.errors import UserError
 from jaxsteer.models.base import ModelBundle
 from jaxsteer.sampling import SamplerConfig
 from jaxsteer.shapes.captions import CONTINUOUS, FACTORS, spec
@@ -108,3 +111,82 @@ def compare(generators: dict[str, Generator], prompts: tuple[str, ...], n: int, 
                          "fidelity": float(np.mean(fid)) if fid else None, "calls": g.calls()}
     return {"prompts": per_prompt, "summary": summary, "n": n, "seed": seed,
             "reference": reference}
+
+
+def choose(summary: dict[str, dict], candidates: tuple[str, ...], fidelity: float = 0.9
+           ) -> str:
+    """The candidate that collapsed most (smallest spread ratio) among those whose fidelity is
+    at least ``fidelity``; without any, the most faithful. Fixed before any run is seen."""
+    ok = [c for c in candidates if (summary[c]["fidelity"] or 0.0) >= fidelity
+          and summary[c]["spread_ratio"] is not None]
+    if ok:
+        return min(ok, key=lambda c: summary[c]["spread_ratio"])
+    return max(candidates, key=lambda c: summary[c]["fidelity"] or 0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class CollapseRun:
+    """Collapse of distilled students against their teacher, with diversity distillation."""
+
+    students: tuple[Path, ...] = opt((), "student pipeline folders (`jaxsteer distill-shapes`)")
+    teacher: str = opt("shapes", "the teacher: a bundled model or pipeline folder")
+    prompts: tuple[str, ...] = opt(PROMPTS, "captions to read the collapse on")
+    n: int = opt(256, "seeds per prompt (the same for every generator)")
+    baseline_steps: int = opt(1, "teacher steps of the diversity distillation rows (0: none)")
+    min_fidelity: float = opt(0.9, "fidelity the chosen student must keep")
+    seed: int = opt(0, "seed of the samples")
+    batch: int = opt(256, "images per compiled call")
+    out: Path = opt(Path("collapse.json"), "the JSON of every number")
+
+    def __post_init__(self):
+        if not self.students:
+            raise UserError("--students: give at least one student folder")
+        for p in self.prompts:
+            spec(p)
+
+
+def run(cfg: CollapseRun) -> dict:
+    """Teacher (its preset), teacher under each student's sampler (the student's start), each
+    student, and each student with the teacher's first ``baseline_steps`` steps, on the same
+    seeds; writes ``cfg.out`` with the choice of `choose` and prints the summary."""
+    from jaxsteer import records, sharding
+    from jaxsteer.models import load
+    from jaxsteer.models.bundled import PRESETS
+    from jaxsteer.records import read_json
+    mesh = sharding.local_mesh()
+    teacher = load(cfg.teacher)
+    preset = PRESETS.get(cfg.teacher, PRESETS["shapes"])
+    gens = {"teacher": Generator(teacher, SamplerConfig(**preset))}
+    names = []
+    for folder in cfg.students:
+        sampler = SamplerConfig(**{k: v for k, v in read_json(
+            Path(folder) / "training.json")["sampler"].items() if k != "timesteps"})
+        student, name = load(str(folder)), Path(folder).name
+        names.append(name)
+        gens[f"teacher@{name}"] = Generator(teacher, sampler)
+        gens[name] = Generator(student, sampler)
+        if 0 < cfg.baseline_steps < sampler.steps:
+            gens[f"{name}+dd{cfg.baseline_steps}"] = Generator(
+                student, sampler, teacher, cfg.baseline_steps, float(preset["guidance"]))
+    result = compare(gens, cfg.prompts, cfg.n, cfg.seed, "teacher", mesh, cfg.batch)
+    result["chosen"] = choose(result["summary"], tuple(names), cfg.min_fidelity)
+    result["rule"] = (f"smallest spread ratio among students with fidelity >= "
+                      f"{cfg.min_fidelity}, else the most faithful")
+    records.write_json(cfg.out, result)
+    for name, s in result["summary"].items():
+        ratio = "-" if s["spread_ratio"] is None else f"{s['spread_ratio']:.3f}"
+        fid = "-" if s["fidelity"] is None else f"{s['fidelity']:.3f}"
+        print(f"{name:24} spread x teacher {ratio:>7}  fidelity {fid:>6}  calls {s['calls']}")
+    print(f"chosen: {result['chosen']}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m jaxsteer.shapes.collapse --students A,B [--flags]``."""
+    import sys
+    run(parse(CollapseRun, sys.argv[1:] if argv is None else argv,
+              "python -m jaxsteer.shapes.collapse", CollapseRun.__doc__ or ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -110,8 +110,8 @@ def test_export_loads_and_is_the_trained_student(distilled, micro_shapes):
 def test_the_student_samples_through_the_library(distilled):
     from jaxsteer import sharding
     from jaxsteer.models import load
-    from jaxsteer.shapes.collapse import Generator, factor_spreads
     from jaxsteer.sampling import SamplerConfig
+    from jaxsteer.shapes.collapse import Generator, factor_spreads
     cfg, _, _ = distilled
     gen = Generator(load(str(cfg.out), dtype="float32"), SamplerConfig(steps=1))
     images = gen.render("a red circle", jax.random.split(jax.random.key(0), 4),
