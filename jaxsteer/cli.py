@@ -59,6 +59,11 @@ def _train_shapes():
     return train.TrainShapesRun, train.run
 
 
+def _distill_shapes():
+    from jaxsteer.shapes import distill
+    return distill.DistillShapesRun, distill.run
+
+
 def _survey_merge():
     from jaxsteer import survey_summary
     return survey_summary.MergeRun, survey_summary.run_merge
@@ -106,6 +111,8 @@ COMMANDS: dict[str, tuple[str, Callable[[], tuple[type, Callable]]]] = {
                          _pool_from_images),
     "report": ("a self-contained HTML page of a run folder", _report),
     "train-shapes": ("train the bundled shapes model (GPU/TPU)", _train_shapes),
+    "distill-shapes": ("distil the shapes model into a few-step student (GPU/TPU)",
+                       _distill_shapes),
     "bench": ("speed and memory benchmarks (prints a table)", _bench),
 }
 

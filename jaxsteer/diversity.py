@@ -7,6 +7,11 @@ absolute strengths); ``mix > 1`` uses the normalised sum of that many random dir
 paper's variant, 3); ``mode="gaussian"`` draws beta ~ N(0, sigma^2) over the top-k directions,
 scaled by their share of the spectrum.
 
+The baseline (``--baseline``) is diversity distillation (Gandikota & Bau 2025, "Distilling
+Diversity and Control in Diffusion Models"): the distilled model commits to its image's
+structure at its first step, so the base model takes the first step(s) of the distilled
+model's schedule and the distilled model the rest, at the price of the base model's calls.
+
 Metrics work on any feature embeddings [n, f] (DreamSim or CLIP image features when the user has
 the weights; plain downsampled pixels otherwise): the mean pairwise cosine distance over all
 pairs, and the Vendi score (exp of the entropy of the eigenvalues of K / n, K the cosine
@@ -16,6 +21,7 @@ similarity matrix: 1 for identical items, n for mutually orthogonal ones).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,13 +33,15 @@ from jaxsteer import checkpoint, records, sharding
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
+from jaxsteer.models.base import DiffusionModel, ModelBundle
 from jaxsteer.sample import encode_prompt
-from jaxsteer.sampling import SamplerConfig
+from jaxsteer.sampling import SamplerConfig, broadcast_cond, generate_handoff
 from jaxsteer.steer import (
     check_compatible,
     direction_rows,
     grid_png,
     render_batches,
+    render_padded,
     row_scale,
     steered_cond,
 )
@@ -100,6 +108,45 @@ def random_offsets(key: jax.Array, dirs_kd: jax.Array, n: int, strength: tuple[f
     return s * d
 
 
+@functools.lru_cache(maxsize=8)
+def make_handoff_renderer(model: DiffusionModel, base_model: DiffusionModel,
+                          sampler: SamplerConfig, base_steps: int, mesh):
+    """Jitted ``f(params, base_params, cond_b, base_cond_b, uncond, base_uncond, base_guidance,
+    keys_b) -> images``: `sampling.generate_handoff` under ``sampler``, batch split."""
+    sched = sampler.schedule(model)
+
+    def render(params, base_params, cond, base_cond, uncond, base_uncond, base_guidance, keys_b):
+        lat = generate_handoff(model, params, cond, uncond, jnp.float32(sampler.guidance),
+                               base_model, base_params, base_cond, base_uncond, base_guidance,
+                               keys_b, sched, base_steps, shared_noise=sampler.shared_noise)
+        return model.decode(params, lat)
+
+    repl, split = sharding.replicated(mesh), sharding.batch_sharding(mesh)
+    return jax.jit(render, in_shardings=(repl, repl, split, split, repl, repl, repl, split),
+                   out_shardings=split)
+
+
+def distilled_diversity(student: ModelBundle, sampler: SamplerConfig, base: ModelBundle,
+                        base_guidance: float, prompt: str, keys_b: jax.Array, base_steps: int,
+                        mesh, batch: int) -> np.ndarray:
+    """Images [n, H, W, 3] of diversity distillation, one per key: ``base`` (with CFG scale
+    ``base_guidance``) takes the first ``base_steps`` steps of ``sampler``'s schedule, then
+    ``student``; each model is conditioned by its own text encoder. The baseline of
+    ``jaxsteer diversify --baseline`` and of the ground-truth benchmark's diversity section."""
+    for what, value in (("latent shape", "latent_shape"), ("noise schedule", "schedule")):
+        if getattr(student.model, value) != getattr(base.model, value):
+            raise UserError(f"the base model's {what} differs from the distilled model's: "
+                            "diversity distillation needs a base of the same family and size")
+    n = keys_b.shape[0]
+    cond, uncond = encode_prompt(student, prompt, sampler.use_cfg)
+    base_cond, base_uncond = encode_prompt(base, prompt, base_guidance > 1.0)
+    render = make_handoff_renderer(student.model, base.model, sampler.sampler_config(),
+                                   base_steps, mesh)
+    return render_padded(render, mesh, (student.params, base.params),
+                         (broadcast_cond(cond, n), broadcast_cond(base_cond, n)),
+                         (uncond, base_uncond, jnp.float32(base_guidance)), keys_b, batch)
+
+
 @dataclasses.dataclass(frozen=True)
 class DiversifyRun(ModelConfig, SamplerConfig):
     directions: Path = opt(Path("."), "DirectionSet checkpoint", positional=True)
@@ -114,6 +161,15 @@ class DiversifyRun(ModelConfig, SamplerConfig):
     alignment: str = opt("none", "alignment measure: none | shapes (share of images whose "
                          "caption-fixed factors the probe reads back right; shapes model)",
                          choices=("none", "shapes"))
+    baseline: bool = opt(False, "also diversity distillation (Gandikota & Bau 2025) on the "
+                         "same seeds: the base model for the first --baseline-steps steps, this "
+                         "model after")
+    baseline_steps: tuple[int, ...] = opt((1,), "base-model steps of --baseline, one variant "
+                                          "each (each in 1..steps-1; the authors: 1)")
+    base_model: str | None = opt(None, "base model of --baseline (default: the bundled "
+                                 "student's teacher: shapes for shapes-student)")
+    base_guidance: float | None = opt(None, "CFG scale of the base model's steps (default: its "
+                                      "bundled preset's, else 5)")
     seed: int = opt(0, "seed of the samples and of the random directions")
     batch: int = opt(16, "images per compiled call")
     devices: int = opt(-1, "devices to use; -1 = all local devices")
@@ -125,11 +181,34 @@ class DiversifyRun(ModelConfig, SamplerConfig):
             raise UserError(f"--strength must be lo,hi with lo <= hi, got {self.strength}")
         if self.n < 2:
             raise UserError(f"--n must be >= 2, got {self.n}")
+        if self.baseline:
+            bad = [k for k in self.baseline_steps if not 1 <= k < self.steps]
+            if bad or not self.baseline_steps:
+                raise UserError(f"--baseline-steps must each be in 1..{self.steps - 1} (the base "
+                                f"model hands over to a {self.steps}-step sampler), got "
+                                f"{self.baseline_steps}")
+            self.base()  # a missing base is refused before anything loads
+
+    def base(self) -> tuple[str, float]:
+        """(base model, its CFG scale) of the baseline."""
+        from jaxsteer.models.bundled import PRESETS, STUDENTS
+        name = self.base_model or STUDENTS.get(self.model)
+        if name is None:
+            raise UserError(f"--baseline needs --base-model: the model {self.model!r} was "
+                            "distilled from (e.g. stabilityai/stable-diffusion-xl-base-1.0)")
+        w = self.base_guidance
+        return name, float(PRESETS.get(name, {}).get("guidance", 5.0) if w is None else w)
 
 
 def run(cfg: DiversifyRun, features: Callable | None = None,
         alignment: Callable | None = None) -> dict:
-    """Renders ``n`` samples with and without random steering on the same seeds, and compares.
+    """Renders ``n`` samples with and without random steering on the same seeds (and, with
+    ``--baseline``, diversity distillation's on them too), and compares.
+
+    Every entry of the result has the pairwise cosine distance, the Vendi score, the denoiser
+    calls per image ({"base", "student"}), the alignment when there is a measure, and on the
+    shapes world (``--alignment shapes``) the probe's spread of each free factor and its ratio
+    to the model's own ("without").
 
     ``features(images) -> [n, f]`` defaults to pooled pixels; ``alignment(images) -> [n]`` is
     optional (CLIP score against the prompt, or the caption's fixed factors on the shapes model).
@@ -155,26 +234,46 @@ def run(cfg: DiversifyRun, features: Callable | None = None,
     offs_nrd = direction_rows(np.asarray(offs), len(rows))
     keys = jax.random.split(key_s, cfg.n)
     mesh = sharding.local_mesh(cfg.devices)
-    plain = render_batches(bundle, cfg, mesh, steered_cond(cond, rows, None, n=cfg.n), uncond,
-                           keys, cfg.batch)
-    varied = render_batches(bundle, cfg, mesh, steered_cond(cond, rows, offs_nrd), uncond, keys,
-                            cfg.batch)
+    samples = {
+        "without": render_batches(bundle, cfg, mesh, steered_cond(cond, rows, None, n=cfg.n),
+                                  uncond, keys, cfg.batch),
+        "with": render_batches(bundle, cfg, mesh, steered_cond(cond, rows, offs_nrd), uncond,
+                               keys, cfg.batch)}
+    per_step = 2 if cfg.use_cfg else 1
+    calls = {"without": {"base": 0, "student": cfg.steps * per_step}}
+    calls["with"] = calls["without"]
+    if cfg.baseline:
+        base_name, base_w = cfg.base()
+        base = dataclasses.replace(cfg, model=base_name, baseline=False).load_model()
+        for k in cfg.baseline_steps:
+            samples[f"baseline_{k}"] = distilled_diversity(bundle, cfg, base, base_w,
+                                                           meta["prompt"], keys, k, mesh,
+                                                           cfg.batch)
+            calls[f"baseline_{k}"] = {"base": k * (2 if base_w > 1.0 else 1),
+                                      "student": (cfg.steps - k) * per_step}
     features = features or pixel_features
     result = {}
-    for name, imgs in (("without", plain), ("with", varied)):
+    for name, imgs in samples.items():
         f = features(jnp.asarray(imgs))
         result[name] = {"pairwise_cosine_distance": float(mean_pairwise_cosine_distance(f)),
-                        "vendi": float(vendi_score(f))}
+                        "vendi": float(vendi_score(f)), "calls": calls[name]}
         if alignment is not None:
             result[name]["alignment"] = float(jnp.mean(alignment(imgs)))
+        if cfg.alignment == "shapes":  # the probe's spreads, and their ratio to the model alone
+            from jaxsteer.shapes.collapse import factor_spreads, spread_ratio
+            result[name]["spread"] = factor_spreads(meta["prompt"], imgs)["spread"]
+            result[name]["spread_ratio"] = spread_ratio([result[name]], [result["without"]])
     cols = min(cfg.n, 8)
-    for name, imgs in (("without", plain), ("with", varied)):
+    for name, imgs in samples.items():
         png = grid_png(imgs[None, :cols], [name], [str(i) for i in range(cols)])
         records.atomic_write_bytes(cfg.out / f"samples_{name}.png", png)
     records.write_json(cfg.out / "diversity.json", result)
-    print(f"{'':10}{'pairwise cos dist':>20}{'Vendi':>10}{'alignment':>12}")
-    for name in ("without", "with"):
-        r = result[name]
+    print(f"{'':12}{'pairwise cos dist':>20}{'Vendi':>10}{'alignment':>12}{'spread x':>10}"
+          f"{'base calls':>12}")
+    for name, r in result.items():
         align = f"{r['alignment']:>12.3f}" if "alignment" in r else f"{'-':>12}"
-        print(f"{name:10}{r['pairwise_cosine_distance']:>20.4f}{r['vendi']:>10.3f}{align}")
+        ratio = r.get("spread_ratio")
+        ratio = f"{ratio:>10.2f}" if ratio is not None else f"{'-':>10}"
+        print(f"{name:12}{r['pairwise_cosine_distance']:>20.4f}{r['vendi']:>10.3f}{align}{ratio}"
+              f"{r['calls']['base']:>12}")
     return result | {"out": str(cfg.out)}

@@ -111,14 +111,25 @@ def render_batches(bundle: ModelBundle, sampler: SamplerConfig, mesh, cond_b: Te
                    uncond: TextCond | None, keys_b: jax.Array, batch: int) -> np.ndarray:
     """Renders any number of samples in padded batches of ``batch`` (a multiple of devices)."""
     render = make_renderer(bundle.model, sampler.sampler_config(), mesh)
+    return render_padded(render, mesh, (bundle.params,), (cond_b,), (uncond,), keys_b, batch)
+
+
+def render_padded(render, mesh, replicated: tuple, batched: tuple, more: tuple,
+                  keys_b: jax.Array, batch: int) -> np.ndarray:
+    """``render(*replicated, *batched, *more, keys)`` over any number of samples, in padded
+    batches of ``batch`` (a multiple of devices), so one compiled program serves every count.
+
+    ``replicated`` (weights) and ``more`` (unbatched conditioning) go to every device;
+    ``batched`` trees and ``keys_b`` are split along their first axis.
+    """
     size = sharding.padded_size(batch, sharding.data_size(mesh))
     n = keys_b.shape[0]
-    params, uncond = sharding.put_replicated(mesh, (bundle.params, uncond))
+    replicated, more = sharding.put_replicated(mesh, (replicated, more))
     out = []
     for start in tqdm(range(0, n, size), desc="rendering", unit="batch", disable=None):
         idx = np.minimum(np.arange(start, start + size), n - 1)  # pad with the last sample
-        part = jax.tree.map(lambda a, idx=idx: a[idx], cond_b)
-        imgs = render(params, sharding.put_batch(mesh, part), uncond,
+        part = jax.tree.map(lambda a, idx=idx: a[idx], batched)
+        imgs = render(*replicated, *sharding.put_batch(mesh, part), *more,
                       sharding.put_batch(mesh, keys_b[idx]))
         out.append(np.asarray(imgs)[: min(size, n - start)])
     return np.concatenate(out)

@@ -60,3 +60,14 @@ def tiny_folder(tmp_path_factory):
 def tiny_bundle(tiny_folder):
     from jaxsteer.models import load
     return load(str(tiny_folder))
+
+
+@pytest.fixture(scope="session")
+def micro_shapes(tmp_path_factory):
+    """The smallest shapes-world pipeline (8 x 8 pixels, one UNet level), random weights: a
+    teacher for `distill-shapes` in tests and the CLI smoke run (one compiled step for both)."""
+    from jaxsteer.shapes.model import ShapesModelConfig, export, init_params
+    cfg = ShapesModelConfig(image_size=8, channels=(32,), attention_levels=(0,), heads=1,
+                            text_width=16, text_layers=1, text_heads=1)
+    return export(tmp_path_factory.mktemp("micro") / "shapes", cfg, init_params(cfg, 0),
+                  unet_dtype="float32")

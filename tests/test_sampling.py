@@ -1,5 +1,6 @@
 import jax
 import numpy as np
+import pytest
 
 from jaxsteer import sharding
 from jaxsteer.sample import encode_prompt, make_generator
@@ -51,3 +52,60 @@ def test_shared_noise_correlates_the_starts_and_keeps_unit_variance(tiny_bundle)
         corr = np.corrcoef(x)[np.triu_indices(6, 1)]
         assert abs(corr.mean() - rho) < 0.08, (rho, corr)
         assert abs(x.std() - 1.0) < 0.1
+
+
+def _scaled_eps_model():
+    """eps = params["c"] * x on 1 x 4 x 4 latents, under the shapes model's noise schedule."""
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    from jaxsteer.models.base import schedule_from_config
+    from jaxsteer.shapes.model import SCHEDULER
+
+    @dataclasses.dataclass(frozen=True)
+    class ScaledEps:
+        latent_shape = (1, 4, 4)
+        schedule = schedule_from_config(SCHEDULER)
+
+        def predict(self, params, x, t, cond):
+            return params["c"] * x
+
+    return ScaledEps(), jnp
+
+
+def test_handoff_runs_the_base_for_the_first_steps_and_the_model_after():
+    """Diversity distillation against a plain loop: the base's eps for the first k steps, the
+    model's after, the same start and (LCM) the same fresh noise at every step index."""
+    import jax.numpy as jnp
+
+    from jaxsteer.sampling import generate, generate_handoff, initial_noise
+
+    model, _ = _scaled_eps_model()
+    keys = jax.random.split(jax.random.key(1), 3)
+    mine, base = {"c": jnp.float32(0.3)}, {"c": jnp.float32(-0.2)}
+    for scheduler in ("ddim", "lcm"):
+        sched = SamplerConfig(steps=3, scheduler=scheduler).schedule(model)
+        for k in (1, 2):
+            got = generate_handoff(model, mine, None, None, jnp.float32(0), model, base, None,
+                                   None, jnp.float32(0), keys, sched, k)
+            x = initial_noise(model, keys)
+            for i in range(3):
+                c = (base if i < k else mine)["c"]
+                a, a_next = sched.alpha_s[i], sched.alpha_next_s[i]
+                eps = c * x
+                x0 = (x - jnp.sqrt(1 - a) * eps) / jnp.sqrt(a)
+                if scheduler == "lcm":
+                    eps = jax.vmap(lambda kk, i=i: jax.random.normal(
+                        jax.random.fold_in(jax.random.fold_in(kk, 1), i), (1, 4, 4)))(keys)
+                x = jnp.sqrt(a_next) * x0 + jnp.sqrt(1 - a_next) * eps
+            np.testing.assert_allclose(np.asarray(got), np.asarray(x0), rtol=1e-5, atol=1e-6)
+            # the base being the model itself: the plain run (to rounding: two loops, not one)
+            same = generate_handoff(model, mine, None, None, jnp.float32(0), model, mine, None,
+                                    None, jnp.float32(0), keys, sched, k)
+            plain = generate(model, mine, None, None, keys, sched, jnp.float32(0))
+            np.testing.assert_allclose(np.asarray(same), np.asarray(plain), rtol=1e-6)
+    from jaxsteer.errors import UserError
+    with pytest.raises(UserError, match="splits after"):
+        generate_handoff(model, mine, None, None, jnp.float32(0), model, base, None, None,
+                         jnp.float32(0), keys, sched, 3)

@@ -131,6 +131,31 @@ def test_diversify_compares_the_same_seeds_with_and_without(tiny_folder, directi
                      "--out", str(tmp_path / "bad")]) == 2
 
 
+def test_diversify_baseline_is_diversity_distillation_on_the_same_seeds(tiny_folder, directions,
+                                                                         tmp_path, capsys):
+    """--baseline: the base model (here the tiny model itself, with guidance) for the first
+    step, the model for the second; the report gives its cost in base-model calls."""
+    import json
+    path, _ = directions
+    args = ["diversify", str(path), "--model", str(tiny_folder), "--steps", "2", "--n", "8",
+            "--relative", "--strength", "1,2"]
+    out = tmp_path / "div"
+    assert cli.main(args + ["--baseline", "--base-model", str(tiny_folder), "--base-guidance",
+                            "4", "--out", str(out)]) == 0
+    result = json.loads((out / "diversity.json").read_text())
+    assert set(result) == {"with", "without", "baseline_1"}
+    assert result["baseline_1"]["calls"] == {"base": 2, "student": 1}   # one CFG step, then one
+    assert result["without"]["calls"] == result["with"]["calls"] == {"base": 0, "student": 2}
+    assert result["baseline_1"]["vendi"] != result["without"]["vendi"]
+    assert (out / "samples_baseline_1.png").exists()
+    assert "base calls" in capsys.readouterr().out
+    assert cli.main(args + ["--baseline", "--out", str(tmp_path / "b")]) == 2
+    assert "--base-model" in capsys.readouterr().err
+    assert cli.main(args + ["--baseline", "--base-model", str(tiny_folder), "--baseline-steps",
+                            "2", "--out", str(tmp_path / "c")]) == 2
+    assert "1..1" in capsys.readouterr().err
+
+
 def test_a_run_folder_without_directions_is_refused(tiny_folder, tmp_path, capsys):
     from jaxsteer.store import write_test_store
     write_test_store(tmp_path / "run", np.zeros((4, 32)), {})

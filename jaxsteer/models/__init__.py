@@ -119,7 +119,7 @@ class ModelConfig:
     """Which model to load and how; every run config that loads a model inherits these fields."""
 
     model: str = opt("tiny", "hub id, local diffusers pipeline folder, or a bundled model "
-                      "(shapes, shapes-turbo, tiny, tiny-xl, tiny-flux)")
+                      "(shapes, shapes-turbo, shapes-student, tiny, tiny-xl, tiny-flux)")
     family: str | None = opt(None, "sd | sdxl | flux; detected from the folder when unset")
     dtype: str = opt("auto", "parameter and activation dtype: auto (bfloat16 on GPUs and TPUs, "
                      "float32 on the CPU) | float32 | bfloat16", choices=DTYPES)

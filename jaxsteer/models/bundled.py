@@ -4,6 +4,7 @@ the plumbing)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -11,7 +12,10 @@ from jaxsteer.errors import UserError
 from jaxsteer.models.base import ModelBundle
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-NAMES = ("shapes", "shapes-turbo", "tiny", "tiny-xl", "tiny-flux")
+NAMES = ("shapes", "shapes-turbo", "shapes-student", "tiny", "tiny-xl", "tiny-flux")
+# Distilled students shipped as their UNet only: student -> its teacher, whose text encoder and
+# tokenizer it shares (and whose sampler diversity distillation's first steps use).
+STUDENTS = {"shapes-student": "shapes"}
 # Built on first use into the cache folder: name -> (folder name, builder in models/tiny.py).
 _BUILT = {"tiny": ("tiny-sd", "build_tiny_sd"), "tiny-xl": ("tiny-sdxl", "build_tiny_sdxl"),
           "tiny-flux": ("tiny-flux", "tiny_flux.build_tiny_flux")}
@@ -25,13 +29,27 @@ _BUILT = {"tiny": ("tiny-sd", "build_tiny_sd"), "tiny-xl": ("tiny-sdxl", "build_
 # not narrow factors that the unconditional model spreads as widely. The shared noise does: "a
 # red circle" keeps its fixed factors on 97% of samples while the central 95% of x shrinks from
 # 74% of the range to 9% (see jaxsteer/shapes/groundtruth.py for the benchmark's numbers).
+# `shapes-student` is the genuinely distilled collapsed generator (`jaxsteer distill-shapes`,
+# DMD): its sampler is the one it was distilled for, as its training.json records; until one is
+# installed, jaxsteer.shapes.distill.StudentConfig's defaults (4 DDIM steps, no guidance).
+
+
+def _student_sampler(name: str) -> dict:
+    record = ASSETS / name / "training.json"
+    sampler = (json.loads(record.read_text())["sampler"] if record.exists() else
+               {"steps": 4, "guidance": 0.0, "scheduler": "ddim"})
+    return {k: sampler[k] for k in ("steps", "guidance", "scheduler")}
+
+
 PRESETS: dict[str, dict] = {
     "shapes": {"steps": 20, "guidance": 3.0, "scheduler": "ddim"},
     "shapes-turbo": {"steps": 4, "guidance": 3.0, "scheduler": "ddim", "shared_noise": 0.9},
+    "shapes-student": _student_sampler("shapes-student"),
 }
 
 # The factor read-out (`jaxsteer.effects.PROBES`) of the world each bundled model draws.
-PROBES: dict[str, str] = {"shapes": "shapes", "shapes-turbo": "shapes"}
+PROBES: dict[str, str] = {"shapes": "shapes", "shapes-turbo": "shapes",
+                          "shapes-student": "shapes"}
 
 
 def cache_dir() -> Path:
@@ -50,6 +68,8 @@ def folder(name: str) -> Path:
             getattr(importlib.import_module(f"jaxsteer.models.{module or 'tiny'}"), fn)(tmp)
             tmp.rename(path) if not path.exists() else None
         return path
+    if name in STUDENTS:
+        return _student_folder(name)
     path = ASSETS / ("shapes" if name == "shapes-turbo" else name)  # same weights
     if not (path / "model_index.json").exists():
         raise UserError(f"the bundled model {name!r} is not in this installation ({path})")
@@ -59,9 +79,46 @@ def folder(name: str) -> Path:
     return path
 
 
+def _student_folder(name: str) -> Path:
+    from jaxsteer.shapes.assets import verify
+    from jaxsteer.shapes.student_checksums import SHA256
+    path = ASSETS / name
+    if not (path / "model_index.json").exists() or not SHA256:
+        raise UserError(f"the distilled student {name!r} is not in this installation yet: make "
+                        "it with `bash scripts/gpu_distill.sh` on a GPU (or `jaxsteer "
+                        "distill-shapes OUT`), then `python3 -m jaxsteer.shapes.assets "
+                        "install-student OUT`")
+    return verify(path, SHA256, f"the bundled {name} model")
+
+
 def load(name: str, **kw) -> ModelBundle:
     from jaxsteer.models import flux, sd, sdxl
+    if name in STUDENTS:
+        return _load_student(name, **kw)
     family = {"tiny-xl": sdxl, "tiny-flux": flux}.get(name, sd)
     bundle = family.load(str(folder(name)), **kw)
     bundle.info.update(model=name)
     return bundle
+
+
+def _load_student(name: str, **kw) -> ModelBundle:
+    """The teacher's pipeline with the student's UNet weights (same architecture, so the same
+    definition and compiled programs)."""
+    from jaxsteer.models import sd
+    from jaxsteer.models.nn.load import load_unet
+    from jaxsteer.models.weights import dtype_from_name
+    path = _student_folder(name)
+    teacher = sd.load(str(folder(STUDENTS[name])), **kw)
+    unet, params = load_unet(path / "unet", dtype_from_name(kw.get("dtype", "float32")))
+    if unet.config != teacher.model.unet.config:
+        raise UserError(f"the bundled {name} UNet in {path} is not its teacher's architecture; "
+                        "reinstall it")
+    info = {**teacher.info, "model": name, "folder": str(path), "teacher": STUDENTS[name]}
+    return ModelBundle(teacher.model, {**teacher.params, "unet": params}, info)
+
+
+def preset_bundle(preset: str, model: str, bundle: ModelBundle) -> ModelBundle:
+    """The weights a sampler preset runs on beside ``model`` (loaded as ``bundle``): a bundled
+    student's own when ``model`` is its teacher, else ``bundle`` (`shapes-turbo`: the same)."""
+    from jaxsteer.models import load as load_model  # dtype and devices as ``bundle`` was loaded
+    return load_model(preset) if STUDENTS.get(preset) == model else bundle

@@ -1,21 +1,30 @@
-"""The bundled shapes model in ``jaxsteer/assets/shapes``, and its recorded sha256 checksums.
+"""The bundled shapes models in ``jaxsteer/assets``, and their recorded sha256 checksums.
 
-The weights are trained once on a GPU (`jaxsteer train-shapes`) and shipped inside the package;
-the checksums in ``checksums.py`` (next to this file; a module rather than a JSON file so that it
-ships with the code without any package-data rule) tie the shipped files to that run, so a
-corrupted or half-copied installation is reported instead of producing silently wrong images.
+The teacher (``assets/shapes``) is trained once on a GPU (`jaxsteer train-shapes`), the
+few-step student (``assets/shapes-student``) distilled from it (`jaxsteer distill-shapes`,
+scripts/gpu_distill.sh); both ship inside the package. The checksums (``checksums.py`` and
+``student_checksums.py`` next to this file; modules rather than JSON files so that they ship
+with the code without any package-data rule) tie the shipped files to those runs, so a corrupted
+or half-copied installation is reported instead of producing silently wrong images. The student
+ships only what differs from its teacher (UNet, scheduler config, records): its text encoder and
+tokenizer are the teacher's, checked identical when it is installed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
+import sys
 from pathlib import Path
 
 from jaxsteer.errors import UserError
 from jaxsteer.records import atomic_write_text
 
 ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "shapes"
+STUDENT_DIR = ASSET_DIR.with_name("shapes-student")
 CHECKSUM_FILE = Path(__file__).resolve().with_name("checksums.py")
+STUDENT_CHECKSUM_FILE = CHECKSUM_FILE.with_name("student_checksums.py")
+SHARED = ("text_encoder", "tokenizer")  # a student's subfolders that are its teacher's files
 
 
 def checksums(folder: str | Path = ASSET_DIR) -> dict[str, str]:
@@ -25,25 +34,64 @@ def checksums(folder: str | Path = ASSET_DIR) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def write_checksums(folder: str | Path = ASSET_DIR, path: str | Path = CHECKSUM_FILE) -> dict:
+def write_checksums(folder: str | Path = ASSET_DIR, path: str | Path = CHECKSUM_FILE,
+                    what: str = "the bundled shapes model") -> dict:
     """Records the checksums of a freshly trained folder (run once, after training)."""
     sums = checksums(folder)
     lines = "".join(f'    "{name}":\n        "{digest}",\n' for name, digest in sums.items())
-    atomic_write_text(path, '"""sha256 of each file of the bundled shapes model (written by '
+    atomic_write_text(path, f'"""sha256 of each file of {what} (written by '
                       'assets.write_checksums)."""\n\nSHA256 = {\n' + lines + "}\n")
     return sums
 
 
-def verify(folder: str | Path = ASSET_DIR, expected: dict[str, str] | None = None) -> Path:
+def verify(folder: str | Path = ASSET_DIR, expected: dict[str, str] | None = None,
+           what: str = "the bundled shapes model") -> Path:
     """Checks ``folder`` against the recorded checksums; returns the folder or raises UserError."""
     from jaxsteer.shapes.checksums import SHA256
     folder = Path(folder)
     expected = SHA256 if expected is None else expected
     if not (folder / "model_index.json").exists():
-        raise UserError(f"the bundled shapes model is missing from this installation ({folder})")
+        raise UserError(f"{what} is missing from this installation ({folder})")
     got = checksums(folder)
     bad = sorted(name for name, digest in expected.items() if got.get(name) != digest)
     if bad:
-        raise UserError(f"the bundled shapes model in {folder} is damaged (checksum mismatch: "
+        raise UserError(f"{what} in {folder} is damaged (checksum mismatch: "
                         f"{', '.join(bad)}); reinstall jaxsteer")
     return folder
+
+
+def install_student(folder: str | Path, dest: str | Path = STUDENT_DIR,
+                    teacher: str | Path = ASSET_DIR,
+                    checksum_file: str | Path = STUDENT_CHECKSUM_FILE) -> dict:
+    """Copies a student exported by `jaxsteer distill-shapes` into the package as the bundled
+    ``shapes-student``, without the files it shares with ``teacher`` (refused if they differ:
+    the student would not be the teacher's), and records its checksums. Returns them."""
+    folder, dest, teacher = Path(folder), Path(dest), Path(teacher)
+    if not (folder / "unet").is_dir() or not (folder / "model_index.json").exists():
+        raise UserError(f"{folder} is not a student folder from `jaxsteer distill-shapes`")
+    mine, theirs = checksums(folder), checksums(teacher)
+    differ = sorted(n for n in mine if n.split("/")[0] in SHARED and theirs.get(n) != mine[n])
+    if differ:
+        raise UserError(f"{folder} does not share its teacher's files ({', '.join(differ)}): "
+                        f"it was not distilled from {teacher}")
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(folder, tmp, ignore=lambda d, names: [n for n in names if Path(d) == folder
+                                                          and n in SHARED])
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+    return write_checksums(dest, checksum_file, "the bundled shapes-student model")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m jaxsteer.shapes.assets install-student FOLDER``."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2 or argv[0] != "install-student":
+        raise SystemExit("usage: python -m jaxsteer.shapes.assets install-student FOLDER")
+    sums = install_student(argv[1])
+    print(f"installed {len(sums)} files into {STUDENT_DIR}; checksums in {STUDENT_CHECKSUM_FILE}")
+
+
+if __name__ == "__main__":
+    main()

@@ -114,6 +114,9 @@ class GroundTruthConfig:
     diversity_mix: int = opt(1, "directions summed per random offset (the paper's variant: 3)")
     diversity_top: int = opt(0, "use only the first `top` directions of each method (0 = all "
                              "PCA directions kept for recovery and every SAE direction)")
+    baseline_steps: tuple[int, ...] = opt((), "diversity distillation baseline (Gandikota & Bau "
+                                          "2025): base-preset steps before the turbo sampler "
+                                          "takes over, one variant each (e.g. 1); empty: off")
     complexity: ComplexityConfig = opt(default_factory=ComplexityConfig,
                                        help="complexity estimators")
     seed: int = opt(0, "seed of pools, pairs, noise, steering seeds and random offsets")
@@ -157,6 +160,10 @@ class GroundTruthConfig:
                             f"use one of {', '.join(estimator_names(self.complexity))}")
         if not self.strengths or 0.0 in self.strengths:
             raise UserError("--strengths: give non-zero strengths (0 is always rendered)")
+        turbo_steps = PRESETS[self.turbo]["steps"]
+        if any(not 1 <= k < turbo_steps for k in self.baseline_steps):
+            raise UserError(f"--baseline-steps must each be in 1..{turbo_steps - 1} (the turbo "
+                            f"sampler's {turbo_steps} steps), got {self.baseline_steps}")
         lo_hi = self.diversity_strength
         if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
             raise UserError(f"--diversity-strength must be lo,hi, got {lo_hi}")

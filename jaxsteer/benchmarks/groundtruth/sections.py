@@ -25,9 +25,9 @@ from jaxsteer.complexity import estimate_all, normalize_rows
 from jaxsteer.config import to_dict
 from jaxsteer.decompose.pca import pca
 from jaxsteer.decompose.sae import SAEConfig, train_sae
-from jaxsteer.diversity import random_offsets
+from jaxsteer.diversity import distilled_diversity, random_offsets
 from jaxsteer.models import load
-from jaxsteer.models.bundled import PRESETS
+from jaxsteer.models.bundled import PRESETS, preset_bundle
 from jaxsteer.sampling import SamplerConfig
 from jaxsteer.shapes.captions import FACTORS, TYPES, caption_hash, free_count, spec
 from jaxsteer.shapes.evaluate import score
@@ -156,8 +156,9 @@ def _recovery(base: _Preset, prompt: str, inputs, rows, dirs: dict, key, cfg) ->
 
 
 def _diversity(base_images: np.ndarray, turbo: _Preset, prompt: str, inputs, rows,
-               dirs: dict, keys, key, cfg) -> dict:
-    """Spreads and fidelity: base preset, turbo, and turbo with random offsets per method."""
+               dirs: dict, keys, key, cfg, base: _Preset | None = None) -> dict:
+    """Spreads and fidelity: base preset, turbo, and turbo with random offsets per method (and
+    the diversity distillation baseline, turbo+dd<k>, with ``base``)."""
     free = _free(prompt)
     scale = row_scale(inputs.cond.emb, rows)
     lo, hi = cfg.diversity_strength
@@ -172,6 +173,10 @@ def _diversity(base_images: np.ndarray, turbo: _Preset, prompt: str, inputs, row
         samples[f"turbo+{method}"] = turbo.render(inputs, rows,
                                                   direction_rows(np.asarray(offs), len(rows)),
                                                   keys)
+    for k in cfg.baseline_steps if base is not None else ():  # the base's first k steps
+        samples[f"turbo+dd{k}"] = distilled_diversity(turbo.bundle, turbo.sampler, base.bundle,
+                                                      base.sampler.guidance, prompt, keys, k,
+                                                      turbo.mesh, cfg.batch)
     out: dict[str, Any] = {"free": list(free)}
     for name, imgs in samples.items():
         m = measure(imgs)
@@ -179,6 +184,8 @@ def _diversity(base_images: np.ndarray, turbo: _Preset, prompt: str, inputs, row
         sc = score([prompt] * len(imgs), imgs)
         out[name] = {"spread": {f: stats.spread(f, m[f][ok]) for f in free},
                      "fidelity": sc["fixed"], "usable": float(ok.mean())}
+        if name.startswith("turbo+dd"):  # its cost: the base model's denoiser calls per image
+            out[name]["base_calls"] = int(name[8:]) * (2 if base.sampler.use_cfg else 1)
     for name in samples:
         if name == "turbo":
             continue
@@ -219,7 +226,8 @@ def run(cfg: GroundTruthConfig) -> dict:
     cfg = cfg.resolved()
     bundle = load(cfg.model)
     mesh = sharding.local_mesh(cfg.devices)
-    base, turbo = _Preset(bundle, cfg.preset, cfg, mesh), _Preset(bundle, cfg.turbo, cfg, mesh)
+    base = _Preset(bundle, cfg.preset, cfg, mesh)
+    turbo = _Preset(preset_bundle(cfg.turbo, cfg.model, bundle), cfg.turbo, cfg, mesh)
     k_pool, k_grad, k_steer, k_div, k_off, k_est = jax.random.split(jax.random.key(cfg.seed), 6)
     conv_set = set(convergence.round_robin(cfg.prompts, cfg.convergence_prompts))
     result: dict[str, Any] = {
@@ -275,7 +283,7 @@ def run(cfg: GroundTruthConfig) -> dict:
             div_dirs = {**div_dirs, "turbo_images": t_images}
             result["diversity"][prompt] = _diversity(images, turbo, prompt, t_inputs, rows,
                                                      div_dirs, div_keys,
-                                                     jax.random.fold_in(k_off, i), cfg)
+                                                     jax.random.fold_in(k_off, i), cfg, base)
         seconds["diversity"] += time.perf_counter() - t4
         # Each prompt's records as soon as they exist: a run stopped by a time limit (one GPU
         # command) still leaves every finished prompt, marked partial.

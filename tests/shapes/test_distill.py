@@ -1,0 +1,146 @@
+"""distill-shapes: the DMD objective on planted data, then one tiny run end to end (the fake score
+learns, the export loads through `jaxsteer.models.load`, a run resumes), and the bundled student.
+
+The run is a 1-step student of the micro random teacher (conftest): its compiled step is the one
+the CLI smoke run uses, so the suite compiles it once.
+"""
+
+import dataclasses
+import json
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsteer.errors import UserError
+from jaxsteer.shapes.distill import DistillShapesRun, DMDConfig, StudentConfig, dmd_surrogate, run
+
+# The CLI smoke run's settings (tests/test_cli_contract.py): the same compiled step.
+STUDENT, BATCH = StudentConfig(steps=1), 4
+
+
+def test_surrogate_gradient_is_the_normalised_score_difference():
+    rng = np.random.default_rng(0)
+    x0, real, fake = (jnp.asarray(rng.standard_normal((3, 2, 4, 4))) for _ in range(3))
+    got = jax.grad(dmd_surrogate)(x0, real, fake)
+    weight = np.mean(np.abs(np.asarray(x0) - np.asarray(real)), axis=(1, 2, 3), keepdims=True)
+    want = (np.asarray(fake) - np.asarray(real)) / weight / x0.size
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5)
+
+
+def _gaussian_dmd(stale: bool) -> np.ndarray:
+    """Planted: data N(m, 1) per pixel, a collapsed generator x0 = mu + s z (s = 0.3), the exact
+    posterior-mean scores of the data (real) and of the generator (fake; ``stale``: a fake that
+    still believes the generator's spread is 1) at noise level alpha; -> (mu, s) after descent."""
+    m, alpha = 2.0, 0.5
+    z = jax.random.normal(jax.random.key(0), (64, 1, 4, 4))
+    noise = jax.random.normal(jax.random.key(1), z.shape)
+
+    def loss(theta):
+        x0 = theta[0] + theta[1] * z
+        x_t = jnp.sqrt(alpha) * jax.lax.stop_gradient(x0) + jnp.sqrt(1 - alpha) * noise
+
+        def posterior_mean(mean, var):   # E[x0 | x_t] for x0 ~ N(mean, var)
+            return mean + jnp.sqrt(alpha) * var * (x_t - jnp.sqrt(alpha) * mean) / (
+                alpha * var + 1 - alpha)
+        seen = jax.lax.stop_gradient(theta)
+        fake = posterior_mean(seen[0], 1.0 if stale else seen[1] ** 2)
+        return dmd_surrogate(x0, posterior_mean(m, 1.0), fake)
+
+    grad = jax.jit(jax.grad(loss))
+    theta = jnp.asarray([-1.0, 0.3])
+    for _ in range(300):
+        theta = theta - 0.3 * grad(theta)
+    return np.asarray(theta)
+
+
+def test_dmd_matches_the_data_and_a_stale_fake_score_keeps_a_collapse():
+    """Why the student is distilled without TTUR: DMD's only force against collapse is the fake
+    score. Knowing the generator, it restores the spread; lagging behind, it leaves the collapse
+    in place while the mean still moves to the data's."""
+    np.testing.assert_allclose(_gaussian_dmd(stale=False), [2.0, 1.0], atol=1e-3)
+    mu, s = _gaussian_dmd(stale=True)
+    assert abs(mu - 2.0) < 1e-3 and s < 0.35
+
+
+@pytest.fixture(scope="module")
+def distilled(micro_shapes, tmp_path_factory):
+    out = tmp_path_factory.mktemp("distill") / "student"
+    cfg = DistillShapesRun(out=out, teacher=micro_shapes, student=STUDENT, batch=BATCH, steps=4,
+                           dmd=DMDConfig(lr=1e-3, fake_lr=3e-3, warmup=1), log_every=1,
+                           checkpoint_every=2, progress=False)
+    first = run(cfg)
+    longer = dataclasses.replace(cfg, steps=8)
+    return longer, first, run(longer)   # the second run resumes the first's checkpoint
+
+
+def test_the_fake_score_learns_the_students_samples(distilled):
+    _, first, result = distilled
+    assert [e["step"] for e in result["log"]] == list(range(1, 9))
+    assert result["log"][:4] == first["log"]   # resumed: the first run's log, then four more
+    fake = np.array([e["fake"] for e in result["log"]])
+    assert np.isfinite(fake).all() and fake[-3:].mean() < 0.9 * fake[:2].mean()
+    assert all(np.isfinite(e["gap"]) and e["gap"] >= 0 for e in result["log"])
+
+
+def test_export_loads_and_is_the_trained_student(distilled, micro_shapes):
+    from jaxsteer.models import load
+    cfg, _, result = distilled
+    saved = flax.serialization.msgpack_restore((cfg.work / "state.msgpack").read_bytes())
+    assert int(saved["step"]) == 8
+    bundle = load(str(cfg.out), dtype="float32")
+    teacher = load(str(micro_shapes), dtype="float32")
+    got = jax.device_get(bundle.params)
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, np.float16(b).astype(np.float32)),
+                 got["unet"], saved["student"])
+    jax.tree.map(np.testing.assert_array_equal, got["text_encoder"],
+                 jax.device_get(teacher.params["text_encoder"]))
+    moved = jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), got["unet"],
+                                         jax.device_get(teacher.params["unet"])))
+    assert max(moved) > 1e-3   # trained away from the teacher
+    info = json.loads((cfg.out / "training.json").read_text())
+    assert info["sampler"] == result["sampler"] == {"steps": 1, "guidance": 0.0,
+                                                    "scheduler": "ddim", "timesteps": [999]}
+    sched = json.loads((cfg.out / "scheduler" / "scheduler_config.json").read_text())
+    assert sched["timesteps"] == [999] and sched["prediction_type"] == "epsilon"
+
+
+def test_the_student_samples_through_the_library(distilled):
+    from jaxsteer import sharding
+    from jaxsteer.models import load
+    from jaxsteer.sampling import SamplerConfig
+    from jaxsteer.shapes.collapse import Generator, factor_spreads
+    cfg, _, _ = distilled
+    gen = Generator(load(str(cfg.out), dtype="float32"), SamplerConfig(steps=1))
+    images = gen.render("a red circle", jax.random.split(jax.random.key(0), 4),
+                        sharding.local_mesh(1), 4)
+    assert images.shape == (4, 8, 8, 3) and np.isfinite(images).all()
+    assert set(factor_spreads("a red circle", images)["spread"]) == {"x", "y", "size"}
+    assert gen.calls() == {"base": 0, "student": 1}
+
+
+def test_a_finished_run_reexports_and_another_run_is_refused(distilled):
+    cfg, _, result = distilled
+    before = (cfg.out / "unet" / "diffusion_flax_model.msgpack").read_bytes()
+    again = run(cfg)   # the checkpoint is at cfg.steps: restore, export, no training
+    assert again["step"] == 8 and again["log"] == result["log"]
+    assert (cfg.out / "unet" / "diffusion_flax_model.msgpack").read_bytes() == before
+    with pytest.raises(UserError, match="another teacher"):
+        run(dataclasses.replace(cfg, dmd=DMDConfig(fake_updates=2)))
+
+
+def test_bad_settings_are_refused_before_anything_runs(tmp_path):
+    with pytest.raises(UserError, match="t-min"):
+        DMDConfig(t_min=500, t_max=400)
+    with pytest.raises(UserError, match="student.steps"):
+        StudentConfig(steps=0)
+    with pytest.raises(UserError, match="not a pipeline folder"):
+        run(DistillShapesRun(out=tmp_path / "s", teacher=tmp_path / "none", progress=False))
+
+
+def test_hyperparameters_are_arrays_and_not_part_of_the_compiled_step():
+    a, b = DMDConfig(lr=1e-5, real_guidance=3.0), DMDConfig(lr=1e-3, real_guidance=8.0)
+    assert a.static() == b.static() and a.hyper()["lr"] != b.hyper()["lr"]
+    assert DMDConfig(regression=1.0).static() != a.static()
