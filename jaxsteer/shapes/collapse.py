@@ -78,7 +78,7 @@ class Generator:
                 "student": (self.sampler.steps - self.base_steps) * per}
 
     def render(self, prompt: str, keys: jax.Array, mesh, batch: int) -> np.ndarray:
-        from jaxsteer.diversity import distilled_diversity
+        from jaxsteer.diversity_distillation import distilled_diversity
         from jaxsteer.sample import encode_prompt
         from jaxsteer.steer import render_batches, steered_cond
         if self.base is not None:

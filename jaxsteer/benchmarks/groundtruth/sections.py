@@ -25,7 +25,8 @@ from jaxsteer.complexity import estimate_all, normalize_rows
 from jaxsteer.config import to_dict
 from jaxsteer.decompose.pca import pca
 from jaxsteer.decompose.sae import SAEConfig, train_sae
-from jaxsteer.diversity import distilled_diversity, random_offsets
+from jaxsteer.diversity import random_offsets
+from jaxsteer.diversity_distillation import distilled_diversity
 from jaxsteer.models import load
 from jaxsteer.models.bundled import PRESETS, preset_bundle
 from jaxsteer.sampling import SamplerConfig
