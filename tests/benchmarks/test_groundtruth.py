@@ -16,6 +16,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from jaxsteer.benchmarks.groundtruth import (
+    HEADLINE,
     GroundTruthConfig,
     best_over_directions,
     factor_change,
@@ -212,8 +213,8 @@ def test_tiny_run_writes_every_section_and_compiles_once(micro_folder, tmp_path,
     assert all("convergence" not in r for r in comp["prompts"][1:])
     head = result["summary"]["headline"]
     assert {"recovery", "complexity", "spread_ratio", "fidelity"} <= set(head)
-    assert head["recovery"] == summary["recovery_pca"] and head["method"]["estimator"] == \
-        "subspace_size"
+    assert head["recovery"] == summary["recovery_pca"]
+    assert head["method"]["estimator"] == HEADLINE and head["method"]["timesteps"] == [500]
     assert result["config"]["pairs"] == 8 and result["config"]["convergence_pairs"] == 32
 
     div = result["diversity"]["a red circle in the middle"]
@@ -253,7 +254,8 @@ def test_a_timestep_mixture_interleaves_the_single_timestep_gradients(micro_fold
         return base.timesteps, base.gradients(inputs, images, jax.random.key(3), 5, 6)
 
     ts, mixed = grads((700, 300))
-    assert ts == [700, 300] and grads((-1,))[0] == grads(())[0] == [951]   # -1: the first step
+    first = grads((-1,))[0]                       # -1: the sampler's own first step
+    assert ts == [700, 300] and grads(())[0] == first and first[0] > 700
     _, at700 = grads((700,))
     _, at300 = grads((300,))
     np.testing.assert_array_equal(mixed[0::2], at700[0::2])   # pair j at stratum j mod 2

@@ -52,6 +52,9 @@ from jaxsteer.benchmarks.groundtruth.config import (
     CONTINUOUS as CONTINUOUS,
 )
 from jaxsteer.benchmarks.groundtruth.config import (
+    HEADLINE as HEADLINE,
+)
+from jaxsteer.benchmarks.groundtruth.config import (
     SCALES as SCALES,
 )
 from jaxsteer.benchmarks.groundtruth.config import (
