@@ -47,9 +47,9 @@ distill() {   # NAME SECONDS FLAGS...: one variant. SIGTERM (60 s past its time)
 }
 # 2 steps start collapsed (the teacher's 2-step samples spread 0.6x its own); a fake score at a
 # tenth of the student's rate lags, which keeps a collapse (tests/shapes/test_distill.py).
-distill dmd2 "$TRAIN_S" --student.steps 2 --dmd.lr 5e-5 --dmd.fake-lr 5e-6
+distill dmd2 "$TRAIN_S" --student.steps 2 --dmd.lr 1e-4 --dmd.fake-lr 1e-5
 # DMD2's 4-step student without TTUR or regression: the fake score as fast as the student.
-distill dmd4 "$(( $(left) - RESERVE_S - 20 ))" --student.steps 4 --dmd.lr 5e-5 --dmd.fake-lr 5e-5
+distill dmd4 "$(( $(left) - RESERVE_S - 20 ))" --student.steps 4 --dmd.lr 1e-4 --dmd.fake-lr 1e-4
 
 students=$(for d in "$WORK"/dmd*; do [ -f "$d/model_index.json" ] && printf '%s,' "$d"; done)
 if [ -z "$students" ]; then echo "no student was exported; see $LOG" | tee -a "$LOG"; exit 1; fi

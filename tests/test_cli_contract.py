@@ -24,6 +24,9 @@ TRAIN = ["--steps", "2", "--batch", "2", "--log-every", "1", "--checkpoint-every
          "--no-progress", "--optim.warmup", "1", "--model.image-size", "16",
          "--model.channels", "32,32", "--model.attention-levels", "1", "--model.heads", "2",
          "--model.text-width", "32", "--model.text-layers", "1", "--model.text-heads", "2"]
+# A 1-step student of the micro teacher: the compiled step of tests/shapes/test_distill.py.
+DISTILL = ["--steps", "2", "--batch", "4", "--student.steps", "1", "--no-progress", "--log-every",
+           "1", "--checkpoint-every", "1", "--dmd.warmup", "1"]
 SURVEY = ["--pairs", "4", "--batch", "4", "--pool", "4", "--complexity.n-boot-spectral", "0",
           "--complexity.n-boot", "4", "--complexity.pa-draws", "2", "--complexity.mle-k", "2",
           "--complexity.vaease.enabled", "false"]
@@ -48,6 +51,8 @@ def smoke_argv(root):
         "survey": ["survey", f"{root}/prompts.txt", *TINY, *SURVEY, "--out", f"{root}/survey"],
         "survey-merge": ["survey-merge", f"{root}/survey"],
         "train-shapes": ["train-shapes", f"{root}/shapes", *TRAIN],
+        "distill-shapes": ["distill-shapes", f"{root}/student", "--teacher", f"{root}/teacher",
+                           *DISTILL],
         "bench": ["bench", "pca", "--n", "32", "--m", "64", "--out", f"{root}/bench.json"],
         "env": ["env"],
         "demo": ["demo", *TINY, "--pool", "4", "--pairs", "4", "--k", "2", "--directions", "1",
@@ -87,9 +92,10 @@ def write_images(folder, n):
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, micro_shapes):
     """Runs every command's smoke argv once, in order: {name: (code, stderr lines)}."""
     root = tmp_path_factory.mktemp("smoke")
+    shutil.copytree(micro_shapes, root / "teacher")
     (root / "prompts.txt").write_text("a red cat\na big dog\n")
     write_images(root / "images", 3)
     results = {}
@@ -120,6 +126,7 @@ def test_smoke_outputs_exist(smoke):
     root, _ = smoke
     assert (root / "report.html").exists() and (root / "demo" / "report.html").exists()
     assert (root / "shapes" / "model_index.json").exists()
+    assert (root / "student" / "unet" / "diffusion_flax_model.msgpack").exists()
     assert json.loads((root / "bench.json").read_text())["result"]
     assert (root / "survey" / "summary.csv").read_text().count("\n") == 3
 
@@ -183,6 +190,7 @@ def missing(root, w):
         "survey": (["survey", gone, *TINY, "--out", f"{w}/new"], "prompts file not found"),
         "survey-merge": (["survey-merge", gone], "is not a folder"),
         "train-shapes": (["train-shapes", f"{w}/new", *TRAIN, "--init-from", gone], gone),
+        "distill-shapes": (["distill-shapes", f"{w}/new", "--teacher", gone, *DISTILL], gone),
         "demo": (["demo", "--model", gone, "--out", f"{w}/new"], "not found"),
         "bench": (["bench", "throughput", "--torch-json", gone, "--out", f"{w}/new.json"],
                   gone),
@@ -202,6 +210,7 @@ def out_args(root, w, out):
         "diversify": ["diversify", f"{root}/grads/directions_pca", *TINY, "--out", out],
         "survey": ["survey", f"{w}/prompts.txt", *TINY, "--out", out],
         "train-shapes": ["train-shapes", out, *TRAIN],
+        "distill-shapes": ["distill-shapes", out, "--teacher", f"{root}/teacher", *DISTILL],
         "demo": ["demo", *TINY, "--out", out],
         "report": ["report", out],
         "survey-merge": ["survey-merge", out],
