@@ -12,8 +12,9 @@
 # student.tar.gz (the chosen student's pipeline folder), <other variant>.tar.gz, gpu.txt.
 # Install the chosen one (then commit jaxsteer/assets/shapes-student and the checksums):
 #   tar xzf student.tar.gz && python3 -m jaxsteer.shapes.assets install-student <its folder>
-# TEACHER, TRAIN_S, BATCH, N and DTYPE override the defaults (a CPU dry run: TEACHER=<a tiny
-# shapes folder> TRAIN_S=20 BATCH=4 N=8).
+# TEACHER, TRAIN_S, RESERVE_S, DEADLINE_S, BATCH, N and DTYPE override the defaults. The CPU dry
+# run of the plumbing (random micro teacher; 988 s on 2 shared cores): TEACHER=<micro folder>
+# TRAIN_S=250 RESERVE_S=300 DEADLINE_S=1400 BATCH=4 N=8 DTYPE=float32.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-out}

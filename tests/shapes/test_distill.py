@@ -1,8 +1,10 @@
-"""distill-shapes: the DMD objective on planted data, then one tiny run end to end (the fake score
-learns, the export loads through `jaxsteer.models.load`, a run resumes), and the bundled student.
+"""distill-shapes: the DMD objective on planted data, the export and the checkpoint without
+training, then (slow) one tiny run end to end: the fake score learns, the export is the trained
+student and loads through `jaxsteer.models.load`, a run resumes.
 
-The run is a 1-step student of the micro random teacher (conftest): its compiled step is the one
-the CLI smoke run uses, so the suite compiles it once.
+The CI runs the training step once, in the CLI smoke run (tests/test_cli_contract.py: a 1-step
+student of the micro random teacher of conftest, the settings below); compiling it takes 10-20 s
+on 2 cores, so the end-to-end tests here, which compile it again in their own worker, are slow.
 """
 
 import dataclasses
@@ -15,7 +17,14 @@ import numpy as np
 import pytest
 
 from jaxsteer.errors import UserError
-from jaxsteer.shapes.distill import DistillShapesRun, DMDConfig, StudentConfig, dmd_surrogate, run
+from jaxsteer.shapes.distill import (
+    DistillShapesRun,
+    DMDConfig,
+    StudentConfig,
+    dmd_surrogate,
+    export_student,
+    run,
+)
 
 # The CLI smoke run's settings (tests/test_cli_contract.py): the same compiled step.
 STUDENT, BATCH = StudentConfig(steps=1), 4
@@ -65,6 +74,54 @@ def test_dmd_matches_the_data_and_a_stale_fake_score_keeps_a_collapse():
     assert abs(mu - 2.0) < 1e-3 and s < 0.35
 
 
+def test_the_export_is_a_pipeline_the_library_loads(micro_shapes, tmp_path):
+    from jaxsteer.models import load
+    from jaxsteer.shapes.model import load as load_shapes
+    unet = jax.tree.map(lambda a: np.asarray(a) - 0.02, load_shapes(micro_shapes).params["unet"])
+    sampler = {"steps": 2, "guidance": 0.0, "scheduler": "ddim", "timesteps": [999, 499]}
+    out = export_student(micro_shapes, tmp_path / "student", unet, "float16",
+                         {"sampler": sampler})
+    bundle, teacher = load(str(out), dtype="float32"), load(str(micro_shapes), dtype="float32")
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, np.float16(b).astype(np.float32)),
+                 jax.device_get(bundle.params["unet"]), unet)
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(bundle.params["text_encoder"]),
+                 jax.device_get(teacher.params["text_encoder"]))
+    assert bundle.model == teacher.model   # same definition: the compiled programs are shared
+    sched = json.loads((out / "scheduler" / "scheduler_config.json").read_text())
+    assert sched["timesteps"] == [999, 499] and sched["prediction_type"] == "epsilon"
+    assert json.loads((out / "training.json").read_text())["sampler"] == sampler
+    assert oct((out / "unet" / "diffusion_flax_model.msgpack").stat().st_mode)[-3:] == "644"
+
+
+def test_a_checkpoint_restores_and_refuses_another_run(micro_shapes, tmp_path):
+    """The state round-trips through its atomic checkpoint; a run with another objective, batch
+    or teacher is refused instead of mixing (no training: only the jitted init runs)."""
+    from jaxsteer.shapes.distill import (
+        _checkpoint,
+        _restore,
+        load_teacher,
+        make_distill_step,
+    )
+    cfg = DistillShapesRun(out=tmp_path / "s", teacher=micro_shapes, student=STUDENT,
+                           batch=BATCH)
+    bundle, model = load_teacher(micro_shapes, cfg)
+    _, init = make_distill_step(model, cfg.student, cfg.dmd.static())
+    unet = bundle.params["unet"]
+    state = init(jax.tree.map(jnp.array, unet), jax.tree.map(lambda a: a + 1.0, unet))
+    state = state.replace(step=jnp.int32(7))
+    assert _restore(cfg.work, state, cfg) is None
+    cfg.work.mkdir()
+    _checkpoint(cfg.work, state, cfg, [{"step": 7}])
+    back, log = _restore(cfg.work, jax.tree.map(jnp.zeros_like, state), cfg)
+    assert int(back.step) == 7 and log == [{"step": 7}]
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(back), jax.device_get(state))
+    for other in (dataclasses.replace(cfg, batch=8),
+                  dataclasses.replace(cfg, dmd=DMDConfig(real_guidance=5.0))):
+        with pytest.raises(UserError, match="another teacher"):
+            _restore(cfg.work, state, other)
+    assert _restore(cfg.work, state, dataclasses.replace(cfg, steps=99, time_limit_s=5.0))
+
+
 @pytest.fixture(scope="module")
 def distilled(micro_shapes, tmp_path_factory):
     out = tmp_path_factory.mktemp("distill") / "student"
@@ -76,6 +133,7 @@ def distilled(micro_shapes, tmp_path_factory):
     return longer, first, run(longer)   # the second run resumes the first's checkpoint
 
 
+@pytest.mark.slow
 def test_the_fake_score_learns_the_students_samples(distilled):
     _, first, result = distilled
     assert [e["step"] for e in result["log"]] == list(range(1, 9))
@@ -85,6 +143,7 @@ def test_the_fake_score_learns_the_students_samples(distilled):
     assert all(np.isfinite(e["gap"]) and e["gap"] >= 0 for e in result["log"])
 
 
+@pytest.mark.slow
 def test_export_loads_and_is_the_trained_student(distilled, micro_shapes):
     from jaxsteer.models import load
     cfg, _, result = distilled
@@ -107,6 +166,7 @@ def test_export_loads_and_is_the_trained_student(distilled, micro_shapes):
     assert sched["timesteps"] == [999] and sched["prediction_type"] == "epsilon"
 
 
+@pytest.mark.slow
 def test_the_student_samples_through_the_library(distilled):
     from jaxsteer import sharding
     from jaxsteer.models import load
@@ -121,6 +181,7 @@ def test_the_student_samples_through_the_library(distilled):
     assert gen.calls() == {"base": 0, "student": 1}
 
 
+@pytest.mark.slow
 def test_a_finished_run_reexports_and_another_run_is_refused(distilled):
     cfg, _, result = distilled
     before = (cfg.out / "unet" / "diffusion_flax_model.msgpack").read_bytes()
