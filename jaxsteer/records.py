@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,17 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray],
 
 def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return load_file(str(path))
+
+
+def publish_folder(tmp: Path, dest: Path) -> Path:
+    """Replaces ``dest`` by the finished folder ``tmp``, its files readable whatever the umask (a
+    shipped asset); a reader never finds ``dest`` half-written."""
+    for path in tmp.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+    return dest
 
 
 def clean_temporaries(folder: str | os.PathLike) -> None:

@@ -54,7 +54,7 @@ fi
 torch_json() { [ -s "$1" ] && echo "--torch-json $1"; }
 if [[ $PHASES == *" sample "* ]]; then
   run sample-torch "${T_SAMPLE_TORCH:-60}" python3 -m jaxsteer.benchmarks.sampling_reference \
-    --configs sd-turbo,sdxl-dmd2 --modes eager,compile --min-time-s 1 \
+    --configs sd-turbo,sdxl-dmd2 --variants eager,compile --min-time-s 1 \
     --out /tmp/bench/sample_torch.json
   # shellcheck disable=SC2046
   run sample "${T_SAMPLE:-100}" python3 -m jaxsteer.cli bench sample --min-time-s 1 \
@@ -63,7 +63,7 @@ if [[ $PHASES == *" sample "* ]]; then
 fi
 if [[ $PHASES == *" flux "* ]]; then
   run flux-torch "${T_FLUX_TORCH:-95}" python3 -m jaxsteer.benchmarks.flux_reference \
-    --configs flux-schnell --batches 8 --modes eager,compile --min-time-s 1 \
+    --configs flux-schnell --batches 8 --variants eager,compile --min-time-s 1 \
     --out /tmp/bench/flux_torch.json
   # shellcheck disable=SC2046
   run flux "${T_FLUX:-115}" python3 -m jaxsteer.cli bench throughput \

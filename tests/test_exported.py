@@ -11,7 +11,7 @@ import pytest
 
 from jaxsteer import exported, sharding
 from jaxsteer import kernel as pair_kernel
-from jaxsteer.kernel import KernelInputs, KernelSpec, PairBatch, kernel_key, make_kernel
+from jaxsteer.kernel import KernelInputs, KernelSpec, PairBatch, kernel_key
 from jaxsteer.models import architectures
 from jaxsteer.models.base import TextCond
 from jaxsteer.sampling import SamplerConfig
@@ -170,7 +170,7 @@ def test_tiny_kernel_warm_start_does_not_trace_the_model(tmp_path, monkeypatch):
     params, batch = sharding.put_replicated(mesh, bundle.params), sharding.put_batch(mesh, host)
 
     def kernel():
-        k = make_kernel.__wrapped__(spec, mesh)   # not the per-process lru cache
+        k = pair_kernel._cached_kernel.__wrapped__(spec, mesh, None)   # not the lru cache
         assert isinstance(k, exported.ExportedJit)
         k.cache_dir = tmp_path
         return k

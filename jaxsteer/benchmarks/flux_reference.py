@@ -4,7 +4,7 @@ Not a package dependency: a benchmark script, run on the GPU next to `jaxsteer b
 starts it with ``--torch`` for configurations whose ``reference`` is this module)::
 
     python -m jaxsteer.benchmarks.flux_reference --configs flux-schnell --batches 8 \
-        --modes eager,compile --out flux_torch.json
+        --variants eager,compile --out flux_torch.json
 
 Per pair, what `jaxsteer.collect.pair_loss` computes for a Flux model (`jaxsteer.models.flux`):
 A noised to the first step's timestep with fresh noise (at t=999 of [schnell], sigma 1, A is
@@ -21,14 +21,14 @@ once by ``torch.compile``), the way diffusers documents compiling Flux.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
 import sys
 import time
 
-MODES = ("eager", "compile")
+from jaxsteer.benchmarks import torch_cli
+
+MODES = torch_cli.VARIANTS
 
 
 def flux_schedule(cfg) -> dict:
@@ -202,26 +202,12 @@ def bench_config(name: str, batches: list[int], modes: tuple[str, ...] = MODES,
 
 
 def main(argv: list[str] | None = None) -> int:
-    # This process keeps the GPU for PyTorch: JAX (the schedule only) stays on the CPU.
-    os.environ["JAX_PLATFORMS"] = "cpu"
-    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
-    import jax
-
-    jax.config.update("jax_platforms", "cpu")
-    ap = argparse.ArgumentParser(prog="python -m jaxsteer.benchmarks.flux_reference",
-                                 description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", default="flux-schnell", help="comma-separated CONFIGS names")
-    ap.add_argument("--batches", default="", help="comma-separated batch sizes (default: each "
-                    "config's torch_batches, ascending)")
-    ap.add_argument("--modes", default=",".join(MODES), help="eager and/or compile")
-    ap.add_argument("--min-time-s", type=float, default=3.0, help="timed seconds per point")
-    ap.add_argument("--budget-s", type=float, default=0.0, help="skip configs once this many "
-                    "seconds have passed (0: no limit)")
-    ap.add_argument("--out", default="flux_reference.json")
-    args = ap.parse_args(argv)
-    modes = tuple(m for m in args.modes.split(",") if m)
-    if not modes or any(m not in MODES for m in modes):
-        ap.error(f"--modes takes {', '.join(MODES)}")
+    torch_cli.keep_jax_on_cpu()
+    args, modes = torch_cli.parse(
+        "flux_reference", __doc__, argv, configs="flux-schnell",
+        configs_help="comma-separated CONFIGS names",
+        batches_help="comma-separated batch sizes (default: each config's torch_batches, "
+                     "ascending)", variants="eager,compile", out="flux_reference.json")
 
     import torch
 

@@ -58,7 +58,8 @@ class SampleBench:
                            "(0: skip the end-to-end number)")
     torch: bool = opt(False, "run the PyTorch + diffusers denoise loop first (needs torch, "
                       "diffusers and a GPU)")
-    torch_modes: str = opt("eager,compile", "modes of the PyTorch side: eager and/or compile")
+    torch_variants: str = opt("eager,compile", "variants of the PyTorch side: eager and/or "
+                              "compile")
     torch_json: str = opt("", "rows of an earlier PyTorch run (its JSON) to compare with")
     budget_s: float = opt(0.0, "skip points once this many seconds have passed (0: no limit); "
                           "results so far are always written")
@@ -152,7 +153,7 @@ def bench_point(bundle, name: str, batch: int, cfg: SampleBench, mesh, params) -
 
 def _run_torch(cfg: SampleBench, names: list[str], out: Path) -> list[dict]:
     cmd = [sys.executable, "-m", "jaxsteer.benchmarks.sampling_reference", "--configs",
-           ",".join(names), "--modes", cfg.torch_modes, "--min-time-s", str(cfg.min_time_s),
+           ",".join(names), "--variants", cfg.torch_variants, "--min-time-s", str(cfg.min_time_s),
            "--out", str(out)]
     batches = {n: "/".join(map(str, b)) for n, b in cfg.jobs()}
     cmd += ["--batches", ",".join(f"{n}:{b}" for n, b in batches.items())]

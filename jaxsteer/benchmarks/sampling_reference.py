@@ -4,7 +4,7 @@ Not a package dependency: a benchmark script, run on the GPU by `jaxsteer bench 
 (or alone)::
 
     python -m jaxsteer.benchmarks.sampling_reference --configs sd-turbo,sdxl-dmd2 \
-        --modes eager,compile --out sample_torch.json
+        --variants eager,compile --out sample_torch.json
 
 The loop is the denoising part of ``StableDiffusionPipeline`` / ``StableDiffusionXLPipeline``
 called with ``prompt_embeds=`` (and for SDXL ``pooled_prompt_embeds=``), guidance 0 and
@@ -19,13 +19,13 @@ runs diffusers' ``EulerDiscreteScheduler`` (trailing spacing, 1 step), SDXL-DMD2
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 import time
 
-MODES = ("eager", "compile")
+from jaxsteer.benchmarks import torch_cli
+
+MODES = torch_cli.VARIANTS
 
 
 def build_unet(arch_name: str, device: str = "cuda"):
@@ -129,25 +129,12 @@ def bench_config(name: str, batches: list[int], modes: tuple[str, ...], min_time
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ["JAX_PLATFORMS"] = "cpu"   # the GPU is PyTorch's in this process
-    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
-    import jax
-
-    jax.config.update("jax_platforms", "cpu")
-    ap = argparse.ArgumentParser(prog="python -m jaxsteer.benchmarks.sampling_reference",
-                                 description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", default="sd-turbo", help="comma-separated SAMPLE_CONFIGS")
-    ap.add_argument("--batches", default="", help="per config, e.g. sd-turbo:32/64,sdxl-dmd2:16 "
-                    "(default: each config's own)")
-    ap.add_argument("--modes", default=",".join(MODES), help="eager and/or compile")
-    ap.add_argument("--min-time-s", type=float, default=3.0)
-    ap.add_argument("--budget-s", type=float, default=0.0, help="skip configs once this many "
-                    "seconds have passed (0: no limit)")
-    ap.add_argument("--out", default="sample_torch.json")
-    args = ap.parse_args(argv)
-    modes = tuple(m for m in args.modes.split(",") if m)
-    if not modes or any(m not in MODES for m in modes):
-        ap.error(f"--modes takes {', '.join(MODES)}")
+    torch_cli.keep_jax_on_cpu()
+    args, modes = torch_cli.parse(
+        "sampling_reference", __doc__, argv, configs="sd-turbo",
+        configs_help="comma-separated SAMPLE_CONFIGS",
+        batches_help="per config, e.g. sd-turbo:32/64,sdxl-dmd2:16 (default: each config's "
+                     "own)", variants="eager,compile", out="sample_torch.json")
     chosen = dict(item.split(":", 1) for item in args.batches.split(",") if ":" in item)
 
     import torch

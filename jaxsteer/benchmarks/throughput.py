@@ -205,11 +205,9 @@ def format_ratio(rows: list[dict]) -> str:
 
 def _run_torch(cfg: ThroughputBench, names: list[str], out: Path, budget_s: float,
                module: str = "torch_reference") -> list[dict]:
-    # torch_reference names its variants --variants, flux_reference its --modes (same values).
-    flag = "--variants" if module == "torch_reference" else "--modes"
     cmd = [sys.executable, "-m", f"jaxsteer.benchmarks.{module}", "--configs",
            ",".join(names), "--out", str(out), "--min-time-s", str(cfg.min_time_s),
-           flag, ",".join(cfg.torch_variants)]
+           "--variants", ",".join(cfg.torch_variants)]
     if cfg.torch_batches:
         cmd += ["--batches", ",".join(map(str, cfg.torch_batches))]
     if budget_s:

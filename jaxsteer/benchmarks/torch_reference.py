@@ -22,13 +22,13 @@ the backward: 146-256 s on an H200, kept in the row as ``first_call_s``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
+
+from jaxsteer.benchmarks import torch_cli
 
 
 def _schedule(cfg) -> dict:
@@ -47,7 +47,7 @@ def _schedule(cfg) -> dict:
             "prediction_type": noise.prediction_type}
 
 
-VARIANTS = ("eager", "compile")
+VARIANTS = torch_cli.VARIANTS
 
 
 def build_unet(arch_name: str, device: str = "cuda"):
@@ -229,29 +229,13 @@ def parse_configs(text: str, batches: str = "") -> list[tuple[str, list[int]]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # This process keeps the GPU for PyTorch: JAX (used for the schedule only) stays on the CPU.
-    # The package import may already have imported jax, so set its config too.
-    os.environ["JAX_PLATFORMS"] = "cpu"
-    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
-    import jax
-
-    jax.config.update("jax_platforms", "cpu")
-    ap = argparse.ArgumentParser(prog="python -m jaxsteer.benchmarks.torch_reference",
-                                 description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", default="sd-turbo-1", help="comma-separated CONFIGS names, "
-                    "each optionally with its batches: sd-turbo-1:32/64")
-    ap.add_argument("--batches", default="", help="comma-separated batch sizes of configs that "
-                    "name none (default: each config's own, ascending)")
-    ap.add_argument("--variants", default="eager", help="comma-separated: eager, compile "
-                    "(channels_last + torch.compile)")
-    ap.add_argument("--min-time-s", type=float, default=3.0, help="timed seconds per point")
-    ap.add_argument("--budget-s", type=float, default=0.0, help="skip configs once this many "
-                    "seconds have passed (0: no limit)")
-    ap.add_argument("--out", default="torch_reference.json")
-    args = ap.parse_args(argv)
-    variants = tuple(v for v in args.variants.split(",") if v)
-    if not variants or any(v not in VARIANTS for v in variants):
-        raise SystemExit(f"torch_reference: --variants must be among {', '.join(VARIANTS)}")
+    torch_cli.keep_jax_on_cpu()
+    args, variants = torch_cli.parse(
+        "torch_reference", __doc__, argv, configs="sd-turbo-1",
+        configs_help="comma-separated CONFIGS names, each optionally with its batches: "
+                     "sd-turbo-1:32/64",
+        batches_help="comma-separated batch sizes of configs that name none (default: each "
+                     "config's own, ascending)", variants="eager", out="torch_reference.json")
     jobs = parse_configs(args.configs, args.batches)
 
     import torch

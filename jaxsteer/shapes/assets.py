@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from jaxsteer.errors import UserError
-from jaxsteer.records import atomic_write_text
+from jaxsteer.records import atomic_write_text, publish_folder
 
 ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "shapes"
 STUDENT_DIR = ASSET_DIR.with_name("shapes-student")
@@ -78,9 +78,7 @@ def install_student(folder: str | Path, dest: str | Path = STUDENT_DIR,
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(folder, tmp, ignore=lambda d, names: [n for n in names if Path(d) == folder
                                                           and n in SHARED])
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp.rename(dest)
+    publish_folder(tmp, dest)
     return write_checksums(dest, checksum_file, "the bundled shapes-student model")
 
 

@@ -50,7 +50,13 @@ import optax
 from jaxsteer.config import opt, parse, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.models.schedulers import add_noise, make_schedule
-from jaxsteer.records import atomic_write_bytes, check_out, read_json, write_json
+from jaxsteer.records import (
+    atomic_write_bytes,
+    check_out,
+    publish_folder,
+    read_json,
+    write_json,
+)
 from jaxsteer.sampling import denoise, guided_x0_eps
 
 
@@ -346,12 +352,7 @@ def export_student(teacher: Path, out: Path, unet_params: Any, unet_dtype: str,
     write_json(tmp / "scheduler" / "scheduler_config.json",
                {**sched, "timesteps": info["sampler"]["timesteps"]})
     write_json(tmp / "training.json", info)
-    for path in tmp.rglob("*"):  # a shipped asset must be readable whatever the umask
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    return publish_folder(tmp, out)
 
 
 def run(cfg: DistillShapesRun) -> dict:

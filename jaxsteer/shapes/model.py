@@ -24,7 +24,7 @@ from jaxsteer.config import opt
 from jaxsteer.errors import UserError
 from jaxsteer.models.nn.clip import CLIPTextConfig, CLIPTextModel
 from jaxsteer.models.nn.unet import UNet2DConditionModel, UNetConfig
-from jaxsteer.records import atomic_write_bytes, write_json
+from jaxsteer.records import atomic_write_bytes, publish_folder, write_json
 from jaxsteer.shapes.tokenizer import MAX_LENGTH, build_vocab, write_tokenizer
 
 # DDPM's linear schedule (Ho et al. 2020), the usual choice for 32 x 32 pixel-space models: its
@@ -197,12 +197,7 @@ def export(folder: str | Path, cfg: ShapesModelConfig, params: Any, unet_dtype: 
     write_json(tmp / "scheduler" / "scheduler_config.json", SCHEDULER)
     write_json(tmp / "model_index.json", MODEL_INDEX)
     write_json(tmp / "training.json", {"model": dataclasses.asdict(cfg), **(info or {})})
-    for path in tmp.rglob("*"):  # a shipped asset must be readable whatever the umask
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
-    return folder
+    return publish_folder(tmp, folder)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

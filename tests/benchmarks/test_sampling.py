@@ -50,7 +50,7 @@ def test_pytorch_side_runs_the_tiny_loop(tmp_path):
     from jaxsteer.benchmarks import sampling_reference
 
     out = tmp_path / "torch.json"
-    assert sampling_reference.main(["--configs", "tiny", "--modes", "eager", "--min-time-s",
+    assert sampling_reference.main(["--configs", "tiny", "--variants", "eager", "--min-time-s",
                                     "0.01", "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
     assert rows and rows[0]["status"] == "ok" and rows[0]["finite"], rows
