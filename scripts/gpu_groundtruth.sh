@@ -11,6 +11,8 @@
 # complexity.variants ranks every estimator under both normalisations and threshold modes on
 # that run's gradients, so the sweep itself only varies what needs new gradients (timesteps,
 # rows). (b) runs GT_CONFIG (default: the one named below) alone on the test split.
+# GT_CONFIGS (names of SWEEP, space-separated) narrows (a); GT_MEM sets each process's share of
+# GPU memory (default 0.9 / the number of processes); GT_FLAGS is added to every run.
 # Every run writes its JSON after each prompt ("partial": true until it finishes), so a run the
 # time limit stops still returns what it finished. Files under $OUT: one JSON per run and one
 # log (at most 8 come back).
@@ -44,17 +46,14 @@ run_one() {  # name, memory fraction, flags...
 }
 
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader > "$OUT/groundtruth.log" 2>&1
-if [ "$SPLIT" = tune ]; then
-  frac=$(python3 -c "print(round(0.9 / ${#SWEEP[@]}, 3))")
-  for name in "${!SWEEP[@]}"; do
-    # shellcheck disable=SC2086  # the flags are meant to split into words
-    run_one "$name" "$frac" ${SWEEP[$name]} &
-  done
-  wait
-else
-  # shellcheck disable=SC2086
-  run_one "$GT_CONFIG" 0.9 ${SWEEP[$GT_CONFIG]} ${GT_FLAGS:-}
-fi
+if [ "$SPLIT" = tune ]; then names=(${GT_CONFIGS:-${!SWEEP[@]}}); else names=("$GT_CONFIG"); fi
+frac=${GT_MEM:-$(python3 -c "print(round(0.9 / ${#names[@]}, 3))")}
+for name in "${names[@]}"; do
+  [ -n "${SWEEP[$name]+set}" ] || { echo "no config $name in SWEEP" >&2; exit 2; }
+  # shellcheck disable=SC2086  # the flags are meant to split into words
+  run_one "$name" "$frac" ${SWEEP[$name]} ${GT_FLAGS:-} &
+done
+wait
 for f in /tmp/gt_*.log; do
   { echo "#### $f"; grep -v "Warning" "$f" | tail -150; } >> "$OUT/groundtruth.log"
 done
