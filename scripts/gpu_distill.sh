@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Distils the bundled shapes model into few-step students on one GPU and reads their collapse
 # with the probe: the run that makes the bundled `shapes-student` (jaxsteer/shapes/distill.py).
-# Two DMD variants (the first TRAIN_S seconds, compile included; the second what is left of the
-# deadline after RESERVE_S for the collapse table of jaxsteer/shapes/collapse.py), everything
-# under one deadline (DEADLINE_S, 470 s: under 8 minutes).
+# Two DMD variants side by side (each its own process and share of GPU memory, training until
+# RESERVE_S before the deadline, compile included; then the collapse table of
+# jaxsteer/shapes/collapse.py), everything under one deadline (DEADLINE_S, 470 s: under 8
+# minutes). Run one after the other (the first in 2026-12-02's call, beside three other jobs,
+# spent its whole 170 s compiling and trained one step), each got too little time.
 #
 #   OUT=/some/dir bash scripts/gpu_distill.sh        # from the repo root or anywhere
 #
@@ -12,15 +14,16 @@
 # student.tar.gz (the chosen student's pipeline folder), <other variant>.tar.gz, gpu.txt.
 # Install the chosen one (then commit jaxsteer/assets/shapes-student and the checksums):
 #   tar xzf student.tar.gz && python3 -m jaxsteer.shapes.assets install-student <its folder>
-# TEACHER, TRAIN_S, RESERVE_S, DEADLINE_S, BATCH, N and DTYPE override the defaults. The CPU dry
-# run of the plumbing (random micro teacher; 988 s on 2 shared cores): TEACHER=<micro folder>
-# TRAIN_S=250 RESERVE_S=300 DEADLINE_S=1400 BATCH=4 N=8 DTYPE=float32.
+# TEACHER, RESERVE_S, DEADLINE_S, BATCH, N, DTYPE and MEM (each variant's GPU memory share)
+# override the defaults. The CPU dry run of the plumbing (random micro teacher, then one after
+# the other; 988 s on 2 shared cores): TEACHER=<micro folder> RESERVE_S=300 DEADLINE_S=1400
+# BATCH=4 N=8 DTYPE=float32.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD JAXSTEER_CACHE=${JAXSTEER_CACHE:-/tmp/jaxsteer-cache} PYTHONUNBUFFERED=1
-TRAIN_S=${TRAIN_S:-170}       # seconds of training of the first variant, its compile included
+MEM=${MEM:-0.1}
 DEADLINE_S=${DEADLINE_S:-470}
 RESERVE_S=${RESERVE_S:-140}   # kept for the collapse table and the tarballs
 BATCH=${BATCH:-128}
@@ -39,18 +42,22 @@ teacher=(); [ -n "$TEACHER" ] && teacher=(--teacher "$TEACHER")
 common=(--no-progress --log-every 100 --checkpoint-every 1000000 --steps 1000000
         --batch "$BATCH" --dmd.compute-dtype "$DTYPE" "${teacher[@]}")
 
-distill() {   # NAME SECONDS FLAGS...: one variant. SIGTERM (60 s past its time) stops it after
-  local name=$1 seconds=$2; shift 2   # the step it is in, exported; KILL 60 s after that
+distill() {   # NAME FLAGS...: one variant, until RESERVE_S before the deadline. SIGTERM (30 s
+  local name=$1 seconds; shift      # past its time) stops it after the step it is in, exported;
+  seconds=$(( $(left) - RESERVE_S ))  # KILL 30 s after that
   echo "== $name: $seconds s, $* (at $(( $(date +%s) - start )) s)" | tee -a "$LOG"
-  timeout -k 60 "$(cap $(( seconds + 60 )))" python3 -m jaxsteer.cli distill-shapes \
-    "$WORK/$name" "${common[@]}" --time-limit-s "$seconds" "$@" >> "$LOG" 2>&1
-  echo "== $name exit $? at $(( $(date +%s) - start )) s" | tee -a "$LOG"
+  XLA_PYTHON_CLIENT_MEM_FRACTION=$MEM timeout -k 30 "$(cap $(( seconds + 30 )))" \
+    python3 -m jaxsteer.cli distill-shapes "$WORK/$name" "${common[@]}" \
+    --time-limit-s "$seconds" "$@" > "$WORK/$name.log" 2>&1
+  echo "== $name exit $? at $(( $(date +%s) - start )) s" >> "$WORK/$name.log"
 }
-# 2 steps start collapsed (the teacher's 2-step samples spread 0.6x its own); a fake score at a
-# tenth of the student's rate lags, which keeps a collapse (tests/shapes/test_distill.py).
-distill dmd2 "$TRAIN_S" --student.steps 2 --dmd.lr 1e-4 --dmd.fake-lr 1e-5
 # DMD2's 4-step student without TTUR or regression: the fake score as fast as the student.
-distill dmd4 "$(( $(left) - RESERVE_S - 20 ))" --student.steps 4 --dmd.lr 1e-4 --dmd.fake-lr 1e-4
+distill dmd4 --student.steps 4 --dmd.lr 1e-4 --dmd.fake-lr 1e-4 &
+# The same with a fake score at a tenth of the student's rate: it lags, which keeps a collapse
+# (tests/shapes/test_distill.py).
+distill dmd4lag --student.steps 4 --dmd.lr 1e-4 --dmd.fake-lr 1e-5 &
+wait
+cat "$WORK"/dmd*.log | grep -v -e "^W[0-9]" >> "$LOG"
 
 students=$(for d in "$WORK"/dmd*; do [ -f "$d/model_index.json" ] && printf '%s,' "$d"; done)
 if [ -z "$students" ]; then echo "no student was exported; see $LOG" | tee -a "$LOG"; exit 1; fi

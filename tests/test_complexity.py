@@ -81,10 +81,32 @@ def within(est: float, d: int, tol: float = 0.10) -> bool:
 # ----------------------------------------------------------------------------- spectral
 
 
-def test_pca_variances_match_numpy():
-    x = np.random.default_rng(0).standard_normal((60, 20)).astype(np.float32)
-    want = np.linalg.svd(x - x.mean(0), compute_uv=False) ** 2 / 59
-    np.testing.assert_allclose(spectral.pca_variances(jnp.asarray(x)), want, rtol=1e-4)
+@pytest.mark.parametrize("n,d", [(60, 20), (20, 60)])
+def test_pca_variances_match_numpy(n, d):
+    x = np.random.default_rng(0).standard_normal((n, d)).astype(np.float32)
+    want = np.linalg.svd(x - x.mean(0), compute_uv=False) ** 2 / (n - 1)
+    # atol: with n < d the centred rank is n - 1, so the last variance is 0 up to rounding
+    np.testing.assert_allclose(spectral.pca_variances(jnp.asarray(x)), want, rtol=1e-4,
+                               atol=1e-6 * want[0])
+
+
+@pytest.mark.parametrize("n,d", [(400, 100), (100, 400)])
+def test_pca_variances_keep_small_components(n, d):
+    # A spectrum falling over six decades (variance ratios 0.2 .. 2e-7): the Gram eigenvalues
+    # must keep every component above 1e-5 of the total to 1e-3 (the thresholds in use are
+    # >= 2.5 / D; SDXL's D = 157,696 gives 1.6e-5) and count the threshold like the SVD.
+    rng = np.random.default_rng(1)
+    k = min(n, d) - 1
+    u, _ = np.linalg.qr(rng.standard_normal((n, k)))
+    v, _ = np.linalg.qr(rng.standard_normal((d, k)))
+    x = (u - u.mean(0)) * np.logspace(0, -3, k) @ v.T * 10.0
+    want = np.linalg.svd(x - x.mean(0), compute_uv=False)[:k] ** 2 / (n - 1)
+    got = np.asarray(spectral.pca_variances(jnp.asarray(x, jnp.float32)))[:k]
+    big = want / want.sum() > 1e-5
+    np.testing.assert_allclose(got[big], want[big], rtol=1e-3)
+    for factor in (2.5, 0.25):
+        assert int(spectral.count_above_threshold(jnp.asarray(got / got.sum()), d, factor)) \
+            == int(np.sum(want / want.sum() > factor / d))
 
 
 def test_components_for_variance_counts_leading_components():

@@ -48,8 +48,14 @@ def significant_basis(x_nd: jax.Array, cfg: ComplexityConfig) -> np.ndarray:
     """Orthonormal rows [k, d] of the PCA directions above the subspace-size threshold."""
     n, d = x_nd.shape
     xc_nd = x_nd - jnp.mean(x_nd, axis=0, keepdims=True)
-    _, s_k, vt_kd = jnp.linalg.svd(xc_nd, full_matrices=False)
-    ratio_k = jnp.square(s_k) / jnp.maximum(jnp.sum(jnp.square(s_k)), 1e-30)
+    if n >= d:   # the d x d Gram's eigh: a fraction of a tall SVD's cost (see complexity.spectral)
+        ev_d, vec_dd = jnp.linalg.eigh(jnp.matmul(xc_nd.T, xc_nd,
+                                                  precision=jax.lax.Precision.HIGHEST))
+        var_k, vt_kd = jnp.maximum(ev_d[::-1], 0.0), vec_dd[:, ::-1].T
+    else:
+        _, s_k, vt_kd = jnp.linalg.svd(xc_nd, full_matrices=False)
+        var_k = jnp.square(s_k)
+    ratio_k = var_k / jnp.maximum(jnp.sum(var_k), 1e-30)
     k = int(spectral.count_above_threshold(ratio_k, spectral.threshold_dim(n, d,
                                                                           cfg.threshold_mode),
                                            cfg.threshold_factor))
