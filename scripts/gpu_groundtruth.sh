@@ -3,6 +3,7 @@
 #
 #   OUT=... bash scripts/gpu_groundtruth.sh            # (a) tuning sweep, split tune
 #   GT_SPLIT=test OUT=... bash scripts/gpu_groundtruth.sh   # (b) the chosen config on test
+#   GT_SPLIT="tune test" ...                                # both, side by side
 #
 # (a) runs the configurations of SWEEP at the same time on the one GPU (each its own process,
 # its share of GPU memory, its JSON), all on `--groundtruth.split tune` at `--groundtruth.scale
@@ -41,17 +42,25 @@ run_one() {  # name, memory fraction, flags...
   XLA_PYTHON_CLIENT_MEM_FRACTION=$frac timeout --signal=TERM "$LIMIT" \
     python3 -m jaxsteer.cli bench groundtruth --groundtruth.scale gpu \
       --groundtruth.split "$SPLIT" --groundtruth.out "$OUT/$name.$SPLIT.json" "$@" \
-      > "/tmp/gt_$name.log" 2>&1
-  echo "== $name ($SPLIT): exit $? after $SECONDS s" >> "/tmp/gt_$name.log"
+      > "/tmp/gt_$name.$SPLIT.log" 2>&1
+  echo "== $name ($SPLIT): exit $? after $SECONDS s" >> "/tmp/gt_$name.$SPLIT.log"
 }
 
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader > "$OUT/groundtruth.log" 2>&1
-if [ "$SPLIT" = tune ]; then names=(${GT_CONFIGS:-${!SWEEP[@]}}); else names=("$GT_CONFIG"); fi
-frac=${GT_MEM:-$(python3 -c "print(round(0.9 / ${#names[@]}, 3))")}
-for name in "${names[@]}"; do
+jobs=()   # "split name" pairs: the tuning sweep's configs on tune, the chosen one on test
+for split in $SPLIT; do
+  if [ "$split" = tune ]; then
+    for name in ${GT_CONFIGS:-${!SWEEP[@]}}; do jobs+=("tune $name"); done
+  else
+    jobs+=("$split $GT_CONFIG")
+  fi
+done
+frac=${GT_MEM:-$(python3 -c "print(round(0.9 / ${#jobs[@]}, 3))")}
+for job in "${jobs[@]}"; do
+  read -r split name <<< "$job"
   [ -n "${SWEEP[$name]+set}" ] || { echo "no config $name in SWEEP" >&2; exit 2; }
   # shellcheck disable=SC2086  # the flags are meant to split into words
-  run_one "$name" "$frac" ${SWEEP[$name]} ${GT_FLAGS:-} &
+  SPLIT=$split run_one "$name" "$frac" ${SWEEP[$name]} ${GT_FLAGS:-} &
 done
 wait
 for f in /tmp/gt_*.log; do

@@ -131,6 +131,8 @@ def test_summary_on_a_planted_result():
     assert s["collapse_ratio"] == pytest.approx(4.0)                # base spread / turbo spread
     assert s["spread_ratio_pca"] == pytest.approx(2.0) and s["fidelity_pca"] == pytest.approx(0.8)
     assert s["spread_ratio_sae"] is None and s["complexity_spearman"] == {"mle": 0.9}
+    assert s["diversity_variants"] == {"turbo+pca": {"spread_ratio": pytest.approx(2.0),
+                                                     "fidelity": pytest.approx(0.8)}}
     assert "target >= 0.9" in format_tables(result)
 
 
@@ -168,6 +170,7 @@ def test_tiny_run_writes_every_section_and_compiles_once(micro_folder, tmp_path,
         diversity_prompts=("a red circle in the middle",), pool=4, pairs=8, batch=8, k=1,
         strengths=(-1.0, 1.0), seeds=2, sae_epochs=2, sae_batch=8, diversity_n=8,
         diversity_directions="base",  # the turbo sampler's own gradient kernel: +12 s
+        diversity_scales=(1e-6,),     # a variant that must sample what turbo does
         variants=False,               # checked on planted data (test_groundtruth_protocol)
         complexity=ComplexityConfig(mle_k=3, n_boot=10, n_boot_spectral=0, pa_draws=2,
                                     vaease=VAEaseConfig(enabled=False)),
@@ -225,6 +228,15 @@ def test_tiny_run_writes_every_section_and_compiles_once(micro_folder, tmp_path,
     base, turbo = div["base"]["spread"]["size"], div["turbo"]["spread"]["size"]
     if base is not None and turbo is not None:   # the only free continuous factor: size
         assert div["base"]["ratio_vs_turbo"] == pytest.approx(max(base / max(turbo, 1e-6), 1e-6))
+
+    # Offsets a millionth as long: the same seeds give turbo's own images (the variants differ
+    # from one another only in the offsets' length).
+    tiny = div["turbo+pca@1e-06"]
+    assert tiny["fidelity"] == div["turbo"]["fidelity"] and tiny["usable"] == div["turbo"]["usable"]
+    for f, v in div["turbo"]["spread"].items():
+        assert tiny["spread"][f] == (None if v is None else pytest.approx(v, rel=1e-3, abs=1e-6))
+    assert set(result["summary"]["diversity_variants"]) == {"turbo+pca", "turbo+pca@1e-06",
+                                                            "turbo+sae", "turbo+sae@1e-06"}
 
     # One compiled renderer per preset and one gradient kernel, whatever the prompt count.
     bundle = load(str(micro_folder))

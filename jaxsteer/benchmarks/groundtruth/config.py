@@ -111,6 +111,9 @@ class GroundTruthConfig:
                                     choices=("turbo", "base"))
     diversity_strength: tuple[float, ...] = opt((0.5, 1.0), "random steering strength range "
                                                 "lo,hi (multiples of the rows' mean norm)")
+    diversity_scales: tuple[float, ...] = opt((1.0,), "multiples of --diversity-strength also "
+                                              "rendered, as variants turbo+pca@0.5, ... (the "
+                                              "tuning table; 1, the headline, always is)")
     diversity_mix: int = opt(1, "directions summed per random offset (the paper's variant: 3)")
     diversity_top: int = opt(0, "use only the first `top` directions of each method (0 = all "
                              "PCA directions kept for recovery and every SAE direction)")
@@ -164,6 +167,8 @@ class GroundTruthConfig:
         if any(not 1 <= k < turbo_steps for k in self.baseline_steps):
             raise UserError(f"--baseline-steps must each be in 1..{turbo_steps - 1} (the turbo "
                             f"sampler's {turbo_steps} steps), got {self.baseline_steps}")
+        if any(x <= 0 for x in self.diversity_scales):
+            raise UserError(f"--diversity-scales must be > 0, got {list(self.diversity_scales)}")
         lo_hi = self.diversity_strength
         if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
             raise UserError(f"--diversity-strength must be lo,hi, got {lo_hi}")

@@ -168,12 +168,14 @@ def _diversity(base_images: np.ndarray, turbo: _Preset, prompt: str, inputs, row
         d = dirs[method][: cfg.diversity_top or None]
         if len(d) == 0:
             continue
-        offs = random_offsets(jax.random.fold_in(key, int(method == "sae")), jnp.asarray(d),
-                              keys.shape[0], (lo * scale, hi * scale), min(cfg.diversity_mix,
-                                                                          len(d)))
-        samples[f"turbo+{method}"] = turbo.render(inputs, rows,
-                                                  direction_rows(np.asarray(offs), len(rows)),
-                                                  keys)
+        for x in sorted(set(cfg.diversity_scales) | {1.0}):
+            # the same key at every scale: the variants differ only in the offsets' length
+            offs = random_offsets(jax.random.fold_in(key, int(method == "sae")), jnp.asarray(d),
+                                  keys.shape[0], (x * lo * scale, x * hi * scale),
+                                  min(cfg.diversity_mix, len(d)))
+            name = f"turbo+{method}" if x == 1.0 else f"turbo+{method}@{x:g}"
+            samples[name] = turbo.render(inputs, rows,
+                                         direction_rows(np.asarray(offs), len(rows)), keys)
     for k in cfg.baseline_steps if base is not None else ():  # the base's first k steps
         samples[f"turbo+dd{k}"] = distilled_diversity(turbo.bundle, turbo.sampler, base.bundle,
                                                       base.sampler.guidance, prompt, keys, k,

@@ -184,6 +184,13 @@ def summary(result: dict) -> dict:
                                            and d[f"turbo+{method}"]["fidelity"] is not None])
     out["collapse_ratio"] = gmean([d["base"]["ratio_vs_turbo"] for d in div
                                     if d["base"]["ratio_vs_turbo"]])
+    # every steered or baseline sampler over the prompts: the diversity tuning table
+    names = dict.fromkeys(n for d in div for n in d if n.startswith("turbo+"))
+    out["diversity_variants"] = {
+        n: {"spread_ratio": gmean([d[n]["ratio_vs_turbo"] for d in div
+                                   if n in d and d[n]["ratio_vs_turbo"]]),
+            "fidelity": mean([d[n]["fidelity"] for d in div
+                              if n in d and d[n]["fidelity"] is not None])} for n in names}
     return out
 
 
@@ -234,6 +241,11 @@ def format_tables(result: dict) -> str:
                  f"x turbo: PCA {_f(s['spread_ratio_pca'])} (fidelity {_f(s['fidelity_pca'])}), "
                  f"SAE {_f(s['spread_ratio_sae'])} (fidelity {_f(s['fidelity_sae'])})   target: "
                  f">= {t['spread_ratio']:g}x with fidelity >= {t['fidelity']}")
+    variants = s.get("diversity_variants") or {}
+    if len(variants) > 2:
+        parts.append(text_table(["sampler", "x turbo", "fidelity"],
+                                [[n, _f(v["spread_ratio"]), _f(v["fidelity"])]
+                                 for n, v in variants.items()]))
     h = s.get("headline")
     if h:
         parts.append(f"\nheadline ({h['method']['estimator']}, {h['method']['directions']} "
