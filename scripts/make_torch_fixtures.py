@@ -1,4 +1,4 @@
-"""Writes the PyTorch reference fixtures that tests/models/test_nn_torch_fixtures.py checks.
+"""Writes the PyTorch reference fixtures that tests/models/nn/test_torch_fixtures.py checks.
 
 Run once on a machine with torch and current diffusers / transformers (not needed in CI):
 

@@ -9,8 +9,8 @@ a 4,096 x 2,048 matrix took ~1 s and the ground-truth benchmark takes dozens per
 (bootstraps, null draws, variants); the product and ``eigh`` take a small fraction of that. The
 eigenvalues are accurate to about float32 epsilon times the largest, four orders of magnitude
 below the smallest threshold in use (2.5 / D of the total variance), and only values are taken
-(the authors' misaligned Gram eigenvectors do not arise): ``tests/test_complexity.py`` checks
-them against numpy's SVD.
+(the authors' misaligned Gram eigenvectors do not arise): ``tests/complexity/test_spectral.py``
+checks them against numpy's SVD.
 """
 
 from __future__ import annotations

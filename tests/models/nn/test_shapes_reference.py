@@ -1,8 +1,8 @@
 """The bundled shapes model gives the outputs it gave on diffusers' Flax classes.
 
 ``tests/fixtures/shapes_reference.safetensors`` holds, from the last release that ran on
-diffusers 0.39 / transformers 4 (written once with ``python tests/models/
-test_nn_shapes_reference.py --write`` before the switch): the text embedding of a prompt, the
+diffusers 0.39 / transformers 4 (written once with ``python tests/models/nn/
+test_shapes_reference.py --write`` before the switch): the text embedding of a prompt, the
 UNet's prediction on fixed noise, the decoded image and the gradient of a fixed linear loss of
 that prediction w.r.t. the embedding. float32; differences are summation-order noise.
 """
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "shapes_reference.safetensors"
+REFERENCE = Path(__file__).resolve().parents[2] / "fixtures" / "shapes_reference.safetensors"
 PROMPT = "a small red circle on the left"
 ATOL = 1e-5
 

@@ -16,11 +16,11 @@ import jax.numpy as jnp
 import pytest
 
 from jaxsteer.models.nn.load import load_clip, load_unet, load_vae
-from tests.models.torch_fixtures import case, close
+from tests.models.nn.torch_fixtures import case, close
 
 # JAXSTEER_TORCH_FIXTURES points the test at a freshly made folder before it is committed.
 FIXTURES = Path(os.environ.get("JAXSTEER_TORCH_FIXTURES",
-                               Path(__file__).resolve().parents[1] / "fixtures" / "torch"))
+                               Path(__file__).resolve().parents[2] / "fixtures" / "torch"))
 CASES = ("clip_bigg", "clip_l", "unet_sd", "unet_sdxl", "vae")
 
 

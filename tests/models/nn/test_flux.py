@@ -1,6 +1,6 @@
 """Flux's networks against independent transcriptions of their reference formulas: 2x2 packing,
 rotary embeddings (as complex rotations), T5's relative-position buckets, and the PyTorch names
-their weights load from. Numerics against PyTorch itself: test_nn_flux_torch_fixtures.py."""
+their weights load from. Numerics against PyTorch itself: test_flux_torch_fixtures.py."""
 
 import math
 

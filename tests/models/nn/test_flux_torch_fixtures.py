@@ -15,10 +15,10 @@ import jax.numpy as jnp
 import pytest
 
 from jaxsteer.models.nn.load_flux import load_flux_transformer, load_flux_vae, load_t5
-from tests.models.torch_fixtures import case, close
+from tests.models.nn.torch_fixtures import case, close
 
 FIXTURES = Path(os.environ.get("JAXSTEER_TORCH_FLUX_FIXTURES",
-                               Path(__file__).resolve().parents[1] / "fixtures" / "torch_flux"))
+                               Path(__file__).resolve().parents[2] / "fixtures" / "torch_flux"))
 CASES = ("flux_dev", "flux_schnell", "t5", "vae_flux")
 
 
