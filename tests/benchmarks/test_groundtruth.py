@@ -8,6 +8,7 @@ test checks structure, ranges and compilation counts, and the statistics are che
 data.
 """
 
+import dataclasses
 import json
 
 import jax
@@ -273,3 +274,47 @@ def test_a_timestep_mixture_interleaves_the_single_timestep_gradients(micro_fold
     np.testing.assert_array_equal(mixed[0::2], at700[0::2])   # pair j at stratum j mod 2
     np.testing.assert_array_equal(mixed[1::2], at300[1::2])
     assert not np.allclose(at700, at300)
+
+
+def test_an_interrupted_run_resumes_to_the_uninterrupted_result(micro_folder, tmp_path,
+                                                                monkeypatch):
+    from jaxsteer.benchmarks.groundtruth import sections
+
+    cfg = GroundTruthConfig(
+        model=str(micro_folder), scale="ci", prompts=("a red circle in the middle", "a circle"),
+        recovery_prompts=(), diversity_prompts=("a circle",), pool=4, pairs=8, batch=8, k=1,
+        seeds=1, sae_epochs=1, sae_batch=8, diversity_n=4, diversity_directions="base",
+        variants=False, convergence_prompts=0,
+        complexity=ComplexityConfig(mle_k=3, n_boot=4, n_boot_spectral=0, pa_draws=2,
+                                    vaease=VAEaseConfig(enabled=False)),
+        out=tmp_path / "whole.json")
+    run(cfg)
+    whole = json.loads(cfg.out.read_text())
+
+    # Stopped in its second prompt (as a time limit stops it): the first prompt is on disk.
+    stopped = dataclasses.replace(cfg, out=tmp_path / "resumed.json")
+    record, calls = sections._complexity_record, []
+
+    def stop_at_second(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return record(*args, **kwargs)
+    monkeypatch.setattr(sections, "_complexity_record", stop_at_second)
+    with pytest.raises(KeyboardInterrupt):
+        run(stopped)
+    partial = json.loads(stopped.out.read_text())
+    assert partial["partial"] and [r["prompt"] for r in partial["complexity"]["prompts"]] \
+        == calls[:1]
+    with pytest.raises(UserError, match="other settings"):   # never mixed with other settings
+        run(dataclasses.replace(stopped, pairs=16))
+
+    redone = []
+    monkeypatch.setattr(sections, "_complexity_record",
+                        lambda *a, **k: redone.append(a[0]) or record(*a, **k))
+    run(stopped)
+    assert redone == calls[1:]        # only the prompt it was stopped in is computed again
+    resumed = json.loads(stopped.out.read_text())
+    for section in ("complexity", "diversity", "recovery", "summary"):
+        assert resumed[section] == whole[section], section
+    assert "partial" not in resumed

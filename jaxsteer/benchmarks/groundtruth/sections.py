@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from typing import Any
 
@@ -27,6 +28,7 @@ from jaxsteer.decompose.pca import pca
 from jaxsteer.decompose.sae import SAEConfig, train_sae
 from jaxsteer.diversity import random_offsets
 from jaxsteer.diversity_distillation import distilled_diversity
+from jaxsteer.errors import UserError
 from jaxsteer.models import load
 from jaxsteer.models.bundled import PRESETS, preset_bundle
 from jaxsteer.sampling import SamplerConfig
@@ -223,8 +225,32 @@ def _complexity_record(prompt: str, grads_nrd: np.ndarray, rows, word, dirs: dic
     return record
 
 
+def _resumed(cfg: GroundTruthConfig, fresh: dict) -> dict:
+    """``fresh`` with the finished prompts of the partial run at ``cfg.out``, if it was made by
+    these settings, this model and this jax (every prompt's numbers are a function of its own
+    key, so a resumed run equals an uninterrupted one); ``fresh`` when there is none or it is
+    complete. A partial run of other settings is refused rather than mixed or overwritten."""
+    if not cfg.out.is_file():
+        return fresh
+    try:
+        old = records.read_json(cfg.out)
+    except (OSError, ValueError):
+        raise UserError(f"{cfg.out} is not a readable ground-truth JSON: move it away or give "
+                        f"another --groundtruth.out") from None
+    if not isinstance(old, dict) or not old.get("partial"):
+        return fresh
+    same = {k: json.loads(json.dumps(fresh[k])) for k in ("config", "model_info", "jax")}
+    if {k: old.get(k) for k in same} != same:
+        raise UserError(f"{cfg.out} holds an unfinished run with other settings (or another "
+                        f"model or jax): rerun those settings to finish it, give another "
+                        f"--groundtruth.out, or delete it to start again")
+    return {**fresh, **{k: old[k] for k in ("recovery", "complexity", "diversity")},
+            "seconds": old.get("seconds", {})}
+
+
 def run(cfg: GroundTruthConfig) -> dict:
-    """Runs the benchmark, prints its tables, writes ``cfg.out`` (JSON); returns the summary."""
+    """Runs the benchmark, prints its tables, writes ``cfg.out`` (JSON); returns the summary.
+    An unfinished run of the same settings at ``cfg.out`` is resumed (`_resumed`)."""
     start = time.perf_counter()
     cfg = cfg.resolved()
     bundle = load(cfg.model)
@@ -239,10 +265,19 @@ def run(cfg: GroundTruthConfig) -> dict:
                     cfg.turbo: dataclasses.asdict(turbo.sampler)},
         "timesteps": {cfg.preset: base.timesteps, cfg.turbo: turbo.timesteps},
         "device": str(jax.devices()[0].device_kind), "devices": sharding.data_size(mesh),
-        "recovery": {}, "complexity": {"prompts": []}, "diversity": {}}
-    seconds = {"pools_and_gradients": 0.0, "decompose": 0.0, "recovery": 0.0,
-               "complexity": 0.0, "diversity": 0.0}
-    for prompt in tqdm(cfg.all_prompts(), desc="groundtruth", unit="prompt", disable=None):
+        "jax": jax.__version__, "recovery": {}, "complexity": {"prompts": []}, "diversity": {}}
+    result = _resumed(cfg, result)
+    seconds = {k: float(result.pop("seconds", {}).get(k, 0.0)) for k in (
+        "pools_and_gradients", "decompose", "recovery", "complexity", "diversity")}
+    done = ({r["prompt"] for r in result["complexity"]["prompts"]} | set(result["recovery"])
+            | set(result["diversity"]))
+    # Free-factor counts in turn, so that a run stopped early has already seen every count
+    # (a rank correlation over 0- and 1-factor prompts alone says little).
+    todo = [p for p in convergence.round_robin(cfg.all_prompts(), len(cfg.all_prompts()))
+            if p not in done]
+    if done:
+        print(f"resuming {cfg.out}: {len(done)} prompts done, {len(todo)} to go", flush=True)
+    for prompt in tqdm(todo, desc="groundtruth", unit="prompt", disable=None):
         i = _prompt_id(prompt)
         t0 = time.perf_counter()
         inputs, rows, word = base.prepare(prompt)
@@ -293,6 +328,8 @@ def run(cfg: GroundTruthConfig) -> dict:
         records.write_json(cfg.out, {**result, "partial": True,
                                      "seconds": {k: round(v, 1) for k, v in seconds.items()}})
     comp = result["complexity"]
+    order = {p: j for j, p in enumerate(cfg.prompts)}   # the tables in the configured order
+    comp["prompts"].sort(key=lambda r: order[r["prompt"]])
     comp["spearman"] = stats.complexity_table(comp["prompts"])
     comp["ranking"] = stats.ranking_table(comp["prompts"])
     if cfg.variants:
