@@ -13,7 +13,8 @@
 # that run's gradients, so the sweep itself only varies what needs new gradients (timesteps,
 # rows). (b) runs GT_CONFIG (default: the one named below) alone on the test split.
 # GT_CONFIGS (names of SWEEP, space-separated) narrows (a); GT_MEM sets each process's share of
-# GPU memory (default 0.9 / the number of processes); GT_FLAGS is added to every run.
+# GPU memory (default 0.9 / the number of processes); GT_FLAGS is added to every run;
+# GT_RESUME_FROM (a folder of this script's JSONs) continues unfinished runs.
 # Every run writes its JSON after each prompt ("partial": true until it finishes), so a run the
 # time limit stops still returns what it finished. Files under $OUT: one JSON per run and one
 # log (at most 8 come back).
@@ -23,6 +24,9 @@ OUT=${OUT:-runs/gpu_groundtruth}
 LIMIT=${GT_LIMIT:-510}          # seconds for the whole command, startup included
 SPLIT=${GT_SPLIT:-tune}
 mkdir -p "$OUT"; rm -f /tmp/gt_*.log
+# An unfinished run resumes from its partial JSON (same settings): on a device whose $OUT starts
+# empty, carry the JSONs an earlier command returned and name their folder in GT_RESUME_FROM.
+if [ -n "${GT_RESUME_FROM:-}" ]; then cp "$GT_RESUME_FROM"/*.json "$OUT"/ || exit 1; fi
 export PYTHONPATH=$PWD JAXSTEER_CACHE=${JAXSTEER_CACHE:-/tmp/jaxsteer-cache}
 
 # name -> flags. first: the authors' default (noisiest step, the word's row, raw gradients, 2.5 / D
