@@ -123,6 +123,7 @@ def pt_to_flax(state: Mapping[str, np.ndarray], target: Any, dtype: Any = None,
     modules: dict[tuple[str, ...], tuple[str, ...]] = {}
     for path in flat:
         modules.setdefault(_norm(path[:-1]), path[:-1])
+    tops = sorted({path[0] for path in flat if len(path) > 2})
     out: dict[tuple[str, ...], np.ndarray] = {}
     unexpected = []
     for key, tensor in state.items():
@@ -130,6 +131,11 @@ def pt_to_flax(state: Mapping[str, np.ndarray], target: Any, dtype: Any = None,
         if last in _BUFFERS:
             continue
         found = modules.get(_norm(mod))
+        if found is None and mod:
+            # transformers 5 saves CLIPTextModel without its wrapper's name ("embeddings...",
+            # not "text_model.embeddings..."): the one top-level module the rest fits under
+            under = {modules[_norm([t, *mod])] for t in tops if _norm([t, *mod]) in modules}
+            found = under.pop() if len(under) == 1 else None
         if found is None and mod:
             alias = ".".join(mod[-2:]) if mod[-1] == "0" else mod[-1]
             if alias in _ALIASES:

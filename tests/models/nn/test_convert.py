@@ -46,6 +46,26 @@ def test_unet_round_trip_and_names():
     _assert_trees_equal(pt_to_flax(state, shapes), params)
 
 
+@pytest.mark.parametrize("projection", [False, True])
+def test_clip_loads_with_or_without_the_wrapper_name(projection):
+    # transformers 4 saves CLIPTextModel as "text_model.embeddings...", transformers 5 (5.17
+    # on the H200, 2026-12-02) as "embeddings..."; WithProjection keeps "text_projection"
+    from jaxsteer.models.nn import CLIPTextConfig, CLIPTextModel
+    cfg = {"vocab_size": 50, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+           "num_attention_heads": 4, "max_position_embeddings": 16, "hidden_act": "quick_gelu",
+           "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1, "projection_dim": 24}
+    init = CLIPTextModel(CLIPTextConfig.from_transformers(cfg, projection)).init_weights
+    params, shapes = random_params(init, jax.random.key(1), 0), jax.eval_shape(init,
+                                                                               jax.random.key(1))
+    state = flax_to_pt(params)
+    assert "text_model.embeddings.token_embedding.weight" in state
+    bare = {k.removeprefix("text_model."): v for k, v in state.items()}
+    assert "embeddings.token_embedding.weight" in bare
+    assert ("text_projection.weight" in bare) == projection
+    _assert_trees_equal(pt_to_flax(state, shapes), params)
+    _assert_trees_equal(pt_to_flax(bare, shapes), params)
+
+
 def test_matches_diffusers_converter():
     diffusers = pytest.importorskip("diffusers")
     if not hasattr(diffusers, "FlaxUNet2DConditionModel"):
