@@ -54,8 +54,9 @@ def test_shared_noise_correlates_the_starts_and_keeps_unit_variance(tiny_bundle)
         assert abs(x.std() - 1.0) < 0.1
 
 
-def _scaled_eps_model():
-    """eps = params["c"] * x on 1 x 4 x 4 latents, under the shapes model's noise schedule."""
+def _scaled_eps_model(scheduler: dict | None = None):
+    """eps = params["c"] * x on 1 x 4 x 4 latents, under ``scheduler`` (a diffusers scheduler
+    config; default: the shapes model's)."""
     import dataclasses
 
     import jax.numpy as jnp
@@ -66,7 +67,7 @@ def _scaled_eps_model():
     @dataclasses.dataclass(frozen=True)
     class ScaledEps:
         latent_shape = (1, 4, 4)
-        schedule = schedule_from_config(SCHEDULER)
+        schedule = schedule_from_config(scheduler or SCHEDULER)
 
         def predict(self, params, x, t, cond):
             return params["c"] * x
@@ -109,3 +110,35 @@ def test_handoff_runs_the_base_for_the_first_steps_and_the_model_after():
     with pytest.raises(UserError, match="splits after"):
         generate_handoff(model, mine, None, None, jnp.float32(0), model, base, None, None,
                          jnp.float32(0), keys, sched, 3)
+
+
+@pytest.mark.parametrize("alpha_to_one", [False, True])
+def test_a_ddim_sample_is_the_state_after_the_last_step_as_in_diffusers(alpha_to_one):
+    """diffusers' DDIM loop written out (x_prev = sqrt(a') x0 + sqrt(1 - a') eps, a' the next
+    alphas_cumprod, at the end alphas_cumprod[0] for SD's set_alpha_to_one false, else 1):
+    the sample is its last x_prev, not its last x0, which differ unless the schedule ends at 1."""
+    import jax.numpy as jnp
+
+    from jaxsteer.sampling import generate, initial_noise
+
+    sd = {"num_train_timesteps": 1000, "beta_schedule": "scaled_linear", "beta_start": 0.00085,
+          "beta_end": 0.012, "prediction_type": "epsilon", "set_alpha_to_one": alpha_to_one,
+          "steps_offset": 1, "timestep_spacing": "leading"}
+    model, _ = _scaled_eps_model(sd)
+    keys = jax.random.split(jax.random.key(2), 2)
+    params = {"c": jnp.float32(0.3)}
+    sched = SamplerConfig(steps=4, scheduler="ddim").schedule(model)
+    ac = np.asarray(model.schedule.alphas_cumprod, np.float64)
+    t_s = [int(t) for t in np.asarray(sched.t_s)]
+    assert t_s == [751, 501, 251, 1]
+    x = np.asarray(initial_noise(model, keys), np.float64)
+    for i, t in enumerate(t_s):
+        a = ac[t]
+        a_next = ac[t_s[i + 1]] if i + 1 < 4 else (1.0 if alpha_to_one else ac[0])
+        eps = 0.3 * x
+        x0 = (x - np.sqrt(1 - a) * eps) / np.sqrt(a)
+        x = np.sqrt(a_next) * x0 + np.sqrt(1 - a_next) * eps
+    got = np.asarray(generate(model, params, None, None, keys, sched, jnp.float32(0)))
+    np.testing.assert_allclose(got, x, rtol=1e-5, atol=1e-6)
+    if not alpha_to_one:
+        assert np.abs(x - x0).max() > 1e-2   # the last x0 would be another sample
