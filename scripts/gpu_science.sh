@@ -11,10 +11,10 @@
 # folder comes back in one tarball, science.tgz:
 #
 # Measured on 2026-12-02 (results/2026-12-02/README.md): side by side, everything slows. The
-# suite reached 20 of its 28 tests in 545 s (alone it took 471 s on 6 workers), the DMD step's
+# suite reached 20 of its 28 tests in 545 s (alone it took 471 s on 6 workers), the DMD
 # run's first 100 steps took 322 s and its next 62 took 8 s, the full-size comparison ran out of
 # memory.
-# Run the suite and the distillation each alone; two ground-truth runs share the GPU well.
+# Run the suite alone, and the distillation alone.
 #
 #   OUT=... JOBS="suite gt distill" bash scripts/gpu_science.sh
 #   # then here: tar xzf science.tgz; student.tar.gz holds the chosen student's folder
