@@ -27,6 +27,7 @@ import numpy as np
 
 from jaxsteer.complexity import ComplexityConfig, estimate_one, normalize_rows, spectral
 from jaxsteer.complexity.estimate import NORMALIZATIONS, local_estimates, spectral_estimates
+from jaxsteer.decompose.pca import pca
 from jaxsteer.shapes.captions import free_count
 
 # Null draws of parallel analysis in the variants table (each is one more SVD per variant).
@@ -47,15 +48,10 @@ def round_robin(prompts: tuple[str, ...], m: int) -> tuple[str, ...]:
 def significant_basis(x_nd: jax.Array, cfg: ComplexityConfig) -> np.ndarray:
     """Orthonormal rows [k, d] of the PCA directions above the subspace-size threshold."""
     n, d = x_nd.shape
-    xc_nd = x_nd - jnp.mean(x_nd, axis=0, keepdims=True)
-    if n >= d:   # the d x d Gram's eigh: a fraction of a tall SVD's cost (see complexity.spectral)
-        ev_d, vec_dd = jnp.linalg.eigh(jnp.matmul(xc_nd.T, xc_nd,
-                                                  precision=jax.lax.Precision.HIGHEST))
-        var_k, vt_kd = jnp.maximum(ev_d[::-1], 0.0), vec_dd[:, ::-1].T
-    else:
-        _, s_k, vt_kd = jnp.linalg.svd(xc_nd, full_matrices=False)
-        var_k = jnp.square(s_k)
-    ratio_k = var_k / jnp.maximum(jnp.sum(var_k), 1e-30)
+    # the whole spectrum from decompose.pca's exact solvers: the d x d covariance's eigh where
+    # n >= d (a fraction of a tall SVD's cost), the SVD otherwise
+    dirs = pca(x_nd, min(n, d), method="cov" if n >= d else "svd")
+    vt_kd, ratio_k = dirs.directions, dirs.explained_variance_ratio
     k = int(spectral.count_above_threshold(ratio_k, spectral.threshold_dim(n, d,
                                                                           cfg.threshold_mode),
                                            cfg.threshold_factor))

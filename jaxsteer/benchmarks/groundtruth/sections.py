@@ -267,7 +267,8 @@ def run(cfg: GroundTruthConfig) -> dict:
         "device": str(jax.devices()[0].device_kind), "devices": sharding.data_size(mesh),
         "jax": jax.__version__, "recovery": {}, "complexity": {"prompts": []}, "diversity": {}}
     result = _resumed(cfg, result)
-    seconds = {k: float(result.pop("seconds", {}).get(k, 0.0)) for k in (
+    before = result.pop("seconds", {})   # a resumed run's time so far
+    seconds = {k: float(before.get(k, 0.0)) for k in (
         "pools_and_gradients", "decompose", "recovery", "complexity", "diversity")}
     done = ({r["prompt"] for r in result["complexity"]["prompts"]} | set(result["recovery"])
             | set(result["diversity"]))

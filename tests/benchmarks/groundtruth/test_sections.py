@@ -182,6 +182,9 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(micro_folder, tm
     with pytest.raises(UserError, match="other settings"):   # never mixed with other settings
         run(dataclasses.replace(stopped, pairs=16))
 
+    # the time already spent carries over into the finished run's account (marked large here)
+    stopped.out.write_text(json.dumps({**partial, "seconds": {
+        k: 1000.0 for k in partial["seconds"]}}))
     redone = []
     monkeypatch.setattr(sections, "_complexity_record",
                         lambda *a, **k: redone.append(a[0]) or record(*a, **k))
@@ -191,4 +194,5 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(micro_folder, tm
     for section in ("complexity", "diversity", "recovery", "summary"):
         assert resumed[section] == whole[section], section
     assert "partial" not in resumed
+    assert all(resumed["seconds"][k] >= 1000.0 for k in partial["seconds"])
 

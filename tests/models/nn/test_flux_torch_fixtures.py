@@ -10,12 +10,10 @@ that of the SD fixtures, scaled by the largest reference magnitude.
 import os
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import pytest
 
 from jaxsteer.models.nn.load_flux import load_flux_transformer, load_flux_vae, load_t5
-from tests.models.nn.torch_fixtures import case, close
+from tests.models.nn.torch_fixtures import case, close, close_output_and_grad
 
 FIXTURES = Path(os.environ.get("JAXSTEER_TORCH_FLUX_FIXTURES",
                                Path(__file__).resolve().parents[2] / "fixtures" / "torch_flux"))
@@ -35,15 +33,9 @@ def test_matches_pytorch(name):
         module, params = load_flux_transformer(folder, attention="xla")
         guidance = io.get("guidance")
 
-        def loss(emb):
-            out = module.apply({"params": params}, io["hidden_states"], emb, io["pooled"],
-                               io["sigma"], io["img_ids"], io["txt_ids"], guidance)
-            return jnp.sum(out * io["loss_weight"]), out
-
-        (_, out), grad = jax.jit(jax.value_and_grad(loss, has_aux=True))(
-            io["encoder_hidden_states"])
-        close(f"{name} out", out, io["out"])
-        close(f"{name} grad", grad, io["grad_encoder_hidden_states"])
+        close_output_and_grad(name, lambda emb: module.apply(
+            {"params": params}, io["hidden_states"], emb, io["pooled"], io["sigma"],
+            io["img_ids"], io["txt_ids"], guidance), io)
     elif kind == "t5":
         module, params = load_t5(folder)
         close(f"{name} last", module.apply({"params": params}, io["input_ids"]),

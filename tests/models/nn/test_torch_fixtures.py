@@ -11,12 +11,10 @@ orders).
 import os
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import pytest
 
 from jaxsteer.models.nn.load import load_clip, load_unet, load_vae
-from tests.models.nn.torch_fixtures import case, close
+from tests.models.nn.torch_fixtures import case, close, close_output_and_grad
 
 # JAXSTEER_TORCH_FIXTURES points the test at a freshly made folder before it is committed.
 FIXTURES = Path(os.environ.get("JAXSTEER_TORCH_FIXTURES",
@@ -39,14 +37,8 @@ def test_matches_pytorch(name):
         if "time_ids" in io:
             added = {"text_embeds": io["text_embeds"], "time_ids": io["time_ids"]}
 
-        def loss(emb):
-            out = module.apply({"params": params}, io["sample"], io["timesteps"], emb, added)
-            return jnp.sum(out * io["loss_weight"]), out
-
-        (_, out), grad = jax.jit(jax.value_and_grad(loss, has_aux=True))(
-            io["encoder_hidden_states"])
-        close(f"{name} out", out, io["out"])
-        close(f"{name} grad", grad, io["grad_encoder_hidden_states"])
+        close_output_and_grad(name, lambda emb: module.apply(
+            {"params": params}, io["sample"], io["timesteps"], emb, added), io)
     elif kind == "vae":
         module, params = load_vae(folder, variant=variant)
         dist = module.apply({"params": params}, io["images"], method="encode")

@@ -29,3 +29,19 @@ def close(name: str, ours, ref, atol: float = ATOL) -> None:
     err = float(np.abs(ours - ref).max())
     print(f"{name}: max abs error {err:.2e} (reference max {scale:.2f})")
     assert err <= atol * scale, f"{name}: {err:.2e} > {atol * scale:.2e}"
+
+
+def close_output_and_grad(name: str, apply, io: dict) -> None:
+    """``apply(encoder_hidden_states) -> output`` against the fixture's output and the gradient
+    of its linear loss ``sum(output * loss_weight)`` w.r.t. the text embedding."""
+    import jax
+    import jax.numpy as jnp
+
+    def loss(emb):
+        out = apply(emb)
+        return jnp.sum(out * io["loss_weight"]), out
+
+    (_, out), grad = jax.jit(jax.value_and_grad(loss, has_aux=True))(
+        io["encoder_hidden_states"])
+    close(f"{name} out", out, io["out"])
+    close(f"{name} grad", grad, io["grad_encoder_hidden_states"])
