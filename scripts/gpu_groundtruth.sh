@@ -23,7 +23,8 @@ cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-runs/gpu_groundtruth}
 LIMIT=${GT_LIMIT:-510}          # seconds for the whole command, startup included
 SPLIT=${GT_SPLIT:-tune}
-mkdir -p "$OUT"; rm -f /tmp/gt_*.log
+LOGS=$(mktemp -d /tmp/gt_logs.XXXX)   # per invocation: two may run side by side
+mkdir -p "$OUT"
 # An unfinished run resumes from its partial JSON (same settings): on a device whose $OUT starts
 # empty, carry the JSONs an earlier command returned and name their folder in GT_RESUME_FROM.
 if [ -n "${GT_RESUME_FROM:-}" ]; then cp "$GT_RESUME_FROM"/*.json "$OUT"/ || exit 1; fi
@@ -46,8 +47,8 @@ run_one() {  # name, memory fraction, flags...
   XLA_PYTHON_CLIENT_MEM_FRACTION=$frac timeout --signal=TERM "$LIMIT" \
     python3 -m jaxsteer.cli bench groundtruth --groundtruth.scale gpu \
       --groundtruth.split "$SPLIT" --groundtruth.out "$OUT/$name.$SPLIT.json" "$@" \
-      > "/tmp/gt_$name.$SPLIT.log" 2>&1
-  echo "== $name ($SPLIT): exit $? after $SECONDS s" >> "/tmp/gt_$name.$SPLIT.log"
+      > "$LOGS/gt_$name.$SPLIT.log" 2>&1
+  echo "== $name ($SPLIT): exit $? after $SECONDS s" >> "$LOGS/gt_$name.$SPLIT.log"
 }
 
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader > "$OUT/groundtruth.log" 2>&1
@@ -67,7 +68,7 @@ for job in "${jobs[@]}"; do
   SPLIT=$split run_one "$name" "$frac" ${SWEEP[$name]} ${GT_FLAGS:-} &
 done
 wait
-for f in /tmp/gt_*.log; do
+for f in "$LOGS"/gt_*.log; do
   { echo "#### $f"; grep -v "Warning" "$f" | tail -150; } >> "$OUT/groundtruth.log"
 done
 ls -l "$OUT" >> "$OUT/groundtruth.log"
