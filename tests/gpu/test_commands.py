@@ -118,6 +118,9 @@ def test_bench_groundtruth_at_a_small_scale(tmp_path):
     result = json.loads((tmp_path / "gt.json").read_text())
     assert {"recovery", "complexity", "diversity", "summary"} <= set(result)
     assert "headline" in result["summary"] and result["config"]["convergence_pairs"] == 32
+    # the bundled model's collapse is its distilled student, beside diversity distillation
+    assert result["config"]["turbo"] == "shapes-student"
+    assert {"turbo+sae@0.25", "turbo+dd1"} <= set(result["summary"]["diversity_variants"])
 
 
 def test_bench_throughput_on_tiny(tmp_path):

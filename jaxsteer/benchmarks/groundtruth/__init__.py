@@ -30,17 +30,20 @@ turn), optionally unit-normalised, and their PCA and SAE directions. Then:
    factors, ``5 - len(captions.spec(prompt).fixed)``, with a bootstrap interval over prompts;
    the tuning variants of every estimator on the same gradients; and for one prompt per count
    (round-robin) more gradients and the convergence table (`convergence`).
-3. **Diversity restoration.** The collapsed generator (`turbo`: the same weights under the
-   turbo preset of `PRESETS`) samples ``diversity_n`` seeds without and with random offsets
+3. **Diversity restoration.** The collapsed generator (`turbo`: the distilled student
+   `shapes-student` for the bundled model, else the same weights under the shared-noise
+   `shapes-turbo` preset) samples ``diversity_n`` seeds without and with random offsets
    (`diversity.random_offsets`) along directions found on its own gradients (the authors'
    recipe for distilled models) or on the base model's. Spread of a free factor: standard
    deviation (x, y, size), circular standard deviation in degrees (hue), normalised entropy
    (type); fidelity: `evaluate.score`'s share of images whose every caption-fixed factor reads
    back inside its band. The spread ratio is the geometric mean of after / before over every
    (prompt, free continuous factor); type's entropy is reported but not in the ratio (it can be
-   0 before). The same table shows the collapse itself: the base preset's spread next to turbo's.
+   0 before). The same table shows the collapse itself: the base preset's spread next to turbo's,
+   and the diversity distillation baseline (turbo+dd<k>: the base model's first k steps).
 
-`summary.headline` reports one named method (estimator and directions) on all three.
+`summary.headline` reports one named method on all three: the estimator, the recovery's
+directions and the diversity variant, each chosen on the tuning split.
 
 Every compiled program (a renderer and a gradient kernel per preset, PCA, SAE step,
 estimators) is built once, not once per prompt: the sampler settings, batch sizes, pool size,

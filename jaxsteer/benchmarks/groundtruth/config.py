@@ -45,6 +45,15 @@ SCALE_FIELDS = ("pool", "pairs", "seeds", "batch", "diversity_n", "sae_epochs", 
 # estimator was wrong-signed at the noisiest step (-0.41..-0.81). See the README.
 HEADLINE = "parallel_analysis"
 HEADLINE_TIMESTEPS = (500,)
+# The diversity headline, chosen on the tuning split with the distilled student (GPU, cpu scale,
+# results/2026-12-02): the only variant at fidelity >= 0.95 was SAE offsets at a quarter of the
+# default strength (spread x1.07 at 0.965; PCA@0.25 x1.13 at 0.85; dd1 x0.67 at 0.965).
+HEADLINE_DIVERSITY = "turbo+sae@0.25"
+
+
+def variant_name(method: str, scale: float) -> str:
+    """The diversity section's name of ``method``'s random offsets at ``scale`` x strength."""
+    return f"turbo+{method}" if scale == 1.0 else f"turbo+{method}@{scale:g}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,8 +65,10 @@ class GroundTruthConfig:
     model: str = opt("shapes", "bundled shapes model, or a pipeline folder of a shapes-world "
                      "model (e.g. from `jaxsteer train-shapes`)")
     preset: str = opt("shapes", "sampler of the model: an entry of models.bundled.PRESETS")
-    turbo: str = opt("shapes-turbo", "sampler of the collapsed generator of the diversity "
-                     "section (same weights): a PRESETS entry")
+    turbo: str | None = opt(None, "sampler of the collapsed generator of the diversity "
+                            "section, a PRESETS entry; default: shapes-student (the distilled "
+                            "4-step student) for the bundled shapes model, else shapes-turbo "
+                            "(the model's own weights, 90% of the starting noise shared)")
     split: str = opt("test", "caption split the prompt lists come from: tune (every method "
                      "choice is made here) | test (what gets reported)", choices=SPLITS)
     scale: str = opt("cpu", "size preset: ci (the test suite, seconds) | cpu (about 15 min on 2 "
@@ -80,8 +91,8 @@ class GroundTruthConfig:
                          "norm each, the authors' sweep variant)", choices=NORMALIZATIONS)
     headline: str = opt(HEADLINE, "complexity estimator of summary.headline (an estimate name "
                         "of complexity.estimate_all)")
-    headline_directions: str = opt("pca", "directions of summary.headline's recovery and "
-                                   "diversity numbers: pca | sae", choices=("pca", "sae"))
+    headline_directions: str = opt("pca", "directions of summary.headline's recovery "
+                                   "number: pca | sae", choices=("pca", "sae"))
     variants: bool = opt(True, "also rank every spectral and kNN estimator under each "
                          "normalisation, threshold mode and (rows all) the word's row alone, "
                          "on the same gradients (the tuning table; no intervals)")
@@ -113,15 +124,20 @@ class GroundTruthConfig:
                                     choices=("turbo", "base"))
     diversity_strength: tuple[float, ...] = opt((0.5, 1.0), "random steering strength range "
                                                 "lo,hi (multiples of the rows' mean norm)")
-    diversity_scales: tuple[float, ...] = opt((1.0,), "multiples of --diversity-strength also "
-                                              "rendered, as variants turbo+pca@0.5, ... (the "
-                                              "tuning table; 1, the headline, always is)")
+    diversity_scales: tuple[float, ...] = opt((0.25,), "multiples of --diversity-strength "
+                                              "also rendered, as variants turbo+pca@0.25, ... "
+                                              "(the tuning table; 1 always is)")
     diversity_mix: int = opt(1, "directions summed per random offset (the paper's variant: 3)")
     diversity_top: int = opt(0, "use only the first `top` directions of each method (0 = all "
                              "PCA directions kept for recovery and every SAE direction)")
-    baseline_steps: tuple[int, ...] = opt((), "diversity distillation baseline (Gandikota & Bau "
-                                          "2025): base-preset steps before the turbo sampler "
-                                          "takes over, one variant each (e.g. 1); empty: off")
+    baseline_steps: tuple[int, ...] = opt((1,), "diversity distillation baseline (Gandikota & "
+                                          "Bau 2025): base-preset steps before the turbo "
+                                          "sampler takes over, one variant turbo+dd<k> each; "
+                                          "empty: off")
+    headline_diversity: str = opt(HEADLINE_DIVERSITY, "diversity variant of summary.headline's "
+                                  "spread ratio and fidelity: turbo+pca | turbo+sae, @<scale> "
+                                  "for a --diversity-scales entry, or turbo+dd<k> (default: the "
+                                  "tuning split's largest spread at fidelity >= 0.95)")
     complexity: ComplexityConfig = opt(default_factory=ComplexityConfig,
                                        help="complexity estimators")
     seed: int = opt(0, "seed of pools, pairs, noise, steering seeds and random offsets")
@@ -171,6 +187,9 @@ class GroundTruthConfig:
                             f"sampler's {turbo_steps} steps), got {self.baseline_steps}")
         if any(x <= 0 for x in self.diversity_scales):
             raise UserError(f"--diversity-scales must be > 0, got {list(self.diversity_scales)}")
+        if self.headline_diversity not in self.diversity_variants():
+            raise UserError(f"--headline-diversity {self.headline_diversity!r} is not a variant "
+                            f"this run renders: use one of {', '.join(self.diversity_variants())}")
         lo_hi = self.diversity_strength
         if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
             raise UserError(f"--diversity-strength must be lo,hi, got {lo_hi}")
@@ -186,6 +205,8 @@ class GroundTruthConfig:
         lists["recovery_prompts"], lists["diversity_prompts"] = section_prompts(
             self.split, preset["per_count"], preset["section_prompts"])
         out.update({k: v for k, v in lists.items() if getattr(self, k) is None})
+        if self.turbo is None:   # a real collapse where one is bundled, else the stand-in
+            out["turbo"] = "shapes-student" if self.model == "shapes" else "shapes-turbo"
         return out
 
     def resolved(self) -> GroundTruthConfig:
@@ -193,6 +214,12 @@ class GroundTruthConfig:
         uses and records. Kept apart from construction so that a default instance (the CLI's
         base) still knows which fields were left to the preset."""
         return dataclasses.replace(self, **self._filled())
+
+    def diversity_variants(self) -> tuple[str, ...]:
+        """Names of the steered and baseline samplers of the diversity section."""
+        scales = sorted(set(self.diversity_scales) | {1.0})
+        return tuple([variant_name(m, x) for m in ("pca", "sae") for x in scales]
+                     + [f"turbo+dd{k}" for k in self.baseline_steps])
 
     def all_prompts(self) -> tuple[str, ...]:
         """Every prompt of the three sections, each once, in first-seen order."""

@@ -20,6 +20,7 @@ from jaxsteer.benchmarks.groundtruth.config import (
     TARGETS,
     GroundTruthBench,
     GroundTruthConfig,
+    variant_name,
 )
 from jaxsteer.collect import Collector, PromptInputs, draw_pairs, pad_rows
 from jaxsteer.complexity import estimate_all, normalize_rows
@@ -175,8 +176,7 @@ def _diversity(base_images: np.ndarray, turbo: _Preset, prompt: str, inputs, row
             offs = random_offsets(jax.random.fold_in(key, int(method == "sae")), jnp.asarray(d),
                                   keys.shape[0], (x * lo * scale, x * hi * scale),
                                   min(cfg.diversity_mix, len(d)))
-            name = f"turbo+{method}" if x == 1.0 else f"turbo+{method}@{x:g}"
-            samples[name] = turbo.render(inputs, rows,
+            samples[variant_name(method, x)] = turbo.render(inputs, rows,
                                          direction_rows(np.asarray(offs), len(rows)), keys)
     for k in cfg.baseline_steps if base is not None else ():  # the base's first k steps
         samples[f"turbo+dd{k}"] = distilled_diversity(turbo.bundle, turbo.sampler, base.bundle,

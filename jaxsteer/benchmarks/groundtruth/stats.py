@@ -155,7 +155,9 @@ def headline(result: dict, cfg: Any) -> dict:
     and fidelity, with the method's every choice written beside them."""
     s, d = result["summary"], cfg.headline_directions
     rank = result["complexity"]["ranking"].get(cfg.headline, {})
+    div = s.get("diversity_variants", {}).get(cfg.headline_diversity, {})
     return {"method": {"estimator": cfg.headline, "directions": d, "rows": cfg.rows,
+                       "diversity": cfg.headline_diversity, "turbo": cfg.turbo,
                        "timesteps": result["timesteps"][cfg.preset], "normalize": cfg.normalize,
                        "threshold_mode": cfg.complexity.threshold_mode,
                        "threshold_factor": cfg.complexity.threshold_factor,
@@ -163,7 +165,7 @@ def headline(result: dict, cfg: Any) -> dict:
             "split": cfg.split, "scale": cfg.scale,
             "recovery": s.get(f"recovery_{d}"), "complexity": rank.get("spearman"),
             "complexity_ci": rank.get("ci"), "complexity_monotone": rank.get("monotone"),
-            "spread_ratio": s.get(f"spread_ratio_{d}"), "fidelity": s.get(f"fidelity_{d}")}
+            "spread_ratio": div.get("spread_ratio"), "fidelity": div.get("fidelity")}
 
 
 def summary(result: dict) -> dict:
@@ -249,7 +251,8 @@ def format_tables(result: dict) -> str:
     h = s.get("headline")
     if h:
         parts.append(f"\nheadline ({h['method']['estimator']}, {h['method']['directions']} "
-                     f"directions, {h['split']} split, {h['scale']} scale): recovery "
+                     f"directions, {h['method'].get('diversity')} on {h['method'].get('turbo')}, "
+                     f"{h['split']} split, {h['scale']} scale): recovery "
                      f"{_f(h['recovery'])}, complexity Spearman {_f(h['complexity'])}, spread "
                      f"x{_f(h['spread_ratio'])} at fidelity {_f(h['fidelity'])}")
     return "\n".join(parts)

@@ -61,3 +61,21 @@ def test_protocol_flags_are_checked():
     with pytest.raises(UserError, match="split"):
         GroundTruthConfig(split="validation")
 
+
+
+def test_the_collapsed_generator_and_the_diversity_headline():
+    """The bundled model's collapse is its distilled student; any other model falls back to the
+    shared-noise stand-in on its own weights. The headline's diversity variant must be one the
+    run renders."""
+    assert GroundTruthConfig().resolved().turbo == "shapes-student"
+    assert GroundTruthConfig(model="some/folder").resolved().turbo == "shapes-turbo"
+    assert GroundTruthConfig(turbo="shapes-turbo").resolved().turbo == "shapes-turbo"
+    cfg = GroundTruthConfig()
+    assert cfg.headline_diversity in cfg.diversity_variants()
+    assert cfg.diversity_variants() == ("turbo+pca@0.25", "turbo+pca", "turbo+sae@0.25",
+                                        "turbo+sae", "turbo+dd1")
+    with pytest.raises(UserError, match="headline-diversity.*turbo\\+sae@0.25"):
+        GroundTruthConfig(headline_diversity="turbo+sae@0.5")
+    with pytest.raises(UserError, match="headline-diversity"):
+        GroundTruthConfig(baseline_steps=(), headline_diversity="turbo+dd1")
+    assert GroundTruthConfig(diversity_scales=(0.5,), headline_diversity="turbo+pca@0.5")

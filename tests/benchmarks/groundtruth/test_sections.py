@@ -45,6 +45,7 @@ def test_tiny_run_writes_every_section_and_compiles_once(micro_folder, tmp_path,
         strengths=(-1.0, 1.0), seeds=2, sae_epochs=2, sae_batch=8, diversity_n=8,
         diversity_directions="base",  # the turbo sampler's own gradient kernel: +12 s
         diversity_scales=(1e-6,),     # a variant that must sample what turbo does
+        baseline_steps=(), headline_diversity="turbo+sae@1e-06",
         variants=False,               # checked on planted data (test_convergence)
         complexity=ComplexityConfig(mle_k=3, n_boot=10, n_boot_spectral=0, pa_draws=2,
                                     vaease=VAEaseConfig(enabled=False)),
@@ -92,6 +93,9 @@ def test_tiny_run_writes_every_section_and_compiles_once(micro_folder, tmp_path,
     assert {"recovery", "complexity", "spread_ratio", "fidelity"} <= set(head)
     assert head["recovery"] == summary["recovery_pca"]
     assert head["method"]["estimator"] == HEADLINE and head["method"]["timesteps"] == [500]
+    assert head["method"]["turbo"] == "shapes-turbo"   # a model folder: the shared-noise stand-in
+    chosen = result["summary"]["diversity_variants"]["turbo+sae@1e-06"]
+    assert (head["spread_ratio"], head["fidelity"]) == (chosen["spread_ratio"], chosen["fidelity"])
     assert result["config"]["pairs"] == 8 and result["config"]["convergence_pairs"] == 32
 
     div = result["diversity"]["a red circle in the middle"]
