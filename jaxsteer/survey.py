@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsteer import progress, records, runlock, sharding
-from jaxsteer.collect import Collector, draw_pairs, pad_rows
-from jaxsteer.complexity import ComplexityConfig, estimate_all
+from jaxsteer.collect import Collector, PromptInputs, draw_pairs, pad_rows
+from jaxsteer.complexity import NORMALIZATIONS, ComplexityConfig, estimate_all, normalize_rows
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
@@ -54,6 +54,14 @@ class SurveyRun(ModelConfig, SamplerConfig):
                             "(a key of complexity.estimate_all with an interval)")
     pool: int = opt(0, "pool size per prompt (kept in memory; pairs drawn from it, one "
                     "denoiser call each); 0 = pool-free pairs of fresh generations")
+    timestep: int | None = opt(None, "training timestep a pool image is noised to (collect's "
+                               "--timestep); default: the first (noisiest) step. On the bundled "
+                               "pixel-space shapes model 500 ranks complexity, the first step "
+                               "does not (README, ground truth)")
+    rows: str = opt("word", "token rows differentiated: word (the prompt's word) | all (every "
+                    "row of the text embedding)", choices=("word", "all"))
+    normalize: str = opt("none", "gradients before the estimates: none | l2 (unit norm each)",
+                         choices=NORMALIZATIONS)
     batch: int = opt(32, "pairs per compiled call")
     seed: int = opt(0, "seed; prompt i uses fold_in(key(seed), line number)")
     devices: int = opt(-1, "local devices to use; -1 = all")
@@ -68,6 +76,9 @@ class SurveyRun(ModelConfig, SamplerConfig):
             raise UserError(f"--pairs must be >= 4 for the estimators, got {self.pairs}")
         if self.pool == 1 or self.pool < 0:
             raise UserError(f"--pool must be 0 (pool-free) or >= 2, got {self.pool}")
+        if self.rows not in ("word", "all") or self.normalize not in NORMALIZATIONS:
+            raise UserError(f"--rows must be word | all and --normalize one of "
+                            f"{' | '.join(NORMALIZATIONS)}, got {self.rows!r}, {self.normalize!r}")
         if self.ci_width < 0:
             raise UserError(f"--ci-width must be >= 0 (0 = fixed --pairs), got {self.ci_width}")
         if self.ci_width and self.max_pairs < self.pairs:
@@ -159,12 +170,18 @@ class Worker:
     def __init__(self, cfg: SurveyRun, bundle, mesh, row_bucket: int | None = None):
         self.cfg, self.bundle, self.mesh, self.row_bucket = cfg, bundle, mesh, row_bucket
         sampler = cfg.sampler_config()
-        self.collector = Collector(bundle, sampler, mesh, pool=cfg.pool > 0)
+        self.collector = Collector(bundle, sampler, mesh, pool=cfg.pool > 0,
+                                   timestep=cfg.timestep)
         self.generator = make_generator(bundle.model, sampler, mesh) if cfg.pool else None
 
     def prepare(self, prompt: str, word: str):
-        """Tokenizes and encodes on the host: `PromptInputs` (UserError for a bad word)."""
-        return self.collector.prepare(prompt, word, self.row_bucket)
+        """Tokenizes and encodes on the host: `PromptInputs` (UserError for a bad word); with
+        ``--rows all`` every row of the embedding instead of the word's."""
+        inputs = self.collector.prepare(prompt, word, self.row_bucket)
+        if self.cfg.rows == "all":
+            rows = tuple(range(self.bundle.model.max_tokens))
+            inputs = PromptInputs(inputs.cond, inputs.uncond, pad_rows(rows), len(rows))
+        return inputs
 
     def pool(self, inputs, key: jax.Array) -> np.ndarray | None:
         """The prompt's pool of ``--pool`` generated latents (None when pool-free)."""
@@ -223,8 +240,8 @@ def measure_prompt(worker: Worker, inputs, key: jax.Array,
         t1 = time.perf_counter()
         # The same key every round: the last round's estimates are what a fixed-N run of that
         # many gradients would record.
-        estimates = estimate_all(jnp.asarray(grads), estimate_key, cfg.complexity,
-                                 ratio_head=cfg.spectrum_head)
+        estimates = estimate_all(normalize_rows(jnp.asarray(grads), cfg.normalize),
+                                 estimate_key, cfg.complexity, ratio_head=cfg.spectrum_head)
         seconds["collect"] += t1 - t0
         seconds["estimate"] += time.perf_counter() - t1
         done = n
@@ -266,8 +283,10 @@ def _survey(cfg: SurveyRun, bundle, prompts: list, bad: list[dict]) -> dict:
     if header_path.exists():
         old = records.read_json(header_path)
         keep = ("model", "pairs", "pool", "steps", "guidance", "seed", "scheduler", "ci_width",
-                "max_pairs", "ci_estimator")
-        diff = [k for k in keep if old["config"].get(k) != header["config"].get(k)]
+                "max_pairs", "ci_estimator", "timestep", "rows", "normalize")
+        # surveys written before --timestep, --rows and --normalize existed ran their defaults
+        was = {"timestep": None, "rows": "word", "normalize": "none", **old["config"]}
+        diff = [k for k in keep if was.get(k) != header["config"].get(k)]
         if diff:
             raise UserError(f"{cfg.out} holds a survey with other settings ({', '.join(diff)}): "
                             "choose another --out")

@@ -172,3 +172,34 @@ def test_adaptive_survey_extends_a_prompt_until_its_interval_is_narrow(tmp_path)
     loose = recs["loose"]
     assert loose["pairs"] == 8 and loose["adaptive"]["reached"]
     assert len(loose["adaptive"]["rounds"]) == 1
+
+
+def test_survey_runs_the_benchmarks_method_rows_timestep_and_normalisation(tmp_path):
+    """--rows all differentiates every embedding row, --timestep moves the noise level of the
+    pool pairs, and --normalize l2 is applied to the gradients before every estimate."""
+    import jax.numpy as jnp
+
+    from jaxsteer.complexity import ComplexityConfig, VAEaseConfig, estimate_all, normalize_rows
+
+    one = tmp_path / "one.txt"
+    one.write_text("a red cat\n")
+    runs = {"t500_l2": ["--timestep", "500", "--normalize", "l2"], "first_raw": []}
+    recs, grads = {}, {}
+    for name, extra in runs.items():
+        assert cli.main(["survey", str(one), *FAST, "--rows", "all", "--keep-gradients", "true",
+                         *extra, "--out", str(tmp_path / name)]) == 0
+        recs[name] = lines_of(tmp_path / name)[1][0]
+        grads[name] = survey.records.load_arrays(
+            tmp_path / name / "grads" / "0000001.safetensors")["grads"]
+    assert recs["t500_l2"]["token_rows"] == list(range(77))   # the tiny models' CLIP length
+    assert grads["t500_l2"].shape == grads["first_raw"].shape and grads["t500_l2"].shape[0] == 8
+    assert not jax.numpy.allclose(grads["t500_l2"], grads["first_raw"])   # another noise level
+    cfg = ComplexityConfig(n_boot_spectral=0, n_boot=10, pa_draws=4, mle_k=3,
+                           vaease=VAEaseConfig(enabled=False))
+    key = jax.random.fold_in(jax.random.split(jax.random.key(0))[1], 1)   # the survey's, line 1
+    for name, how in (("t500_l2", "l2"), ("first_raw", "none")):
+        want = estimate_all(normalize_rows(jnp.asarray(grads[name]), how), key, cfg)
+        assert recs[name]["estimates"]["mle"]["value"] == pytest.approx(float(want["mle"]["value"]),
+                                                                        rel=1e-5), name
+    with pytest.raises(survey.UserError):
+        survey.SurveyRun(rows="some")

@@ -10,6 +10,7 @@ Pure ``jnp`` functions on any matrix (no model code is imported here):
 - ``estimate_all``: all of them, JSON-ready, for the survey.
 """
 
+from jaxsteer.complexity.estimate import NORMALIZATIONS as NORMALIZATIONS
 from jaxsteer.complexity.estimate import ComplexityConfig as ComplexityConfig
 from jaxsteer.complexity.estimate import estimate_all as estimate_all
 from jaxsteer.complexity.estimate import estimate_one as estimate_one
