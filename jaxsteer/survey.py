@@ -38,7 +38,8 @@ from jaxsteer.survey_summary import merge
 
 MAX_LINE_CHARS = 1000
 # Estimates of complexity.estimate_all that carry a bootstrap interval (--ci-estimator).
-INTERVAL_ESTIMATES = ("subspace_size", "pca_90", "pca_95", "mle", "twonn", "vaease")
+INTERVAL_ESTIMATES = ("subspace_size", "pca_90", "pca_95", "participation_ratio", "mle", "twonn",
+                      "vaease")
 
 
 @dataclasses.dataclass(frozen=True)

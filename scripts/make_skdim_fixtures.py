@@ -6,10 +6,10 @@
 Planted datasets (a linear subspace, a sphere, a Swiss roll, a decaying spectrum), each saved
 with scikit-dimension's estimates of it: Levina-Bickel MLE combined MacKay-Ghahramani style
 (``MLE().fit(comb="mle")``) at several k, TwoNN's line fit (10% discarded), the PCA variance
-rule (``lPCA(ver="ratio")``) and Horn's parallel analysis (``lPCA(ver="parallel")``). The test
-runs jaxsteer's estimators on the same arrays, so a difference in a definition (neighbour
-count, the k - 1 factor, the discarded tail, the cumulative-variance rule) fails there without
-scikit-dimension installed.
+rule (``lPCA(ver="ratio")``), the participation ratio and Horn's parallel analysis
+(``lPCA(ver="parallel")``). The test runs jaxsteer's estimators on the same arrays, so a
+difference in a definition (neighbour count, the k - 1 factor, the discarded tail, the
+cumulative-variance rule) fails there without scikit-dimension installed.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ def estimates(x_nd: np.ndarray) -> dict:
     for level in LEVELS:
         out[f"pca_{round(level * 100)}"] = int(skdim.id.lPCA(ver="ratio", alphaRatio=level)
                                                .fit(x_nd).dimension_)
+    out["participation_ratio"] = float(skdim.id.lPCA(ver="participation_ratio")
+                                       .fit(x_nd).dimension_)
     out["parallel_analysis"] = int(skdim.id.lPCA(ver="parallel", n_permutations=100,
                                                  quantile=0.95, random_state=0)
                                    .fit(x_nd).dimension_)

@@ -25,6 +25,7 @@ from jaxsteer.complexity.local import twonn_dimension as twonn_dimension
 from jaxsteer.complexity.spectral import components_for_variance as components_for_variance
 from jaxsteer.complexity.spectral import explained_variance_ratio as explained_variance_ratio
 from jaxsteer.complexity.spectral import parallel_analysis as parallel_analysis
+from jaxsteer.complexity.spectral import participation_ratio as participation_ratio
 from jaxsteer.complexity.spectral import pca_variances as pca_variances
 from jaxsteer.complexity.spectral import subspace_size as subspace_size
 from jaxsteer.complexity.vaease import VAEaseConfig as VAEaseConfig

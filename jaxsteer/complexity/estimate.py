@@ -90,7 +90,8 @@ def _subset(x_nd: jax.Array, key: jax.Array, max_rows: int) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class SpectralStats:
-    """``x_nd -> [subspace size, components for each variance level]`` as float32, from one SVD.
+    """``x_nd -> [subspace size, components for each variance level, participation ratio]`` as
+    float32, from one spectrum.
 
     A frozen dataclass rather than a closure: it is hashable by value, so the bootstrap's
     compiled program is reused for every prompt of a survey.
@@ -104,7 +105,8 @@ class SpectralStats:
         ratio_k = spectral.explained_variance_ratio(x_nd)
         counts = [spectral.count_above_threshold(ratio_k, self.dim, self.factor)]
         counts += [spectral.components_for_variance(ratio_k, v) for v in self.levels]
-        return jnp.stack(counts).astype(jnp.float32)
+        counts += [spectral.participation_ratio(ratio_k)]
+        return jnp.stack([jnp.asarray(c, jnp.float32) for c in counts])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +121,8 @@ class TwoNNFit:
 
 def spectral_estimates(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig,
                        ratio_head: int = 0, pa: bool = True) -> dict:
-    """Subspace size, components per variance level (with intervals) and parallel analysis
+    """Subspace size, components per variance level, participation ratio (with intervals) and
+    parallel analysis
     (left out with ``pa`` False: it costs ``pa_draws`` more SVDs); with ``ratio_head`` > 0 also
     the leading explained-variance ratios of the same SVD."""
     k_pa, k_boot = jax.random.split(key)
@@ -129,7 +132,7 @@ def spectral_estimates(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig,
     ratio_k = var_k / jnp.sum(var_k)
     counts = [spectral.count_above_threshold(ratio_k, dim, cfg.threshold_factor)]
     counts += [spectral.components_for_variance(ratio_k, v) for v in cfg.variance_levels]
-    point = [int(c) for c in counts]
+    point = [int(c) for c in counts] + [float(spectral.participation_ratio(ratio_k))]
     if cfg.n_boot_spectral >= 2:
         lo, hi = bootstrap(stats, x_nd, k_boot, cfg.n_boot_spectral, cfg.level)
         cis = list(zip(np.asarray(lo), np.asarray(hi), strict=True))
@@ -141,6 +144,7 @@ def spectral_estimates(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig,
                                    top_ratio=float(ratio_k[0]))}
     for i, v in enumerate(cfg.variance_levels, start=1):
         out[_level_name(v)] = _entry(point[i], cis[i])
+    out["participation_ratio"] = _entry(point[-1], cis[-1])
     if pa:
         count, _, _ = spectral.parallel_analysis(x_nd, k_pa, cfg.pa_draws, cfg.pa_quantile,
                                                  cfg.pa_null, var_k=var_k)
@@ -200,7 +204,8 @@ def normalize_rows(x_nd: jax.Array, how: str = "none") -> jax.Array:
 
 def estimator_names(cfg: ComplexityConfig) -> tuple[str, ...]:
     """Names of the estimates `estimate_all` returns (each a ``{"value", "ci", ...}`` dict)."""
-    spectral_names = ("subspace_size",) + tuple(_level_name(v) for v in cfg.variance_levels)
+    spectral_names = ("subspace_size",) + tuple(_level_name(v) for v in cfg.variance_levels) + (
+        "participation_ratio",)
     return spectral_names + ("parallel_analysis", "mle", "twonn") + (
         ("vaease",) if cfg.vaease.enabled else ())
 

@@ -97,6 +97,17 @@ def components_for_variance(ratio_k: jax.Array, level: float) -> jax.Array:
     return jnp.minimum(below + 1, ratio_k.shape[0]).astype(jnp.int32)
 
 
+def participation_ratio(ratio_k: jax.Array) -> jax.Array:
+    """``(sum lambda)^2 / sum lambda^2 = 1 / sum r^2`` of explained-variance ratios ``[k]``: the
+    number of equally strong components with the same spread of variance, a float32 scalar.
+
+    No threshold: every component counts in proportion to its variance, so a flat noise floor
+    raises it and a few dominant components lower it (on the shapes world it tracks how strongly
+    a prompt's pairs differ, see the README's ground-truth section).
+    """
+    return 1.0 / jnp.sum(jnp.square(ratio_k))
+
+
 def _null_variances(x_nd: jax.Array, key: jax.Array, null: str) -> jax.Array:
     """PCA variances ``[k]`` of one draw of data with the columns of ``x_nd`` made independent."""
     if null not in ("permute", "shift", "gaussian"):

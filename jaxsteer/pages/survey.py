@@ -14,7 +14,8 @@ from jaxsteer.pages.html import Raw, esc, facts_table, fmt, table
 from jaxsteer.pages.svg import bars, histogram
 
 # Estimators shown as columns, in this order, when a record has them.
-COLUMNS = ("subspace_size", "parallel_analysis", "pca_90", "pca_95", "mle", "twonn", "vaease")
+COLUMNS = ("subspace_size", "parallel_analysis", "pca_90", "pca_95", "participation_ratio", "mle",
+           "twonn", "vaease")
 
 
 def is_survey(folder: Path) -> bool:

@@ -48,7 +48,12 @@ def test_estimate_all_on_union_of_subspaces():
     for name in ("subspace_size", "parallel_analysis", "mle"):
         assert estimate.estimate_one(x, jax.random.key(2), off_cfg, name) == off[name], name
     assert estimate.estimator_names(off_cfg) == ("subspace_size", "pca_90", "pca_95",
-                                                 "parallel_analysis", "mle", "twonn")
+                                                 "participation_ratio", "parallel_analysis",
+                                                 "mle", "twonn")
+    # 2 + 5 equal-variance directions, each half the points: between 2 and the 7 it spans
+    assert 2.0 < off["participation_ratio"]["value"] <= 7.0
+    assert estimate.estimate_one(x, jax.random.key(2), off_cfg, "participation_ratio") == \
+        off["participation_ratio"]
     with pytest.raises(UserError, match="vaease"):
         estimate.estimate_one(x, jax.random.key(2), off_cfg, "vaease")
 

@@ -19,6 +19,7 @@ from jaxsteer.complexity.spectral import (
     components_for_variance,
     explained_variance_ratio,
     parallel_analysis,
+    participation_ratio,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "skdim"
@@ -40,6 +41,8 @@ def test_spectral_counts_equal_scikit_dimensions(name):
     ratio = explained_variance_ratio(x)
     assert int(components_for_variance(ratio, 0.9)) == ref["pca_90"]
     assert int(components_for_variance(ratio, 0.95)) == ref["pca_95"]
+    assert float(participation_ratio(ratio)) == pytest.approx(ref["participation_ratio"],
+                                                              rel=1e-4)
     # Different random nulls, the same count where the spectrum has a clear gap (and 0 on
     # independent columns, which are their own permutation null).
     assert int(parallel_analysis(x, jax.random.key(0), n_null=100)[0]) == ref["parallel_analysis"]

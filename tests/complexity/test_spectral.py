@@ -93,3 +93,18 @@ def test_parallel_analysis_classic_nulls(null):
     pa, _, _ = spectral.parallel_analysis(jnp.asarray(x, jnp.float32), jax.random.key(0),
                                           n_null=5, null=null)
     assert int(pa) == 3
+
+
+def test_participation_ratio_counts_equal_components_and_discounts_weak_ones():
+    assert float(spectral.participation_ratio(jnp.full(5, 0.2))) == pytest.approx(5.0)
+    assert float(spectral.participation_ratio(jnp.array([1.0, 0.0, 0.0]))) == pytest.approx(1.0)
+    # two strong and two at a tenth of their variance: between 2 and 4, by the closed form
+    lam = np.array([1.0, 1.0, 0.1, 0.1])
+    got = spectral.participation_ratio(jnp.asarray(lam / lam.sum()))
+    assert float(got) == pytest.approx(lam.sum() ** 2 / np.sum(lam ** 2), rel=1e-6)
+    # on data: a noisy 3-dim subspace of equal variances has a ratio near 3
+    x = np.random.default_rng(0).normal(size=(2000, 3)) @ np.linalg.qr(
+        np.random.default_rng(1).normal(size=(12, 3)))[0].T
+    x += 0.01 * np.random.default_rng(2).normal(size=x.shape)
+    ratio = spectral.explained_variance_ratio(jnp.asarray(x, jnp.float32))
+    assert float(spectral.participation_ratio(ratio)) == pytest.approx(3.0, rel=0.05)
