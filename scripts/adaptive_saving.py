@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-WIDTHS = (0.5, 1.0, 2.0, 3.0, 4.0)
+from jaxsteer.survey import converged  # noqa: E402  (after the path)
+
+WIDTHS = (0.5, 1.0, 2.0, 3.0, 4.0, 8.0)
 
 
 def survey(prompts: list[str], out: Path, args) -> list[dict]:
@@ -40,14 +42,16 @@ def survey(prompts: list[str], out: Path, args) -> list[dict]:
 
 
 def saving(recs: list[dict], widths=WIDTHS) -> list[dict]:
-    """Per width: total gradients of the adaptive stop, its share of the fixed run, and the
-    mean / max |estimate - fixed-N estimate| over prompts."""
+    """Per width, under the survey's own stopping rule (`survey.converged`): total gradients of
+    the adaptive stop, its share of the fixed run, and the mean / max |estimate - fixed-N
+    estimate| over prompts."""
     rows = []
     for w in widths:
         used, err = [], []
         for r in recs:
             rounds = r["adaptive"]["rounds"]
-            stop = next((x for x in rounds if x["ci_width"] <= w), rounds[-1])
+            stop = next((x for i, x in enumerate(rounds) if converged(rounds[: i + 1], w)),
+                        rounds[-1])
             used.append(stop["pairs"])
             err.append(abs(stop["value"] - rounds[-1]["value"]))
         fixed = len(recs) * recs[0]["adaptive"]["rounds"][-1]["pairs"]

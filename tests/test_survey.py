@@ -150,14 +150,15 @@ def test_adaptive_rounds_double_up_to_the_cap():
 def test_adaptive_survey_extends_a_prompt_until_its_interval_is_narrow(tmp_path):
     # An unreachable width collects up to --max-pairs in rounds 8, 16; the record then holds
     # exactly what a fixed 16-pair survey records (pair j depends only on the key and j), and a
-    # width any interval meets stops after the first round.
+    # width any interval and any change meet stops after the second round (the first with a
+    # round to compare with), below a --max-pairs of 32.
     one = tmp_path / "one.txt"
     one.write_text("a red cat\n")
     at = FAST.index("--pairs")
     fast = FAST[:at] + FAST[at + 2:] + ["--keep-gradients", "true"]
     adaptive = ["--ci-estimator", "mle", "--max-pairs", "16", "--pairs", "8"]
     runs = {"tight": [*adaptive, "--ci-width", "1e-9"], "fixed": ["--pairs", "16"],
-            "loose": [*adaptive, "--ci-width", "1e9"]}
+            "loose": [*adaptive, "--ci-width", "1e9", "--max-pairs", "32"]}
     recs = {}
     for name, extra in runs.items():
         assert cli.main(["survey", str(one), *fast, *extra, "--out", str(tmp_path / name)]) == 0
@@ -170,8 +171,19 @@ def test_adaptive_survey_extends_a_prompt_until_its_interval_is_narrow(tmp_path)
              for n in ("tight", "fixed")}
     assert (grads["tight"]["grads"] == grads["fixed"]["grads"]).all()
     loose = recs["loose"]
-    assert loose["pairs"] == 8 and loose["adaptive"]["reached"]
-    assert len(loose["adaptive"]["rounds"]) == 1
+    assert loose["pairs"] == 16 and loose["adaptive"]["reached"]
+    assert [r["pairs"] for r in loose["adaptive"]["rounds"]] == [8, 16]
+    assert loose["estimates"] == fixed["estimates"]
+
+
+def test_the_adaptive_stop_needs_a_narrow_interval_and_a_settled_value():
+    def rounds(*pairs_value_width):
+        return [{"pairs": n, "value": v, "ci_width": w} for n, v, w in pairs_value_width]
+    assert not survey.converged(rounds((32, 8.0, 0.0)), 2.0)          # nothing to compare yet
+    assert survey.converged(rounds((32, 8.0, 2.0), (64, 7.0, 2.0)), 2.0)
+    assert not survey.converged(rounds((32, 8.0, 2.0), (64, 7.0, 3.0)), 2.0)   # too wide
+    # a narrow interval on an estimate still growing with N (rank-limited at 32 gradients)
+    assert not survey.converged(rounds((32, 31.0, 1.0), (64, 55.0, 1.0)), 2.0)
 
 
 def test_survey_runs_the_benchmarks_method_rows_timestep_and_normalisation(tmp_path):
