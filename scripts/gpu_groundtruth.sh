@@ -8,7 +8,7 @@
 # (a) runs the configurations of SWEEP at the same time on the one GPU (each its own process,
 # its share of GPU memory, its JSON), all on `--groundtruth.split tune` at `--groundtruth.scale
 # gpu` (25 complexity prompts, 4,096 gradients each, 16,384 for one prompt per free-factor
-# count, pools of 1,024, 6 recovery and 6 diversity prompts, 3 seeds). Each JSON's
+# count, pools of 1,024, 6 recovery and 6 diversity prompts, 8 seeds). Each JSON's
 # complexity.variants ranks every estimator under both normalisations and threshold modes on
 # that run's gradients, so the sweep itself only varies what needs new gradients (timesteps,
 # rows). (b) runs GT_CONFIG (default: the one named below) alone on the test split.
