@@ -58,8 +58,8 @@ class SurveyRun(ModelConfig, SamplerConfig):
                     "denoiser call each); 0 = pool-free pairs of fresh generations")
     timestep: int | None = opt(None, "training timestep a pool image is noised to (collect's "
                                "--timestep); default: the first (noisiest) step. On the bundled "
-                               "pixel-space shapes model 500 ranks complexity, the first step "
-                               "does not (README, ground truth)")
+                               "pixel-space shapes model 500 ranked better on the tuning split "
+                               "(README, ground truth)")
     rows: str = opt("word", "token rows differentiated: word (the prompt's word) | all (every "
                     "row of the text embedding)", choices=("word", "all"))
     normalize: str = opt("none", "gradients before the estimates: none | l2 (unit norm each)",
@@ -83,8 +83,9 @@ class SurveyRun(ModelConfig, SamplerConfig):
                             f"{' | '.join(NORMALIZATIONS)}, got {self.rows!r}, {self.normalize!r}")
         if self.ci_width < 0:
             raise UserError(f"--ci-width must be >= 0 (0 = fixed --pairs), got {self.ci_width}")
-        if self.ci_width and self.max_pairs < self.pairs:
-            raise UserError(f"--max-pairs ({self.max_pairs}) must be >= --pairs ({self.pairs})")
+        if self.ci_width and self.max_pairs < 2 * self.pairs:
+            raise UserError(f"--max-pairs ({self.max_pairs}) must be >= 2 x --pairs "
+                            f"({self.pairs}): the adaptive stop compares two rounds")
         if self.ci_width and self.ci_estimator not in INTERVAL_ESTIMATES:
             raise UserError(f"--ci-estimator must be one of {', '.join(INTERVAL_ESTIMATES)}, "
                             f"got {self.ci_estimator!r}")

@@ -64,7 +64,10 @@ def merge(out: Path) -> dict:
     counts = {"errors": errors, "duplicates_dropped": dropped}
     if not recs:
         return {"records": 0, **counts}
-    keys = [k for k, v in recs[0]["estimates"].items() if isinstance(v, dict) and "value" in v]
+    # the estimates every record has: a survey resumed across versions mixes old records with
+    # new ones that carry more estimators (participation_ratio)
+    keys = [k for k, v in recs[0]["estimates"].items() if isinstance(v, dict) and "value" in v
+            and all(isinstance(r["estimates"].get(k), dict) for r in recs)]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["line", "prompt", "token"] + keys)

@@ -47,17 +47,17 @@ def saving(recs: list[dict], widths=WIDTHS) -> list[dict]:
     estimate| over prompts."""
     rows = []
     for w in widths:
-        used, err = [], []
+        used, err, full = [], [], recs[0]["adaptive"]["rounds"][-1]["pairs"]
         for r in recs:
             rounds = r["adaptive"]["rounds"]
             stop = next((x for i, x in enumerate(rounds) if converged(rounds[: i + 1], w)),
                         rounds[-1])
             used.append(stop["pairs"])
             err.append(abs(stop["value"] - rounds[-1]["value"]))
-        fixed = len(recs) * recs[0]["adaptive"]["rounds"][-1]["pairs"]
+        fixed = len(recs) * full
         rows.append({"width": w, "gradients": int(sum(used)), "share_of_fixed": sum(used) / fixed,
                      "mean_abs_error": float(np.mean(err)), "max_abs_error": float(np.max(err)),
-                     "stopped_early": int(sum(u < rounds[-1]["pairs"] for u in used))})
+                     "stopped_early": int(sum(u < full for u in used))})
     return rows
 
 

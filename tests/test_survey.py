@@ -140,6 +140,8 @@ def test_a_second_survey_on_the_same_folder_is_refused(prompts, tmp_path, capsys
 def test_adaptive_rounds_double_up_to_the_cap():
     cfg = survey.SurveyRun(pairs=8, ci_width=0.5, max_pairs=40)
     assert cfg.pair_counts() == (8, 16, 32, 40)
+    with pytest.raises(survey.UserError, match="two rounds"):
+        survey.SurveyRun(pairs=8, ci_width=0.5, max_pairs=12)
     assert survey.SurveyRun(pairs=8).pair_counts() == (8,)
     for bad in ({"ci_width": -1.0}, {"ci_width": 1.0, "max_pairs": 4},
                 {"ci_width": 1.0, "ci_estimator": "parallel_analysis"}):
@@ -195,7 +197,7 @@ def test_survey_runs_the_benchmarks_method_rows_timestep_and_normalisation(tmp_p
 
     one = tmp_path / "one.txt"
     one.write_text("a red cat\n")
-    runs = {"t500_l2": ["--timestep", "500", "--normalize", "l2"], "first_raw": []}
+    runs = {"t100_l2": ["--timestep", "100", "--normalize", "l2"], "first_raw": []}
     recs, grads = {}, {}
     for name, extra in runs.items():
         assert cli.main(["survey", str(one), *FAST, "--rows", "all", "--keep-gradients", "true",
@@ -203,15 +205,24 @@ def test_survey_runs_the_benchmarks_method_rows_timestep_and_normalisation(tmp_p
         recs[name] = lines_of(tmp_path / name)[1][0]
         grads[name] = survey.records.load_arrays(
             tmp_path / name / "grads" / "0000001.safetensors")["grads"]
-    assert recs["t500_l2"]["token_rows"] == list(range(77))   # the tiny models' CLIP length
-    assert grads["t500_l2"].shape == grads["first_raw"].shape and grads["t500_l2"].shape[0] == 8
-    assert not jax.numpy.allclose(grads["t500_l2"], grads["first_raw"])   # another noise level
+    assert recs["t100_l2"]["token_rows"] == list(range(77))   # the tiny models' CLIP length
+    assert grads["t100_l2"].shape == grads["first_raw"].shape and grads["t100_l2"].shape[0] == 8
+    assert not jax.numpy.allclose(grads["t100_l2"], grads["first_raw"])   # another noise level
     cfg = ComplexityConfig(n_boot_spectral=0, n_boot=10, pa_draws=4, mle_k=3,
                            vaease=VAEaseConfig(enabled=False))
     key = jax.random.fold_in(jax.random.split(jax.random.key(0))[1], 1)   # the survey's, line 1
-    for name, how in (("t500_l2", "l2"), ("first_raw", "none")):
+    for name, how in (("t100_l2", "l2"), ("first_raw", "none")):
         want = estimate_all(normalize_rows(jnp.asarray(grads[name]), how), key, cfg)
         assert recs[name]["estimates"]["mle"]["value"] == pytest.approx(float(want["mle"]["value"]),
                                                                         rel=1e-5), name
     with pytest.raises(survey.UserError):
         survey.SurveyRun(rows="some")
+    # A survey folder from before these flags resumes under their defaults; other rows do not.
+    header = tmp_path / "first_raw" / "survey.json"
+    old = json.loads(header.read_text())
+    for k in ("timestep", "rows", "normalize"):
+        old["config"].pop(k)
+    header.write_text(json.dumps(old))
+    base = ["survey", str(one), *FAST, "--out", str(tmp_path / "first_raw")]
+    assert cli.main(base) == 0
+    assert cli.main(base + ["--rows", "all"]) == 2

@@ -3,7 +3,7 @@
 Pure ``jnp`` functions on any matrix (no model code is imported here):
 
 - ``spectral``: the authors' subspace size (explained-variance ratio > 2.5 / D), components
-  for 90% / 95% of variance, Horn's parallel analysis;
+  for 90% / 95% of variance, the participation ratio, Horn's parallel analysis;
 - ``local``: Levina–Bickel MLE (MacKay–Ghahramani average) and TwoNN;
 - ``vaease``: per-sample active dimensions of a VAEase model;
 - ``bootstrap``: percentile intervals with explicit keys;

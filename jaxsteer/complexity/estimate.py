@@ -122,9 +122,8 @@ class TwoNNFit:
 def spectral_estimates(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig,
                        ratio_head: int = 0, pa: bool = True) -> dict:
     """Subspace size, components per variance level, participation ratio (with intervals) and
-    parallel analysis
-    (left out with ``pa`` False: it costs ``pa_draws`` more SVDs); with ``ratio_head`` > 0 also
-    the leading explained-variance ratios of the same SVD."""
+    parallel analysis (left out with ``pa`` False: it costs ``pa_draws`` more SVDs); with
+    ``ratio_head`` > 0 also the leading explained-variance ratios of the same SVD."""
     k_pa, k_boot = jax.random.split(key)
     dim = spectral.threshold_dim(*x_nd.shape, cfg.threshold_mode)  # resamples keep n rows
     stats = SpectralStats(dim, cfg.threshold_factor, tuple(cfg.variance_levels))

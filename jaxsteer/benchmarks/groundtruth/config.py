@@ -10,7 +10,7 @@ from jaxsteer.complexity import ComplexityConfig, estimator_names
 from jaxsteer.complexity.estimate import NORMALIZATIONS
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
-from jaxsteer.models.bundled import PRESETS
+from jaxsteer.models.bundled import PRESETS, STUDENTS
 from jaxsteer.shapes.captions import SPLITS, spec
 
 TARGETS = {"recovery": 0.9, "complexity": 0.8, "spread_ratio": 2.0, "fidelity": 0.95}
@@ -46,8 +46,8 @@ SCALE_FIELDS = ("pool", "pairs", "seeds", "batch", "diversity_n", "sae_epochs", 
 HEADLINE = "parallel_analysis"
 HEADLINE_TIMESTEPS = (500,)
 # The diversity headline, chosen on the tuning split with the distilled student (GPU, cpu scale,
-# results/2026-12-02): the only variant at fidelity >= 0.95 was SAE offsets at a quarter of the
-# default strength (spread x1.07 at 0.965; PCA@0.25 x1.13 at 0.85; dd1 x0.67 at 0.965).
+# results/2026-12-02) as the largest spread at fidelity >= 0.95: SAE offsets at a quarter of the
+# default strength (x1.07 at 0.965; dd1, the other variant that keeps 0.95: x0.67 at 0.965).
 HEADLINE_DIVERSITY = "turbo+sae@0.25"
 
 
@@ -58,9 +58,9 @@ def variant_name(method: str, scale: float) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class GroundTruthConfig:
-    """Fields that default to None take their value from the ``scale`` preset (`SCALES`) and the
-    ``split``'s lists when the run starts (`resolved`); a value given explicitly wins, and the
-    resolved values are what the result's ``config`` records."""
+    """Fields that default to None take their value from the ``scale`` preset (`SCALES`), the
+    ``split``'s lists and (``turbo``) the model when the run starts (`resolved`); a value given
+    explicitly wins, and the resolved values are what the result's ``config`` records."""
 
     model: str = opt("shapes", "bundled shapes model, or a pipeline folder of a shapes-world "
                      "model (e.g. from `jaxsteer train-shapes`)")
@@ -153,6 +153,9 @@ class GroundTruthConfig:
             if name not in PRESETS:
                 raise UserError(f"no sampler preset for model {name!r}: use one of "
                                 f"{', '.join(PRESETS)}")
+        if self.turbo in STUDENTS and STUDENTS[self.turbo] != self.model:
+            raise UserError(f"--turbo {self.turbo} is the student of {STUDENTS[self.turbo]}, "
+                            f"not of {self.model}: use shapes-turbo (the model's own weights)")
         for p in set(self.prompts) | set(self.recovery_prompts) | set(self.diversity_prompts):
             spec(p)  # a caption outside the grammar fails here, before anything compiles
         if len(self.prompts) < 2:
@@ -195,7 +198,8 @@ class GroundTruthConfig:
             raise UserError(f"--diversity-strength must be lo,hi, got {lo_hi}")
 
     def _filled(self) -> dict:
-        """The scale preset's value of every None field, and the split's prompt lists."""
+        """The scale preset's value of every None field, the split's prompt lists and the
+        model's collapsed generator."""
         preset = SCALES[self.scale]
         out = {name: preset[name] for name in SCALE_FIELDS if getattr(self, name) is None}
         if self.convergence_pairs is None:   # the reference N is never below --pairs

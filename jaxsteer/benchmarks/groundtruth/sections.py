@@ -176,8 +176,8 @@ def _diversity(base_images: np.ndarray, turbo: _Preset, prompt: str, inputs, row
             offs = random_offsets(jax.random.fold_in(key, int(method == "sae")), jnp.asarray(d),
                                   keys.shape[0], (x * lo * scale, x * hi * scale),
                                   min(cfg.diversity_mix, len(d)))
-            samples[variant_name(method, x)] = turbo.render(inputs, rows,
-                                         direction_rows(np.asarray(offs), len(rows)), keys)
+            samples[variant_name(method, x)] = turbo.render(
+                inputs, rows, direction_rows(np.asarray(offs), len(rows)), keys)
     for k in cfg.baseline_steps if base is not None else ():  # the base's first k steps
         samples[f"turbo+dd{k}"] = distilled_diversity(turbo.bundle, turbo.sampler, base.bundle,
                                                       base.sampler.guidance, prompt, keys, k,
@@ -225,6 +225,12 @@ def _complexity_record(prompt: str, grads_nrd: np.ndarray, rows, word, dirs: dic
     return record
 
 
+# Config keys added since partial runs were first written, with the value those runs used.
+ADDED_KEYS = {"diversity_scales": [1.0], "baseline_steps": []}
+# Config keys that choose only what summary.headline reports, recomputed at the end.
+SUMMARY_ONLY = ("headline", "headline_directions", "headline_diversity")
+
+
 def _resumed(cfg: GroundTruthConfig, fresh: dict) -> dict:
     """``fresh`` with the finished prompts of the partial run at ``cfg.out``, if it was made by
     these settings, this model and this jax (every prompt's numbers are a function of its own
@@ -240,7 +246,13 @@ def _resumed(cfg: GroundTruthConfig, fresh: dict) -> dict:
     if not isinstance(old, dict) or not old.get("partial"):
         return fresh
     same = {k: json.loads(json.dumps(fresh[k])) for k in ("config", "model_info", "jax")}
-    if {k: old.get(k) for k in same} != same:
+    was = {k: old.get(k) for k in same}
+    if isinstance(was["config"], dict):   # a run from before a key existed ran its old default
+        was["config"] = {**ADDED_KEYS, **was["config"]}
+        for k in SUMMARY_ONLY:   # chosen after the records: not part of what resumes
+            was["config"].pop(k, None)
+            same["config"].pop(k, None)
+    if was != same:
         raise UserError(f"{cfg.out} holds an unfinished run with other settings (or another "
                         f"model or jax): rerun those settings to finish it, give another "
                         f"--groundtruth.out, or delete it to start again")

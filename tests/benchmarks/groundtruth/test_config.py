@@ -62,7 +62,6 @@ def test_protocol_flags_are_checked():
         GroundTruthConfig(split="validation")
 
 
-
 def test_the_collapsed_generator_and_the_diversity_headline():
     """The bundled model's collapse is its distilled student; any other model falls back to the
     shared-noise stand-in on its own weights. The headline's diversity variant must be one the
@@ -78,4 +77,6 @@ def test_the_collapsed_generator_and_the_diversity_headline():
         GroundTruthConfig(headline_diversity="turbo+sae@0.5")
     with pytest.raises(UserError, match="headline-diversity"):
         GroundTruthConfig(baseline_steps=(), headline_diversity="turbo+dd1")
-    assert GroundTruthConfig(diversity_scales=(0.5,), headline_diversity="turbo+pca@0.5")
+    GroundTruthConfig(diversity_scales=(0.5,), headline_diversity="turbo+pca@0.5")   # accepted
+    with pytest.raises(UserError, match="student of shapes"):   # not the student of this model
+        GroundTruthConfig(model="some/folder", turbo="shapes-student")

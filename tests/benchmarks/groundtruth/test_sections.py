@@ -186,8 +186,10 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(micro_folder, tm
     with pytest.raises(UserError, match="other settings"):   # never mixed with other settings
         run(dataclasses.replace(stopped, pairs=16))
 
-    # the time already spent carries over into the finished run's account (marked large here)
-    stopped.out.write_text(json.dumps({**partial, "seconds": {
+    # the time already spent carries over into the finished run's account (marked large here);
+    # a file from before headline_diversity existed resumes too (it only picks the summary)
+    older = {k: v for k, v in partial["config"].items() if k != "headline_diversity"}
+    stopped.out.write_text(json.dumps({**partial, "config": older, "seconds": {
         k: 1000.0 for k in partial["seconds"]}}))
     redone = []
     monkeypatch.setattr(sections, "_complexity_record",
