@@ -226,9 +226,14 @@ def converged(rounds: list[dict], width: float) -> bool:
 
 
 def interval_width(estimates: dict, name: str) -> float:
-    """Width of one estimate's interval (inf where it has none)."""
-    ci = (estimates.get(name) or {}).get("ci")
-    return float("inf") if ci is None else float(ci[1] - ci[0])
+    """Width of one estimate's interval together with its value (inf where it has none): an
+    interval that misses its own estimate (`complexity.estimate._entry`) is stretched to it,
+    so a biased narrow interval cannot stop a prompt early."""
+    entry = estimates.get(name) or {}
+    if entry.get("ci") is None:
+        return float("inf")
+    lo, hi = entry["ci"]
+    return float(max(hi, entry["value"]) - min(lo, entry["value"]))
 
 
 def measure_prompt(worker: Worker, inputs, key: jax.Array,

@@ -70,8 +70,15 @@ class ComplexityConfig:
 
 
 def _entry(value: Any, ci: tuple[Any, Any] | None, **extra: Any) -> dict[str, Any]:
-    """``{"value": float, "ci": [lo, hi] | None, ...}`` with plain Python numbers."""
-    out = {"value": float(value), "ci": None if ci is None else [float(ci[0]), float(ci[1])]}
+    """``{"value": float, "ci": [lo, hi] | None, "ci_covers_value": bool, ...}`` with plain
+    Python numbers. A percentile interval can miss its own estimate: counts that reach into a
+    noise floor (pca_90 / pca_95, a subspace size near N) fall on every resample, whose repeated
+    rows spread the noise eigenvalues, so their interval lies below the value (the README's
+    ground-truth section counts how often)."""
+    out: dict[str, Any] = {"value": float(value), "ci": None}
+    if ci is not None:
+        lo, hi = float(ci[0]), float(ci[1])
+        out.update(ci=[lo, hi], ci_covers_value=lo <= out["value"] <= hi)
     out.update(extra)
     return out
 
