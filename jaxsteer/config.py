@@ -8,6 +8,15 @@ and every bad value becomes one clear `UserError` line instead of a traceback.
 
 Field metadata understood here: ``help`` (one line, with units), ``positional`` (a positional
 argument instead of a flag), ``choices``.
+
+Composition: a nested dataclass field is a section (``--complexity.mle-k``, ``complexity:`` in
+YAML). The model and sampler settings every model-running command shares are mixins whose
+fields stay flat on the run config (``cfg.steps``), but a mixin that declares
+``__config_section__ = (section, renames)`` is a section to users too: ``sampler: {steps: 4}``
+in YAML and ``--sampler.steps 4`` on the command line mean ``--steps 4``, ``model: {name:
+shapes, dtype: float32}`` means ``--model shapes --dtype float32``. The short flat flags stay
+(the CLI as easy to type as before) and the recorded config stays flat (every run folder
+written before reads the same).
 """
 
 from __future__ import annotations
@@ -195,6 +204,19 @@ def _owner(cls: type, name: str) -> type:
     return next(c for c in cls.__mro__ if name in inspect.get_annotations(c))
 
 
+def section_names(cls: type) -> dict[str, str]:
+    """{sectioned spelling: flat field} for the fields ``cls`` inherits from a mixin with a
+    ``__config_section__``: ``{"sampler.steps": "steps", "model.name": "model", ...}``."""
+    out = {}
+    for name, _, _ in _flat_fields(cls):
+        if "." in name:
+            continue
+        section = _owner(cls, name).__dict__.get("__config_section__")
+        if section is not None:
+            out[f"{section[0]}.{section[1].get(name, name)}"] = name
+    return out
+
+
 def _group_title(cls: type, owner: type, dotted: str) -> tuple[str, str | None]:
     """(title, description) of a flag's help section: the run's own flags, each inherited
     config (model, sampler, ...), and each nested config (``--sae.*``)."""
@@ -213,6 +235,7 @@ def build_parser(cls: type, prog: str, description: str = "") -> argparse.Argume
                         help="YAML file of field values; flags given here override it")
     defaults = _defaults(cls)
     groups = {"run flags": parser.add_argument_group("run flags")}
+    sectioned = {flat: long for long, flat in section_names(cls).items()}
     for name, f, tp in _flat_fields(cls):
         meta = f.metadata
         title, _ = _group_title(cls, _owner(cls, name.split(".")[0]), name)
@@ -221,15 +244,21 @@ def build_parser(cls: type, prog: str, description: str = "") -> argparse.Argume
         if meta.get("positional"):
             group.add_argument(name, nargs="?", default=argparse.SUPPRESS, help=text)
         elif _unwrap_optional(tp)[0] is bool:
-            group.add_argument(f"--{name.replace('_', '-')}", dest=name,
+            group.add_argument(*_spellings(name, sectioned), dest=name,
                                default=argparse.SUPPRESS, help=text,
                                action=argparse.BooleanOptionalAction)
         else:
             choices = meta.get("choices")
             metavar = "|".join(map(str, choices)) if choices else name.split(".")[-1].upper()
-            group.add_argument(f"--{name.replace('_', '-')}", dest=name, default=argparse.SUPPRESS,
+            group.add_argument(*_spellings(name, sectioned), dest=name, default=argparse.SUPPRESS,
                                help=text, choices=choices, metavar=metavar)
     return parser
+
+
+def _spellings(name: str, sectioned: dict[str, str]) -> list[str]:
+    """A field's flags: ``--steps``, and ``--sampler.steps`` where it belongs to a section."""
+    names = [name] + ([sectioned[name]] if name in sectioned else [])
+    return [f"--{n.replace('_', '-')}" for n in names]
 
 
 def load_yaml(path: Path) -> dict:
@@ -309,8 +338,8 @@ def parse(cls: type[T], argv: list[str], prog: str, description: str = "",
     """
     parser = build_parser(cls, prog, description)
     flags = {o for a in parser._actions for o in a.option_strings}
-    bools = {a.option_strings[0] for a in parser._actions
-             if isinstance(a, argparse.BooleanOptionalAction)}
+    bools = {o for a in parser._actions if isinstance(a, argparse.BooleanOptionalAction)
+             for o in a.option_strings if not o.startswith("--no-")}
     argv = _bool_words(list(argv), bools)
     ns = vars(parser.parse_args(_join_dash_values(argv, flags)))
     path = ns.pop("config")
@@ -319,6 +348,11 @@ def parse(cls: type[T], argv: list[str], prog: str, description: str = "",
     if command is not None and command != prog.split()[-1]:
         raise UserError(f"{path} is a config for `jaxsteer {command}`, not `{prog}`")
     values = _flatten(data)
+    renames = section_names(cls)   # sampler.steps -> steps, model.name -> model
+    for long in [k for k in values if k in renames]:
+        if renames[long] in values:
+            raise UserError(f"{path} sets both {long} and {renames[long]}: keep one")
+        values[renames[long]] = values.pop(long)
     values.update(ns)
     if presets is not None:
         names = {name for name, _, _ in _flat_fields(cls)}

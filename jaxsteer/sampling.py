@@ -20,6 +20,7 @@ from jaxsteer.models.schedulers import KINDS, StepSchedule, make_schedule, step,
 
 @dataclasses.dataclass(frozen=True)
 class SamplerConfig:
+    __config_section__ = ("sampler", {})   # the sampler: section of YAML and flags
     steps: int = opt(4, "K inference steps (DMD2: 4, SD-Turbo: 1)")
     scheduler: str = opt("ddim", "ddim | euler | lcm (lcm re-noises each step: DMD2, LCM)",
                          choices=KINDS)

@@ -123,3 +123,31 @@ def test_help_of_a_run_config_groups_model_sampler_and_run_flags():
     text = config.build_parser(SampleRun, "jaxsteer sample").format_help()
     assert text.index("run flags:") < text.index("sampler flags:") < text.index("model flags:")
     assert "(default: on)" in text and "--remat, --no-remat" in text
+
+
+def test_model_and_sampler_sections_in_yaml_and_flags_mean_the_flat_fields(tmp_path):
+    """`model:` / `sampler:` sections and --model.* / --sampler.* flags are the same fields as
+    the short flags; the recorded config stays flat, so old run folders read the same."""
+    from jaxsteer.collect import CollectRun
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("command: collect\nmodel:\n  name: tiny\n  dtype: float32\n"
+                      "sampler:\n  steps: 2\n  remat: false\npairs: 8\n")
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("command: collect\nmodel: tiny\ndtype: float32\nsteps: 2\nremat: false\n"
+                    "pairs: 8\n")
+    a = config.parse(CollectRun, ["--config", str(nested)], "jaxsteer collect")
+    b = config.parse(CollectRun, ["--config", str(flat)], "jaxsteer collect")
+    c = config.parse(CollectRun, ["--model.name", "tiny", "--model.dtype", "float32",
+                                  "--sampler.steps", "2", "--sampler.remat", "false",
+                                  "--pairs", "8"], "jaxsteer collect")
+    assert a == b == c and (a.model, a.dtype, a.steps, a.remat) == ("tiny", "float32", 2, False)
+    assert config.to_dict(a)["steps"] == 2 and "sampler" not in config.to_dict(a)
+    assert config.section_names(CollectRun)["model.name"] == "model"
+    both = tmp_path / "both.yaml"
+    both.write_text("command: collect\nsteps: 3\nsampler:\n  steps: 2\n")
+    with pytest.raises(UserError, match="both sampler.steps and steps"):
+        config.parse(CollectRun, ["--config", str(both)], "jaxsteer collect")
+    with pytest.raises(UserError, match="unknown config field"):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("command: collect\nsampler:\n  stepz: 2\n")
+        config.parse(CollectRun, ["--config", str(bad)], "jaxsteer collect")

@@ -116,7 +116,10 @@ def load(model: str, family: str | None = None, **kw) -> ModelBundle:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Which model to load and how; every run config that loads a model inherits these fields."""
+    """Which model to load and how; every run config that loads a model inherits these fields.
+    In YAML and flags they also form a ``model:`` section (`config.section_names`)."""
+
+    __config_section__ = ("model", {"model": "name"})   # model.name is the model id
 
     model: str = opt("tiny", "hub id, local diffusers pipeline folder, or a bundled model "
                       "(shapes, shapes-turbo, shapes-student, tiny, tiny-xl, tiny-flux)")
