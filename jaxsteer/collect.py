@@ -72,6 +72,12 @@ def remat_ladder(policy: str) -> tuple[str, ...]:
     return remat.ladder(policy)
 
 
+def every_row(inputs: PromptInputs, max_tokens: int) -> PromptInputs:
+    """``inputs`` differentiating every row of the text embedding instead of the word's."""
+    rows = tuple(range(max_tokens))
+    return PromptInputs(inputs.cond, inputs.uncond, pad_rows(rows), len(rows))
+
+
 def pad_rows(rows: tuple[int, ...], size: int | None = None) -> np.ndarray:
     """Pads the row list by repeating its last row, to ``size`` entries (a survey's one bucket)
     or, without ``size`` or with more rows than it, to a power of two (fewer distinct programs;

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsteer import progress, records, runlock, sharding
-from jaxsteer.collect import Collector, PromptInputs, draw_pairs, pad_rows
+from jaxsteer.collect import Collector, draw_pairs, every_row, pad_rows
 from jaxsteer.complexity import NORMALIZATIONS, ComplexityConfig, estimate_all, normalize_rows
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
@@ -181,10 +181,8 @@ class Worker:
         """Tokenizes and encodes on the host: `PromptInputs` (UserError for a bad word); with
         ``--rows all`` every row of the embedding instead of the word's."""
         inputs = self.collector.prepare(prompt, word, self.row_bucket)
-        if self.cfg.rows == "all":
-            rows = tuple(range(self.bundle.model.max_tokens))
-            inputs = PromptInputs(inputs.cond, inputs.uncond, pad_rows(rows), len(rows))
-        return inputs
+        return every_row(inputs, self.bundle.model.max_tokens) if self.cfg.rows == "all" \
+            else inputs
 
     def pool(self, inputs, key: jax.Array) -> np.ndarray | None:
         """The prompt's pool of ``--pool`` generated latents (None when pool-free)."""

@@ -109,11 +109,14 @@ class SpectralStats:
     levels: tuple[float, ...]
 
     def __call__(self, x_nd: jax.Array) -> jax.Array:
-        ratio_k = spectral.explained_variance_ratio(x_nd)
-        counts = [spectral.count_above_threshold(ratio_k, self.dim, self.factor)]
-        counts += [spectral.components_for_variance(ratio_k, v) for v in self.levels]
-        counts += [spectral.participation_ratio(ratio_k)]
-        return jnp.stack([jnp.asarray(c, jnp.float32) for c in counts])
+        return self.of_ratios(spectral.explained_variance_ratio(x_nd))
+
+    def of_ratios(self, ratio_k: jax.Array) -> jax.Array:
+        """The statistics of explained-variance ratios ``[k]`` already computed."""
+        stats = [spectral.count_above_threshold(ratio_k, self.dim, self.factor)]
+        stats += [spectral.components_for_variance(ratio_k, v) for v in self.levels]
+        stats += [spectral.participation_ratio(ratio_k)]
+        return jnp.stack([jnp.asarray(c, jnp.float32) for c in stats])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,9 +139,8 @@ def spectral_estimates(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig,
     stats = SpectralStats(dim, cfg.threshold_factor, tuple(cfg.variance_levels))
     var_k = spectral.pca_variances(x_nd)
     ratio_k = var_k / jnp.sum(var_k)
-    counts = [spectral.count_above_threshold(ratio_k, dim, cfg.threshold_factor)]
-    counts += [spectral.components_for_variance(ratio_k, v) for v in cfg.variance_levels]
-    point = [int(c) for c in counts] + [float(spectral.participation_ratio(ratio_k))]
+    values = np.asarray(stats.of_ratios(ratio_k))
+    point = [int(c) for c in values[:-1]] + [float(values[-1])]   # counts, then the ratio
     if cfg.n_boot_spectral >= 2:
         lo, hi = bootstrap(stats, x_nd, k_boot, cfg.n_boot_spectral, cfg.level)
         cis = list(zip(np.asarray(lo), np.asarray(hi), strict=True))

@@ -210,7 +210,8 @@ class GroundTruthConfig:
             self.split, preset["per_count"], preset["section_prompts"])
         out.update({k: v for k, v in lists.items() if getattr(self, k) is None})
         if self.turbo is None:   # a real collapse where one is bundled, else the stand-in
-            out["turbo"] = "shapes-student" if self.model == "shapes" else "shapes-turbo"
+            out["turbo"] = next((s for s, t in STUDENTS.items() if t == self.model),
+                                "shapes-turbo")
         return out
 
     def resolved(self) -> GroundTruthConfig:
@@ -219,10 +220,13 @@ class GroundTruthConfig:
         base) still knows which fields were left to the preset."""
         return dataclasses.replace(self, **self._filled())
 
+    def rendered_scales(self) -> list[float]:
+        """The multiples of --diversity-strength the diversity section renders (1 always)."""
+        return sorted(set(self.diversity_scales) | {1.0})
+
     def diversity_variants(self) -> tuple[str, ...]:
         """Names of the steered and baseline samplers of the diversity section."""
-        scales = sorted(set(self.diversity_scales) | {1.0})
-        return tuple([variant_name(m, x) for m in ("pca", "sae") for x in scales]
+        return tuple([variant_name(m, x) for m in ("pca", "sae") for x in self.rendered_scales()]
                      + [f"turbo+dd{k}" for k in self.baseline_steps])
 
     def all_prompts(self) -> tuple[str, ...]:

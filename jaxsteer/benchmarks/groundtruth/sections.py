@@ -22,7 +22,7 @@ from jaxsteer.benchmarks.groundtruth.config import (
     GroundTruthConfig,
     variant_name,
 )
-from jaxsteer.collect import Collector, PromptInputs, draw_pairs, pad_rows
+from jaxsteer.collect import Collector, draw_pairs, every_row
 from jaxsteer.complexity import estimate_all, normalize_rows
 from jaxsteer.config import to_dict
 from jaxsteer.decompose.pca import pca
@@ -62,8 +62,7 @@ class _Preset:
         inputs = self.collectors[0].prepare(prompt, "shape" if s.type is None else TYPES[s.type])
         word = tuple(int(r) for r in inputs.rows_r[: inputs.num_rows])
         if self.cfg.rows == "all":
-            rows = tuple(range(self.bundle.model.max_tokens))
-            inputs = PromptInputs(inputs.cond, inputs.uncond, pad_rows(rows), len(rows))
+            inputs = every_row(inputs, self.bundle.model.max_tokens)
         return inputs, tuple(int(r) for r in inputs.rows_r[: inputs.num_rows]), word
 
     def render(self, inputs, rows: tuple[int, ...], offsets_nrd: np.ndarray | None,
@@ -171,7 +170,7 @@ def _diversity(base_images: np.ndarray, turbo: _Preset, prompt: str, inputs, row
         d = dirs[method][: cfg.diversity_top or None]
         if len(d) == 0:
             continue
-        for x in sorted(set(cfg.diversity_scales) | {1.0}):
+        for x in cfg.rendered_scales():
             # the same key at every scale: the variants differ only in the offsets' length
             offs = random_offsets(jax.random.fold_in(key, int(method == "sae")), jnp.asarray(d),
                                   keys.shape[0], (x * lo * scale, x * hi * scale),
