@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# One < 10-minute command on the H200: the GPU suite alone first (nothing else on the GPU), then,
+# in the time left before DEADLINE_S, `jaxsteer bench sample` for SD-Turbo (1 step, 512²) with
+# its PyTorch reference (eager, then torch.compile), which writes each row as it is measured, so
+# a cut keeps what finished. Carry .whl2/ (current diffusers, for the PyTorch side).
+#   OUT=$OUT bash scripts/gpu_suite_then_sample.sh
+# Results: $OUT/suite/ (gpu_suite.log, env.txt, gpu.txt), $OUT/sample/ (log.txt, sample.json).
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+OUT=${OUT:-gpu-out}
+DEADLINE=${DEADLINE_S:-560}
+SKIP_DEMO=1 SUITE_TIMEOUT=${SUITE_TIMEOUT:-480} OUT=$OUT/suite bash scripts/gpu_suite.sh -n 6
+left=$(( DEADLINE - SECONDS ))
+mkdir -p "$OUT/sample" /tmp/bench
+log() { echo "[$SECONDS s] $*" | tee -a "$OUT/sample/log.txt"; }
+if (( left < 90 )); then log "sample: skipped, $left s left"; exit 0; fi
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+  --target /tmp/site2 .whl2/*.whl || exit 1
+export PYTHONPATH=/tmp/site2:$PWD JAXSTEER_CACHE=${JAXSTEER_CACHE:-/tmp/jaxsteer-cache}
+torch_s=$(( left * 55 / 100 ))
+log "sample-torch: start (timeout $torch_s s)"
+timeout "$torch_s" python3 -m jaxsteer.benchmarks.sampling_reference --configs sd-turbo \
+  --variants eager,compile --min-time-s 1 --out /tmp/bench/sample_torch.json \
+  2>&1 | grep -v -e "^WARNING" -e "^W[0-9]" >> "$OUT/sample/log.txt"
+log "sample-torch: exit ${PIPESTATUS[0]} (124 = timed out)"
+torch_json=()
+[ -s /tmp/bench/sample_torch.json ] && torch_json=(--torch-json /tmp/bench/sample_torch.json)
+jax_s=$(( DEADLINE - SECONDS - 5 ))
+log "sample: start (timeout $jax_s s)"
+timeout "$jax_s" python3 -m jaxsteer.cli bench sample --configs sd-turbo --min-time-s 1 \
+  --pool-shards 3 "${torch_json[@]}" --out /tmp/bench/sample.json \
+  2>&1 | grep -v -e "^WARNING" -e "^W[0-9]" >> "$OUT/sample/log.txt"
+log "sample: exit ${PIPESTATUS[0]} (124 = timed out)"
+cp /tmp/bench/sample.json /tmp/bench/sample_torch.json "$OUT/sample/" 2>/dev/null
+exit 0
