@@ -175,10 +175,6 @@ def random_params(module: Any, dtype: Any, seed: int = 0) -> Any:
     return fill(pool)
 
 
-def count_params(params: Any) -> int:
-    return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
-
-
 def build(name: str, dtype: str = "bfloat16", seed: int = 0, attention: str = "diffusers",
           remat_policy: str = "none", prediction_type: str | None = None,
           sample_size: int | None = None, params: Any = None,
