@@ -84,7 +84,11 @@ def test_a_corrupt_file_falls_back_and_is_rewritten(tmp_path):
         with pytest.warns(UserWarning, match="corrupt"):
             out = _wrap(tmp_path)(*args)
         np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-6)
-        assert exported.unpack(path.read_bytes()) is not None   # rewritten whole
+        assert exported.unpack(path.read_bytes()) is not None   # rewritten whole...
+        jax.clear_caches()
+        TRACES["n"] = 0
+        np.testing.assert_allclose(np.asarray(_wrap(tmp_path)(*args)), expected, rtol=1e-6)
+        assert TRACES["n"] == 0   # ...and a fresh wrapper runs the rewritten file untraced
     assert _files(tmp_path) == [path]
 
 
