@@ -3,7 +3,9 @@ deadline resumes, the exported folder is a latent `sd` pipeline that `jaxsteer.m
 reads with the trained weights, samples through `jaxsteer.sampling`, and gives pair gradients
 through the public `Collector`.
 
-One training run (16 x 16 images, 8 x 8 latents, one UNet level) is shared by every test.
+One training run (16 x 16 images, 8 x 8 latents, one UNet level) is shared by every test. It
+compiles four programs (VAE step, UNet step, sampler, gradient kernel): ~50 s on a CPU, so the
+module is slow (not in CI); tests/scenes/test_model.py checks the export without training.
 """
 
 import json
@@ -18,10 +20,12 @@ from jaxsteer.errors import UserError
 from jaxsteer.scenes.model import ScenesModelConfig
 from jaxsteer.scenes.train import OptimConfig, TrainScenesRun, run
 
+pytestmark = pytest.mark.slow
+
 MICRO = ScenesModelConfig(image_size=16, vae_channels=(8, 8), vae_groups=8, channels=(32,),
                           attention_levels=(0,), heads=1, text_width=16, text_layers=1,
                           text_heads=1)
-OPT = OptimConfig(lr=3e-3, warmup=1, ema=0.5)
+OPT = OptimConfig(lr=1e-3, warmup=1, ema=0.5)
 
 
 @pytest.fixture(scope="module")
