@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # One < 10-minute command on the H200: the GPU suite alone first (nothing else on the GPU), then,
-# in the time left before DEADLINE_S, `jaxsteer bench sample` for SD-Turbo (1 step, 512²) with
-# its PyTorch reference (eager, then torch.compile), which writes each row as it is measured, so
-# a cut keeps what finished. Carry .whl2/ (current diffusers, for the PyTorch side).
-#   OUT=$OUT bash scripts/gpu_suite_then_sample.sh
-# Results: $OUT/suite/ (gpu_suite.log, env.txt, gpu.txt), $OUT/sample/ (log.txt, sample.json).
+# in the time left before DEADLINE_S, one more job (THEN):
+#   THEN=scenes  the scenes world's training (scripts/gpu_train_scenes.sh) until the deadline:
+#                its log gives the steps per second on this GPU ($OUT/scenes/)
+#   THEN=sample  `jaxsteer bench sample` for SD-Turbo (1 step, 512²) with its PyTorch reference
+#                (eager, then torch.compile), each row written as it is measured, so a cut keeps
+#                what finished; carry .whl2/ (current diffusers, for the PyTorch side)
+#   THEN=scenes OUT=$OUT bash scripts/gpu_suite_then.sh
+# Results: $OUT/suite/ (gpu_suite.log, env.txt, gpu.txt) and the job's folder.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-gpu-out}
 DEADLINE=${DEADLINE_S:-560}
 SKIP_DEMO=1 SUITE_TIMEOUT=${SUITE_TIMEOUT:-480} OUT=$OUT/suite bash scripts/gpu_suite.sh -n 6
 left=$(( DEADLINE - SECONDS ))
+if [ "${THEN:-sample}" = scenes ]; then
+  (( left < 60 )) && { echo "scenes: skipped, $left s left"; exit 0; }
+  DEADLINE_S=$(( left - 10 )) OUT=$OUT/scenes bash scripts/gpu_train_scenes.sh
+  exit 0
+fi
 mkdir -p "$OUT/sample" /tmp/bench
 log() { echo "[$SECONDS s] $*" | tee -a "$OUT/sample/log.txt"; }
 if (( left < 90 )); then log "sample: skipped, $left s left"; exit 0; fi
