@@ -9,6 +9,7 @@ import yaml
 from jaxsteer import cli, config
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
+from jaxsteer.sampling import SamplerConfig
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").rglob("*.yaml"))
 
@@ -155,3 +156,48 @@ def test_model_and_sampler_sections_in_yaml_and_flags_mean_the_flat_fields(tmp_p
         bad = tmp_path / "bad.yaml"
         bad.write_text("command: collect\nsampler:\n  stepz: 2\n")
         config.parse(CollectRun, ["--config", str(bad)], "jaxsteer collect")
+
+
+# `to_dict` of a CollectRun as run folders recorded it before model: / sampler: were nested.
+OLD_FLAT = {
+    "steps": 2, "scheduler": "ddim", "spacing": None, "timesteps": [999, 499], "guidance": 0.0,
+    "remat": True, "shared_noise": 0.0, "model": "shapes", "family": None, "dtype": "float32",
+    "revision": None, "allow_pickle": False, "attention": "auto", "remat_policy": "auto",
+    "prompt": "a red circle", "token": "circle", "pool": "none", "pairs": 8, "timestep": None,
+    "unroll": False, "feature": "latents", "batch": 16, "seed": 0, "devices": -1,
+    "param_sharding": "none", "out": "runs/grads"}
+
+
+def test_a_flat_recorded_config_reads_back_as_the_nested_one():
+    from jaxsteer.collect import CollectRun
+    from jaxsteer.pool_images import PoolFromImagesRun
+    cfg = config.parse(CollectRun, ["--model", "shapes", "--steps", "2", "--dtype", "float32",
+                                    "--prompt", "a red circle", "--token", "circle", "--pairs",
+                                    "8", "--timesteps", "999,499"], "jaxsteer collect")
+    nested = config.to_dict(cfg)
+    assert nested["model"]["name"] == "shapes" and nested["sampler"]["steps"] == 2
+    assert config.recorded(OLD_FLAT) == nested
+    assert config.recorded(nested) == nested                      # idempotent
+    assert config.recorded({"k": 8, "seed": 0}) == {"k": 8, "seed": 0}   # no model: as it is
+    pool = config.parse(PoolFromImagesRun, ["--prompt", "x"], "jaxsteer pool-from-images")
+    old_pool = {"model": "tiny", "family": None, "dtype": "auto", "revision": None,
+                "allow_pickle": False, "attention": "auto", "remat_policy": "auto",
+                "images": ".", "prompt": "x", "batch": 16, "devices": -1, "out": "runs/pool"}
+    assert config.recorded(old_pool) == config.to_dict(pool)     # no sampler section made up
+
+
+def test_short_names_are_aliases_in_python_too_and_a_run_field_keeps_its_name():
+    from jaxsteer.collect import CollectRun
+    a = config.build(CollectRun, {"model": "shapes", "steps": 2})
+    b = config.build(CollectRun, {"model.name": "shapes", "sampler.steps": 2})
+    assert a == b and a.model.name == "shapes"
+    with pytest.raises(UserError, match="both sampler.steps and steps"):
+        config.build(CollectRun, {"steps": 2, "sampler.steps": 3})
+
+    @dataclasses.dataclass(frozen=True)
+    class _Run:
+        sampler: SamplerConfig = opt(default_factory=SamplerConfig, help="")
+        steps: int = opt(10, "the run's own steps")
+    assert config.aliases(_Run)["guidance"] == "sampler.guidance" and "steps" not in \
+        config.aliases(_Run)
+    assert config.parse(_Run, ["--steps", "3"], "t") == _Run(steps=3)
