@@ -168,7 +168,7 @@ def _print_summary(result: Any) -> None:
 def _presets_for(cls: type):
     """Sampler defaults for commands that sample (explicit flags and YAML win): a bundled
     model's settings, and over those what the run's inputs say (``cls.input_presets``: the
-    sampler settings of `collect`'s pool)."""
+    sampler settings of `collect`'s pool), both SamplerConfig fields, set as ``sampler.*``."""
     if "sampler" not in {f.name for f in dataclasses.fields(cls)}:
         return None
     from jaxsteer.models.bundled import PRESETS
