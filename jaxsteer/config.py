@@ -199,8 +199,7 @@ def _defaults(cls: type, base: Any = None, prefix: str = "") -> dict[str, Any]:
 
 def aliases(cls: type) -> dict[str, str]:
     """{short name: dotted field} of the sections of ``cls`` that declare ``__config_aliases__``
-    (``{"model": "model.name", "steps": "sampler.steps", ...}``); a run field of the same name
-    keeps its name."""
+    (``{"model": "model.name", "steps": "sampler.steps", ...}``), but not a run field's name."""
     hints = _resolve(cls)
     own = {f.name for f in dataclasses.fields(cls) if not dataclasses.is_dataclass(hints[f.name])}
     out: dict[str, str] = {}
@@ -230,10 +229,11 @@ def _unalias(cls: type, values: dict[str, Any], source: str) -> dict[str, Any]:
 def _group_title(cls: type, dotted: str) -> str:
     """A flag's help section: run flags, a section with short flags (``model flags``), or
     another nested config (``sae flags (--sae.*)``)."""
-    section, nested = dotted.split(".")[0], "." in dotted
-    short = nested and hasattr(_resolve(cls)[section], "__config_aliases__")
-    return "run flags" if not nested else f"{section} flags" + ("" if short else
-                                                               f" (--{section}.*)")
+    if "." not in dotted:
+        return "run flags"
+    section = dotted.split(".")[0]
+    short = hasattr(_resolve(cls)[section], "__config_aliases__")
+    return f"{section} flags" if short else f"{section} flags (--{section}.*)"
 
 
 def build_parser(cls: type, prog: str, description: str = "") -> argparse.ArgumentParser:
