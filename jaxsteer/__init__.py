@@ -7,6 +7,15 @@
     grads = col(prompt, pair_indices, key, latents_a, latents_b)  # [pairs, rows, d]
     ds = jaxsteer.decompose.pca(grads.reshape(len(grads), -1), k=16)
     jaxsteer.save(ds, "monster_dirs"); ds = jaxsteer.load("monster_dirs")
+
+A command's run config nests the model and sampler settings (``--model`` / ``--steps`` on the
+command line)::
+
+    from jaxsteer import collect
+    from jaxsteer.models import ModelConfig
+    cfg = collect.CollectRun(model=ModelConfig(name="shapes"), sampler=jaxsteer.SamplerConfig(
+        steps=4), prompt="a red circle", token="circle", pairs=64)
+    collect.run(cfg)
 """
 
 __version__ = "0.1.0"

@@ -7,6 +7,7 @@ config that `jaxsteer.config.parse` fills from ``--config`` YAML and flags.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -167,14 +168,17 @@ def _print_summary(result: Any) -> None:
 def _presets_for(cls: type):
     """Sampler defaults for commands that sample (explicit flags and YAML win): a bundled
     model's settings, and over those what the run's inputs say (``cls.input_presets``: the
-    sampler settings of `collect`'s pool)."""
-    from jaxsteer.sampling import SamplerConfig
-    if not issubclass(cls, SamplerConfig):
+    sampler settings of `collect`'s pool), both SamplerConfig fields, set as ``sampler.*``."""
+    if "sampler" not in {f.name for f in dataclasses.fields(cls)}:
         return None
     from jaxsteer.models.bundled import PRESETS
     from_inputs = getattr(cls, "input_presets", None)
-    return lambda values: {**PRESETS.get(str(values.get("model")), {}),
-                           **(from_inputs(values) if from_inputs else {})}
+
+    def presets(values: dict) -> dict:
+        settings = {**PRESETS.get(str(values.get("model.name")), {}),
+                    **(from_inputs(values) if from_inputs else {})}
+        return {f"sampler.{k}": v for k, v in settings.items()}
+    return presets
 
 
 def main(argv: list[str] | None = None) -> int:

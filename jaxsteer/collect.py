@@ -101,7 +101,6 @@ class Collector:
         if isinstance(feature, str) and feature not in FEATURES:
             raise UserError(f"unknown --feature {feature!r}: use one of {', '.join(FEATURES)} "
                             "(or pass a feature function from Python)")
-        sampler = sampler.sampler_config()
         self.bundle, self.sampler, self.mesh = bundle, sampler, mesh
         model = bundle.model
         sched = sampler.schedule(model, start_timestep=timestep)
@@ -242,7 +241,9 @@ class Collector:
 
 
 @dataclasses.dataclass(frozen=True)
-class CollectRun(ModelConfig, SamplerConfig):
+class CollectRun:
+    sampler: SamplerConfig = opt(default_factory=SamplerConfig, help="sampler settings")
+    model: ModelConfig = opt(default_factory=ModelConfig, help="which model, and how to load it")
     prompt: str = opt("", "the text prompt")
     token: str = opt("", "the word whose token rows are differentiated (every occurrence; "
                      "several words if it has spaces)")
@@ -270,7 +271,6 @@ class CollectRun(ModelConfig, SamplerConfig):
         return pool_sampler_settings(values)
 
     def __post_init__(self):
-        SamplerConfig.__post_init__(self)
         if self.pairs < 1:
             raise UserError(f"--pairs must be positive, got {self.pairs}")
         if self.batch < 1:
@@ -292,9 +292,9 @@ def draw_pairs(seed: int, n: int, pool_size: int) -> np.ndarray:
 
 def _check_pool(cfg: CollectRun, manifest: dict, model: DiffusionModel) -> None:
     ident = manifest["identity"]
-    if ident["model"] != cfg.model or list(ident["latent_shape"]) != list(model.latent_shape):
+    if ident["model"] != cfg.model.name or list(ident["latent_shape"]) != list(model.latent_shape):
         raise UserError(f"--pool {cfg.pool} was sampled from model {ident['model']!r}, "
-                        f"not {cfg.model!r}")
+                        f"not {cfg.model.name!r}")
     if ident["prompt"] != cfg.prompt:
         raise UserError(f"--pool {cfg.pool} was sampled for the prompt {ident['prompt']!r}, "
                         f"not {cfg.prompt!r}")
@@ -303,14 +303,14 @@ def _check_pool(cfg: CollectRun, manifest: dict, model: DiffusionModel) -> None:
 def run(cfg: CollectRun) -> dict:
     """Collects (or finishes) ``cfg.pairs`` gradients into the store ``cfg.out``."""
     records.check_out(cfg.out)
-    bundle = cfg.load_model()
+    bundle = cfg.model.load_model()
     model = bundle.model
     rows = model.tokenize(cfg.prompt).rows(cfg.token)  # bad prompt / word fail before any write
     pool_latents = None
     if cfg.pool != "none":
         pool_latents, pool_manifest = read_pool(cfg.pool)
         _check_pool(cfg, pool_manifest, model)
-        differs = pool_differences(cfg, pool_manifest)
+        differs = pool_differences(cfg.sampler, pool_manifest)
         if differs:
             print(f"jaxsteer collect: sampler settings differ from the pool {cfg.pool}: "
                   + ", ".join(differs), file=sys.stderr)
@@ -320,14 +320,16 @@ def run(cfg: CollectRun) -> dict:
     # fsdp: every device on the model axis (each holds 1/n of the large weights) and, as
     # always, its own share of the pairs.
     mesh = sharding.local_mesh(cfg.devices, model=-1 if cfg.param_sharding == "fsdp" else 1)
-    collector = Collector(bundle, cfg, mesh, pool=pool_latents is not None, feature=cfg.feature,
-                          timestep=cfg.timestep, unroll=cfg.unroll,
+    collector = Collector(bundle, cfg.sampler, mesh, pool=pool_latents is not None,
+                          feature=cfg.feature, timestep=cfg.timestep, unroll=cfg.unroll,
                           param_sharding=cfg.param_sharding)
-    identity = {"model": cfg.model, "prompt": cfg.prompt, "token": cfg.token,
+    identity = {"model": cfg.model.name, "prompt": cfg.prompt, "token": cfg.token,
                 "token_rows": list(rows), "embed_dim": model.embed_dim, "feature": cfg.feature,
-                "pool": str(cfg.pool), "steps": cfg.steps, "scheduler": cfg.scheduler,
+                "pool": str(cfg.pool), "steps": cfg.sampler.steps,
+                "scheduler": cfg.sampler.scheduler,
                 "timesteps": np.asarray(collector.sched.t_s).tolist(), "unroll": cfg.unroll,
-                "guidance": cfg.guidance, "seed": cfg.seed, "dtype": bundle.info["dtype"],
+                "guidance": cfg.sampler.guidance, "seed": cfg.seed,
+                "dtype": bundle.info["dtype"],
                 # another jax draws other numbers from the same seed: no resuming across them
                 "jax": jax.__version__}
     meta = {"config": to_dict(cfg), "model_info": bundle.info,

@@ -10,20 +10,18 @@ Field metadata understood here: ``help`` (one line, with units), ``positional`` 
 argument instead of a flag), ``choices``.
 
 Composition: a nested dataclass field is a section (``--complexity.mle-k``, ``complexity:`` in
-YAML). The model and sampler settings every model-running command shares are mixins whose
-fields stay flat on the run config (``cfg.steps``), but a mixin that declares
-``__config_section__ = (section, renames)`` is a section to users too: ``sampler: {steps: 4}``
-in YAML and ``--sampler.steps 4`` on the command line mean ``--steps 4``, ``model: {name:
-shapes, dtype: float32}`` means ``--model shapes --dtype float32``. The short flat flags stay
-(the CLI as easy to type as before) and the recorded config stays flat (every run folder
-written before reads the same).
+YAML). A section class that declares ``__config_aliases__`` gives each of its fields a short
+flag and YAML key beside the dotted one (its bare name, or the name the dict gives it), unless
+the run config has a field of that name: every model-running command nests ``model:``
+(`ModelConfig`) and ``sampler:`` (`SamplerConfig`), and ``--model tiny --steps 2`` still means
+``--model.name tiny --sampler.steps 2`` (the CLI as easy to type as before). A recorded config
+is nested too; `recorded` reads the flat ones run folders hold from before.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import re
 import types
 import typing
@@ -199,33 +197,43 @@ def _defaults(cls: type, base: Any = None, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _owner(cls: type, name: str) -> type:
-    """The class of ``cls``'s MRO that declares field ``name`` (a mixin such as ModelConfig)."""
-    return next(c for c in cls.__mro__ if name in inspect.get_annotations(c))
-
-
-def section_names(cls: type) -> dict[str, str]:
-    """{sectioned spelling: flat field} for the fields ``cls`` inherits from a mixin with a
-    ``__config_section__``: ``{"sampler.steps": "steps", "model.name": "model", ...}``."""
-    out = {}
-    for name, _, _ in _flat_fields(cls):
-        if "." in name:
+def aliases(cls: type) -> dict[str, str]:
+    """{short name: dotted field} of the sections of ``cls`` that declare ``__config_aliases__``
+    (``{"model": "model.name", "steps": "sampler.steps", ...}``), but not a run field's name."""
+    hints = _resolve(cls)
+    own = {f.name for f in dataclasses.fields(cls) if not dataclasses.is_dataclass(hints[f.name])}
+    out: dict[str, str] = {}
+    for f in dataclasses.fields(cls):
+        renames = getattr(hints[f.name], "__config_aliases__", None)
+        if renames is None:
             continue
-        section = _owner(cls, name).__dict__.get("__config_section__")
-        if section is not None:
-            out[f"{section[0]}.{section[1].get(name, name)}"] = name
+        for g in dataclasses.fields(hints[f.name]):
+            short = renames.get(g.name, g.name)
+            if short not in own:
+                out.setdefault(short, f"{f.name}.{g.name}")
     return out
 
 
-def _group_title(cls: type, owner: type, dotted: str) -> tuple[str, str | None]:
-    """(title, description) of a flag's help section: the run's own flags, each inherited
-    config (model, sampler, ...), and each nested config (``--sae.*``)."""
-    if "." in dotted:
-        return f"{dotted.split('.')[0]} flags (--{dotted.split('.')[0]}.*)", None
-    if owner is cls:
-        return "run flags", None
-    label = re.sub(r"(Config|Run)$", "", owner.__name__).lower() or owner.__name__
-    return f"{label} flags", None
+def _unalias(cls: type, values: dict[str, Any], source: str) -> dict[str, Any]:
+    """``values`` with short names replaced by the dotted ones; both spellings of one field in
+    one source is an error (which one would win is not obvious)."""
+    shorts = aliases(cls)
+    out = dict(values)
+    for short in [k for k in values if k in shorts]:
+        if shorts[short] in values:
+            raise UserError(f"{source} sets both {shorts[short]} and {short}: keep one")
+        out[shorts[short]] = out.pop(short)
+    return out
+
+
+def _group_title(cls: type, dotted: str) -> str:
+    """A flag's help section: run flags, a section with short flags (``model flags``), or
+    another nested config (``sae flags (--sae.*)``)."""
+    if "." not in dotted:
+        return "run flags"
+    section = dotted.split(".")[0]
+    short = hasattr(_resolve(cls)[section], "__config_aliases__")
+    return f"{section} flags" if short else f"{section} flags (--{section}.*)"
 
 
 def build_parser(cls: type, prog: str, description: str = "") -> argparse.ArgumentParser:
@@ -235,30 +243,26 @@ def build_parser(cls: type, prog: str, description: str = "") -> argparse.Argume
                         help="YAML file of field values; flags given here override it")
     defaults = _defaults(cls)
     groups = {"run flags": parser.add_argument_group("run flags")}
-    sectioned = {flat: long for long, flat in section_names(cls).items()}
+    short = {dotted: name for name, dotted in aliases(cls).items()}
     for name, f, tp in _flat_fields(cls):
         meta = f.metadata
-        title, _ = _group_title(cls, _owner(cls, name.split(".")[0]), name)
+        title = _group_title(cls, name)
         group = groups.setdefault(title, parser.add_argument_group(title))
         text = _help(meta.get("help") or "", defaults.get(name))
+        spellings = [short[name], name] if name in short else [name]
+        flags = [f"--{n.replace('_', '-')}" for n in spellings]
         if meta.get("positional"):
             group.add_argument(name, nargs="?", default=argparse.SUPPRESS, help=text)
         elif _unwrap_optional(tp)[0] is bool:
-            group.add_argument(*_spellings(name, sectioned), dest=name,
-                               default=argparse.SUPPRESS, help=text,
+            group.add_argument(*flags, dest=name, default=argparse.SUPPRESS, help=text,
                                action=argparse.BooleanOptionalAction)
         else:
             choices = meta.get("choices")
-            metavar = "|".join(map(str, choices)) if choices else name.split(".")[-1].upper()
-            group.add_argument(*_spellings(name, sectioned), dest=name, default=argparse.SUPPRESS,
+            metavar = "|".join(map(str, choices)) if choices else (
+                short.get(name) or name.split(".")[-1]).upper()
+            group.add_argument(*flags, dest=name, default=argparse.SUPPRESS,
                                help=text, choices=choices, metavar=metavar)
     return parser
-
-
-def _spellings(name: str, sectioned: dict[str, str]) -> list[str]:
-    """A field's flags: ``--steps``, and ``--sampler.steps`` where it belongs to a section."""
-    names = [name] + ([sectioned[name]] if name in sectioned else [])
-    return [f"--{n.replace('_', '-')}" for n in names]
 
 
 def load_yaml(path: Path) -> dict:
@@ -276,20 +280,23 @@ def load_yaml(path: Path) -> dict:
     return data
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"name": "tiny"}}`` -> ``{"model.name": "tiny"}``."""
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
+            out.update(flatten(v, key + "."))
         else:
             out[key] = v
     return out
 
 
 def build(cls: type[T], values: dict[str, Any]) -> T:
-    """Builds ``cls`` from dotted-name values, converting types; unknown names are an error."""
+    """Builds ``cls`` from dotted-name values (or short names: `aliases`), converting types;
+    unknown names are an error."""
     fields = {name: (f, tp) for name, f, tp in _flat_fields(cls)}
+    values = _unalias(cls, values, "the config")
 
     def base_of(f: dataclasses.Field) -> Any:
         """A nested field's default instance (its default or default_factory), if any."""
@@ -333,8 +340,9 @@ def parse(cls: type[T], argv: list[str], prog: str, description: str = "",
           presets: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> T:
     """Parses ``argv`` into ``cls``: YAML from ``--config`` first, then the flags over it.
 
-    ``presets(values)`` may return defaults that depend on the given values (a bundled model's
-    sampler settings); they fill only the fields neither the YAML nor the flags set.
+    ``presets(values)`` may return defaults that depend on the given values (dotted names: a
+    bundled model's sampler settings for ``values["model.name"]``); they fill only the fields
+    neither the YAML nor the flags set.
     """
     parser = build_parser(cls, prog, description)
     flags = {o for a in parser._actions for o in a.option_strings}
@@ -347,16 +355,11 @@ def parse(cls: type[T], argv: list[str], prog: str, description: str = "",
     command = data.pop("command", None)  # a YAML may say which command it is for
     if command is not None and command != prog.split()[-1]:
         raise UserError(f"{path} is a config for `jaxsteer {command}`, not `{prog}`")
-    values = _flatten(data)
-    renames = section_names(cls)   # sampler.steps -> steps, model.name -> model
-    for long in [k for k in values if k in renames]:
-        if renames[long] in values:
-            raise UserError(f"{path} sets both {long} and {renames[long]}: keep one")
-        values[renames[long]] = values.pop(long)
-    values.update(ns)
+    values = _unalias(cls, flatten(data), str(path)) | ns   # steps: 4 -> sampler.steps
     if presets is not None:
         names = {name for name, _, _ in _flat_fields(cls)}
-        values = {**{k: v for k, v in presets(values).items() if k in names}, **values}
+        given = _unalias(cls, presets(values), "the presets")
+        values = {**{k: v for k, v in given.items() if k in names}, **values}
     return build(cls, values)
 
 
@@ -371,3 +374,26 @@ def to_dict(cfg: Any) -> dict:
             return {k: clean(x) for k, x in v.items()}
         return v
     return clean(dataclasses.asdict(cfg))
+
+
+# The flat layout of the run configs with a model that run folders recorded before `model:` and
+# `sampler:` were nested fields: {flat key: dotted field}. Frozen: fields added since are only
+# ever recorded nested.
+_FLAT_RECORDED = {"model": "model.name"} | {k: f"model.{k}" for k in (
+    "family", "dtype", "revision", "allow_pickle", "attention", "remat_policy")} | {
+    k: f"sampler.{k}" for k in ("steps", "scheduler", "spacing", "timesteps", "guidance", "remat",
+                                "shared_noise")}
+
+
+def recorded(d: dict) -> dict:
+    """A recorded run config (`to_dict`) in today's nested form: a flat one (``"model":
+    "tiny", "steps": 4``, from before the nesting) gets its ``model`` and ``sampler`` sections;
+    any other config is returned as it is."""
+    if not isinstance(d.get("model"), str):   # nested (a dict), or a config without a model
+        return d
+    out = {k: v for k, v in d.items() if k not in _FLAT_RECORDED}
+    for key, dotted in _FLAT_RECORDED.items():
+        if key in d:
+            section, name = dotted.split(".")
+            out.setdefault(section, {})[name] = d[key]
+    return out

@@ -58,7 +58,8 @@ def demo_words(model: str, prompt: str | None, token: str | None) -> tuple[str, 
 def run(cfg: DemoRun) -> dict:
     from jaxsteer import collect, report, sample, steer
     from jaxsteer.decompose import run as decompose
-    from jaxsteer.models import load
+    from jaxsteer.models import ModelConfig, load
+    from jaxsteer.sampling import SamplerConfig
 
     model = cfg.model or default_model()
     out = records.check_out(cfg.out)
@@ -69,7 +70,8 @@ def run(cfg: DemoRun) -> dict:
     bundle.model.tokenize(prompt).rows(token)
     print(f"jaxsteer demo: the report will be at {out / 'report.html'} "
           f"(model {model!r}, prompt {prompt!r}, word {token!r})", flush=True)
-    common = dict(model=model, steps=cfg.steps, devices=cfg.devices)
+    common = dict(model=ModelConfig(name=model), sampler=SamplerConfig(steps=cfg.steps),
+                  devices=cfg.devices)
     print("1/4 sampling the pool", flush=True)
     sample.run(sample.SampleRun(prompt=prompt, n=cfg.pool, out=out / "pool", **common))
     print("2/4 collecting gradients", flush=True)

@@ -107,7 +107,9 @@ def random_offsets(key: jax.Array, dirs_kd: jax.Array, n: int, strength: tuple[f
 
 
 @dataclasses.dataclass(frozen=True)
-class DiversifyRun(ModelConfig, SamplerConfig):
+class DiversifyRun:
+    sampler: SamplerConfig = opt(default_factory=SamplerConfig, help="sampler settings")
+    model: ModelConfig = opt(default_factory=ModelConfig, help="which model, and how to load it")
     directions: Path = opt(Path("."), "DirectionSet checkpoint", positional=True)
     n: int = opt(32, "samples with and without steering (same seeds)")
     strength: tuple[float, ...] = opt((30.0, 40.0), "strength range lo,hi (authors, SDXL-DMD2: "
@@ -135,25 +137,25 @@ class DiversifyRun(ModelConfig, SamplerConfig):
     out: Path = opt(Path("runs/diversify"), "output folder (grids and diversity.json)")
 
     def __post_init__(self):
-        SamplerConfig.__post_init__(self)
         if len(self.strength) != 2 or self.strength[0] > self.strength[1]:
             raise UserError(f"--strength must be lo,hi with lo <= hi, got {self.strength}")
         if self.n < 2:
             raise UserError(f"--n must be >= 2, got {self.n}")
         if self.baseline:
-            bad = [k for k in self.baseline_steps if not 1 <= k < self.steps]
+            steps = self.sampler.steps
+            bad = [k for k in self.baseline_steps if not 1 <= k < steps]
             if bad or not self.baseline_steps:
-                raise UserError(f"--baseline-steps must each be in 1..{self.steps - 1} (the base "
-                                f"model hands over to a {self.steps}-step sampler), got "
+                raise UserError(f"--baseline-steps must each be in 1..{steps - 1} (the base "
+                                f"model hands over to a {steps}-step sampler), got "
                                 f"{self.baseline_steps}")
             self.base()  # a missing base is refused before anything loads
 
     def base(self) -> tuple[str, float]:
         """(base model, its CFG scale) of the baseline."""
         from jaxsteer.models.bundled import PRESETS, STUDENTS
-        name = self.base_model or STUDENTS.get(self.model)
+        name = self.base_model or STUDENTS.get(self.model.name)
         if name is None:
-            raise UserError(f"--baseline needs --base-model: the model {self.model!r} was "
+            raise UserError(f"--baseline needs --base-model: the model {self.model.name!r} was "
                             "distilled from (e.g. stabilityai/stable-diffusion-xl-base-1.0)")
         w = self.base_guidance
         return name, float(PRESETS.get(name, {}).get("guidance", 5.0) if w is None else w)
@@ -178,11 +180,11 @@ def run(cfg: DiversifyRun, features: Callable | None = None,
     if alignment is None and cfg.alignment == "shapes":
         from jaxsteer.shapes.evaluate import score
         alignment = lambda imgs: score([meta["prompt"]] * len(imgs), np.asarray(imgs))["fixed"]  # noqa: E731
-    bundle = cfg.load_model()
-    check_compatible(meta, ds.dim, bundle, cfg.model)
+    bundle = cfg.model.load_model()
+    check_compatible(meta, ds.dim, bundle, cfg.model.name)
     rows = tuple(meta["token_rows"])
     dirs = np.asarray(ds.directions)[: cfg.top or None]
-    cond, uncond = encode_prompt(bundle, meta["prompt"], cfg.use_cfg)
+    cond, uncond = encode_prompt(bundle, meta["prompt"], cfg.sampler.use_cfg)
     scale = row_scale(cond.emb, rows) if cfg.relative else 1.0
     key_s, key_d = jax.random.split(jax.random.key(cfg.seed))
     ratio = ds.explained_variance_ratio
@@ -194,22 +196,23 @@ def run(cfg: DiversifyRun, features: Callable | None = None,
     keys = jax.random.split(key_s, cfg.n)
     mesh = sharding.local_mesh(cfg.devices)
     samples = {
-        "without": render_batches(bundle, cfg, mesh, steered_cond(cond, rows, None, n=cfg.n),
-                                  uncond, keys, cfg.batch),
-        "with": render_batches(bundle, cfg, mesh, steered_cond(cond, rows, offs_nrd), uncond,
-                               keys, cfg.batch)}
-    per_step = 2 if cfg.use_cfg else 1
-    calls = {"without": {"base": 0, "student": cfg.steps * per_step}}
+        "without": render_batches(bundle, cfg.sampler, mesh,
+                                  steered_cond(cond, rows, None, n=cfg.n), uncond, keys,
+                                  cfg.batch),
+        "with": render_batches(bundle, cfg.sampler, mesh, steered_cond(cond, rows, offs_nrd),
+                               uncond, keys, cfg.batch)}
+    per_step = 2 if cfg.sampler.use_cfg else 1
+    calls = {"without": {"base": 0, "student": cfg.sampler.steps * per_step}}
     calls["with"] = calls["without"]
     if cfg.baseline:
         base_name, base_w = cfg.base()
-        base = dataclasses.replace(cfg, model=base_name, baseline=False).load_model()
+        base = dataclasses.replace(cfg.model, name=base_name).load_model()
         for k in cfg.baseline_steps:
-            samples[f"baseline_{k}"] = distilled_diversity(bundle, cfg, base, base_w,
+            samples[f"baseline_{k}"] = distilled_diversity(bundle, cfg.sampler, base, base_w,
                                                            meta["prompt"], keys, k, mesh,
                                                            cfg.batch)
             calls[f"baseline_{k}"] = {"base": k * (2 if base_w > 1.0 else 1),
-                                      "student": (cfg.steps - k) * per_step}
+                                      "student": (cfg.sampler.steps - k) * per_step}
     features = features or pixel_features
     result = {}
     for name, imgs in samples.items():

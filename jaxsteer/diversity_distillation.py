@@ -49,7 +49,7 @@ def distilled_diversity(student: ModelBundle, sampler: SamplerConfig, base: Mode
     n = keys_b.shape[0]
     cond, uncond = encode_prompt(student, prompt, sampler.use_cfg)
     base_cond, base_uncond = encode_prompt(base, prompt, base_guidance > 1.0)
-    render = make_handoff_renderer(student.model, base.model, sampler.sampler_config(),
+    render = make_handoff_renderer(student.model, base.model, sampler,
                                    base_steps, mesh)
     return render_padded(render, mesh, (student.params, base.params),
                          (broadcast_cond(cond, n), broadcast_cond(base_cond, n)),

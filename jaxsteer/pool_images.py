@@ -26,7 +26,8 @@ SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 @dataclasses.dataclass(frozen=True)
-class PoolFromImagesRun(ModelConfig):
+class PoolFromImagesRun:
+    model: ModelConfig = opt(default_factory=ModelConfig, help="which model, and how to load it")
     images: Path = opt(Path("."), "folder of PNG / JPEG / WebP images (searched recursively)",
                        positional=True)
     prompt: str = opt("", "the prompt the images show (collect checks it against its own)")
@@ -79,7 +80,7 @@ def run(cfg: PoolFromImagesRun) -> dict:
     files = image_files(cfg.images)
     if not files:
         raise UserError(f"{cfg.images} holds no {'/'.join(SUFFIXES)} images")
-    bundle = cfg.load_model()
+    bundle = cfg.model.load_model()
     model = bundle.model
     model.tokenize(cfg.prompt)  # a bad prompt fails before anything is written
     size = image_size(model, bundle.params)
@@ -87,7 +88,7 @@ def run(cfg: PoolFromImagesRun) -> dict:
     if len(good) < 2:
         raise UserError(f"{cfg.images}: {len(good)} readable image(s); a pool needs at least 2")
     listing = hashlib.sha256("\n".join(str(p.relative_to(cfg.images)) for p in good).encode())
-    identity = {"model": cfg.model, "prompt": cfg.prompt, "source": "images",
+    identity = {"model": cfg.model.name, "prompt": cfg.prompt, "source": "images",
                 "images": str(cfg.images.resolve()), "files_sha256": listing.hexdigest(),
                 "dtype": bundle.info["dtype"], "latent_shape": list(model.latent_shape)}
     store = ShardStore.open(cfg.out, "pool", identity, {"config": to_dict(cfg),

@@ -26,7 +26,9 @@ from jaxsteer.store import ShardStore, open_existing, read_manifest
 
 
 @dataclasses.dataclass(frozen=True)
-class SampleRun(ModelConfig, SamplerConfig):
+class SampleRun:
+    sampler: SamplerConfig = opt(default_factory=SamplerConfig, help="sampler settings")
+    model: ModelConfig = opt(default_factory=ModelConfig, help="which model, and how to load it")
     prompt: str = opt("", "the text prompt")
     n: int = opt(64, "pool size (the authors use 10,000)")
     seed: int = opt(4, "base seed; sample i uses fold_in(key(seed), i) (authors: 4)")
@@ -36,7 +38,6 @@ class SampleRun(ModelConfig, SamplerConfig):
     out: Path = opt(Path("runs/pool"), "output folder (resumed if it holds the same run)")
 
     def __post_init__(self):
-        SamplerConfig.__post_init__(self)
         if self.n < 2:
             raise UserError(f"--n must be at least 2 (pairs need two samples), got {self.n}")
         if self.batch < 1:
@@ -81,13 +82,14 @@ def png_bytes(image_hwc: np.ndarray) -> bytes:
 def run(cfg: SampleRun) -> dict:
     """Generates (or finishes) the pool in ``cfg.out``; returns a summary."""
     records.check_out(cfg.out)
-    bundle = cfg.load_model()
+    bundle = cfg.model.load_model()
     model = bundle.model
     model.tokenize(cfg.prompt)  # bad prompts fail here, before anything is written
-    identity = {"model": cfg.model, "prompt": cfg.prompt, "steps": cfg.steps,
-                "scheduler": cfg.scheduler, "spacing": cfg.spacing,
-                "timesteps": list(cfg.timesteps),
-                "guidance": cfg.guidance, "seed": cfg.seed, "dtype": bundle.info["dtype"],
+    sampler = cfg.sampler
+    identity = {"model": cfg.model.name, "prompt": cfg.prompt, "steps": sampler.steps,
+                "scheduler": sampler.scheduler, "spacing": sampler.spacing,
+                "timesteps": list(sampler.timesteps),
+                "guidance": sampler.guidance, "seed": cfg.seed, "dtype": bundle.info["dtype"],
                 "jax": jax.__version__,  # another jax draws other numbers: no resuming across
                 "latent_shape": list(model.latent_shape)}
     mesh = sharding.local_mesh(cfg.devices)
@@ -102,8 +104,9 @@ def _generate(cfg: SampleRun, bundle: ModelBundle, mesh, store: ShardStore) -> d
     """Makes the pool's missing (or damaged) shards; the caller holds the folder's lock."""
     model = bundle.model
     params = sharding.put_replicated(mesh, bundle.params)
-    cond, uncond = sharding.put_replicated(mesh, encode_prompt(bundle, cfg.prompt, cfg.use_cfg))
-    gen = make_generator(model, cfg.sampler_config(), mesh)
+    cond, uncond = sharding.put_replicated(mesh, encode_prompt(bundle, cfg.prompt,
+                                                               cfg.sampler.use_cfg))
+    gen = make_generator(model, cfg.sampler, mesh)
     decode = jax.jit(model.decode) if cfg.thumbnails else None
     thumbs = cfg.out / "thumbs" if cfg.thumbnails else None
     generated = fill_pool(store, gen, params, cond, uncond, jax.random.key(cfg.seed), mesh,

@@ -20,7 +20,10 @@ from jaxsteer.models.schedulers import KINDS, StepSchedule, make_schedule, step,
 
 @dataclasses.dataclass(frozen=True)
 class SamplerConfig:
-    __config_section__ = ("sampler", {})   # the sampler: section of YAML and flags
+    """How a run samples: the ``sampler`` field of every run config that samples (``--steps``
+    is the short flag of ``--sampler.steps``: `config.aliases`)."""
+
+    __config_aliases__ = {}   # every field has its bare name as short flag
     steps: int = opt(4, "K inference steps (DMD2: 4, SD-Turbo: 1)")
     scheduler: str = opt("ddim", "ddim | euler | lcm (lcm re-noises each step: DMD2, LCM)",
                          choices=KINDS)
@@ -48,11 +51,6 @@ class SamplerConfig:
     def use_cfg(self) -> bool:
         # Like diffusers: guidance above 1 needs the unconditional branch; otherwise skip it.
         return self.guidance > 1.0
-
-    def sampler_config(self) -> SamplerConfig:
-        """Just the sampler fields (a hashable cache key, whatever run config holds them)."""
-        return SamplerConfig(**{f.name: getattr(self, f.name)
-                                for f in dataclasses.fields(SamplerConfig)})
 
     def schedule(self, model: DiffusionModel, start_timestep: int | None = None) -> StepSchedule:
         return make_schedule(model.schedule, self.steps, self.scheduler, self.spacing,

@@ -110,7 +110,7 @@ def make_renderer(model: DiffusionModel, sampler: SamplerConfig, mesh):
 def render_batches(bundle: ModelBundle, sampler: SamplerConfig, mesh, cond_b: TextCond,
                    uncond: TextCond | None, keys_b: jax.Array, batch: int) -> np.ndarray:
     """Renders any number of samples in padded batches of ``batch`` (a multiple of devices)."""
-    render = make_renderer(bundle.model, sampler.sampler_config(), mesh)
+    render = make_renderer(bundle.model, sampler, mesh)
     return render_padded(render, mesh, (bundle.params,), (cond_b,), (uncond,), keys_b, batch)
 
 
@@ -159,7 +159,9 @@ def grid_png(images_ijhwc: np.ndarray, row_labels: list[str], col_labels: list[s
 
 
 @dataclasses.dataclass(frozen=True)
-class SteerRun(ModelConfig, SamplerConfig):
+class SteerRun:
+    sampler: SamplerConfig = opt(default_factory=SamplerConfig, help="sampler settings")
+    model: ModelConfig = opt(default_factory=ModelConfig, help="which model, and how to load it")
     directions: Path = opt(Path("."), "DirectionSet checkpoint (from `jaxsteer decompose`), or "
                            "the collect run folder holding it",
                            positional=True)
@@ -180,7 +182,6 @@ class SteerRun(ModelConfig, SamplerConfig):
     out: Path = opt(Path("runs/steer"), "output folder for the grids")
 
     def __post_init__(self):
-        SamplerConfig.__post_init__(self)
         if not self.seeds:
             raise UserError("--seeds is empty: give at least one seed, e.g. --seeds 0,1")
         if not self.indices:
@@ -242,8 +243,8 @@ def run(cfg: SteerRun) -> dict:
     if bad:
         raise UserError(f"direction index {bad[0]} is out of range: this set has {ds.k} "
                         f"directions (0..{ds.k - 1})")
-    bundle = cfg.load_model()
-    check_compatible(meta, ds.dim, bundle, cfg.model)
+    bundle = cfg.model.load_model()
+    check_compatible(meta, ds.dim, bundle, cfg.model.name)
     prompt = cfg.prompt or meta.get("prompt")
     if not prompt:
         raise UserError("the directions carry no prompt: pass --prompt")
@@ -251,7 +252,7 @@ def run(cfg: SteerRun) -> dict:
     rows = tokens.rows(meta["token"]) if cfg.prompt else tuple(meta["token_rows"])
     alphas = parse_alphas(cfg.alphas)
     mesh = sharding.local_mesh(cfg.devices)
-    cond, uncond = encode_prompt(bundle, prompt, cfg.use_cfg)
+    cond, uncond = encode_prompt(bundle, prompt, cfg.sampler.use_cfg)
     offsets_krd = direction_rows(np.asarray(ds.directions), len(meta.get("token_rows", rows)))
     if offsets_krd.shape[1] != len(rows):
         raise UserError(f"the directions span {offsets_krd.shape[1]} token rows, but "
@@ -261,8 +262,8 @@ def run(cfg: SteerRun) -> dict:
     grid = [(i, s, a) for i in cfg.indices for s in cfg.seeds for a in alphas]
     offsets = jnp.asarray(np.stack([offsets_krd[i] for i, _, _ in grid]))
     strengths = jnp.asarray([a * scale for _, _, a in grid], jnp.float32)
-    base_td = cond.emb + composed_offset(cfg.compose, cond.emb, cfg.absolute, bundle, cfg.model,
-                                         prompt)
+    base_td = cond.emb + composed_offset(cfg.compose, cond.emb, cfg.absolute, bundle,
+                                         cfg.model.name, prompt)
     # Then the unsteered image of each seed, and the first two directions together.
     pair = cfg.indices[:2] if cfg.pair and len(cfg.indices) >= 2 else None
     both = [(s, a, b) for s in cfg.seeds for a in alphas for b in alphas] if pair else []
@@ -274,7 +275,7 @@ def run(cfg: SteerRun) -> dict:
     seeds = [s for _, s, _ in grid] + list(cfg.seeds) + [s for s, _, _ in both]
     cond_b = steered_cond(cond.replace(emb=base_td), rows, offsets, strengths)
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
-    rendered = render_batches(bundle, cfg, mesh, cond_b, uncond, keys, cfg.batch)
+    rendered = render_batches(bundle, cfg.sampler, mesh, cond_b, uncond, keys, cfg.batch)
     k, s, a = len(cfg.indices), len(cfg.seeds), len(alphas)
     images = rendered[: k * s * a].reshape(k, s, a, *rendered.shape[1:])
     unsteered = rendered[k * s * a: k * s * a + s]
@@ -286,7 +287,7 @@ def run(cfg: SteerRun) -> dict:
         path = cfg.out / f"direction_{i:03d}.png"
         records.atomic_write_bytes(path, png)
         paths.append(str(path))
-    probe = PROBES.get(cfg.model) if cfg.probe == "auto" else (
+    probe = PROBES.get(cfg.model.name) if cfg.probe == "auto" else (
         None if cfg.probe == "none" else cfg.probe)
     significant = ds.significant_count() if ds.explained_variance_ratio is not None else None
     summary = save_outputs(cfg.out, images, unsteered, paired, alphas, {

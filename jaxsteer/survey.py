@@ -26,7 +26,7 @@ import numpy as np
 from jaxsteer import progress, records, runlock, sharding
 from jaxsteer.collect import Collector, draw_pairs, every_row, pad_rows
 from jaxsteer.complexity import NORMALIZATIONS, ComplexityConfig, estimate_all, normalize_rows
-from jaxsteer.config import opt, to_dict
+from jaxsteer.config import flatten, opt, recorded, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
 from jaxsteer.pages.survey import SurveyResult  # shows the survey page in a notebook
@@ -43,7 +43,9 @@ INTERVAL_ESTIMATES = ("subspace_size", "pca_90", "pca_95", "participation_ratio"
 
 
 @dataclasses.dataclass(frozen=True)
-class SurveyRun(ModelConfig, SamplerConfig):
+class SurveyRun:
+    sampler: SamplerConfig = opt(default_factory=SamplerConfig, help="sampler settings")
+    model: ModelConfig = opt(default_factory=ModelConfig, help="which model, and how to load it")
     prompts_file: Path = opt(Path("prompts.txt"), "one prompt per line (optionally "
                              "'prompt<TAB>word')", positional=True)
     pairs: int = opt(256, "gradients per prompt (with --ci-width: the first round's)")
@@ -73,7 +75,6 @@ class SurveyRun(ModelConfig, SamplerConfig):
     out: Path = opt(Path("runs/survey"), "output folder (a rerun resumes)")
 
     def __post_init__(self):
-        SamplerConfig.__post_init__(self)
         if self.pairs < 4:
             raise UserError(f"--pairs must be >= 4 for the estimators, got {self.pairs}")
         if self.pool == 1 or self.pool < 0:
@@ -172,7 +173,7 @@ class Worker:
 
     def __init__(self, cfg: SurveyRun, bundle, mesh, row_bucket: int | None = None):
         self.cfg, self.bundle, self.mesh, self.row_bucket = cfg, bundle, mesh, row_bucket
-        sampler = cfg.sampler_config()
+        sampler = cfg.sampler
         self.collector = Collector(bundle, sampler, mesh, pool=cfg.pool > 0,
                                    timestep=cfg.timestep)
         self.generator = make_generator(bundle.model, sampler, mesh) if cfg.pool else None
@@ -283,7 +284,7 @@ def run(cfg: SurveyRun) -> dict:
     records.check_out(cfg.out)
     prompts, bad = read_prompts(cfg.prompts_file)
     proc = jax.process_index()
-    bundle = cfg.load_model()
+    bundle = cfg.model.load_model()
     # One writer per part file: each host locks its own, so hosts of one survey run side by side
     # and a second survey started on the same folder is refused.
     with runlock.hold(cfg.out, f"{runlock.PREFIX}-survey-{proc:03d}.lock"):
@@ -299,11 +300,14 @@ def _survey(cfg: SurveyRun, bundle, prompts: list, bad: list[dict]) -> dict:
               "processes": nproc}
     if header_path.exists():
         old = records.read_json(header_path)
-        keep = ("model", "pairs", "pool", "steps", "guidance", "seed", "scheduler", "ci_width",
-                "max_pairs", "ci_estimator", "timestep", "rows", "normalize")
+        keep = ("model.name", "pairs", "pool", "sampler.steps", "sampler.guidance", "seed",
+                "sampler.scheduler", "ci_width", "max_pairs", "ci_estimator", "timestep", "rows",
+                "normalize")
         # surveys written before --timestep, --rows and --normalize existed ran their defaults
-        was = {"timestep": None, "rows": "word", "normalize": "none", **old["config"]}
-        diff = [k for k in keep if was.get(k) != header["config"].get(k)]
+        was = {"timestep": None, "rows": "word", "normalize": "none",
+               **flatten(recorded(old["config"]))}
+        now = flatten(header["config"])
+        diff = [k for k in keep if was.get(k) != now.get(k)]
         if diff:
             raise UserError(f"{cfg.out} holds a survey with other settings ({', '.join(diff)}): "
                             "choose another --out")
@@ -341,7 +345,7 @@ def _survey(cfg: SurveyRun, bundle, prompts: list, bad: list[dict]) -> dict:
         if cfg.keep_gradients:
             records.save_arrays(cfg.out / "grads" / f"{line:07d}.safetensors", {"grads": grads})
         append_line(part, {"line": line, "prompt": prompt, "token": word, **body,
-                           "model": cfg.model, "versions": header["versions"]})
+                           "model": cfg.model.name, "versions": header["versions"]})
     if nproc > 1:
         from jax.experimental import multihost_utils
         multihost_utils.sync_global_devices("jaxsteer-survey-done")

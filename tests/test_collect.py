@@ -179,14 +179,14 @@ def test_collect_on_a_pool_takes_its_sampler_settings_unless_a_flag_says_otherwi
             "--pool", str(tmp_path / "pool")]
     presets = cli._presets_for(CollectRun)
     cfg = config.parse(CollectRun, args, "jaxsteer collect", presets=presets)
-    assert (cfg.steps, cfg.guidance) == (4, 0.0)   # the pool's, not the shapes preset's 20, 3.0
-    assert pool_differences(cfg, {"identity": ident}) == []
+    assert (cfg.sampler.steps, cfg.sampler.guidance) == (4, 0.0)   # the pool's, not the shapes
+    assert pool_differences(cfg.sampler, {"identity": ident}) == []   # preset's 20, 3.0
     cfg = config.parse(CollectRun, args + ["--guidance", "3"], "jaxsteer collect",
                        presets=presets)
-    assert (cfg.steps, cfg.guidance) == (4, 3.0)   # a flag wins
-    assert pool_differences(cfg, {"identity": ident}) == ["guidance 3.0 (pool 0.0)"]
+    assert (cfg.sampler.steps, cfg.sampler.guidance) == (4, 3.0)   # a flag wins
+    assert pool_differences(cfg.sampler, {"identity": ident}) == ["guidance 3.0 (pool 0.0)"]
     no_pool = config.parse(CollectRun, args[:6], "jaxsteer collect", presets=presets)
-    assert (no_pool.steps, no_pool.guidance) == (20, 3.0)   # the model preset, as before
+    assert (no_pool.sampler.steps, no_pool.sampler.guidance) == (20, 3.0)   # the model preset
 
 
 def test_the_gradient_driver_equals_one_call_per_batch(collector8, latents):

@@ -9,6 +9,7 @@ import yaml
 from jaxsteer import cli, config
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
+from jaxsteer.sampling import SamplerConfig
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").rglob("*.yaml"))
 
@@ -28,7 +29,7 @@ def test_flags_override_yaml_and_bad_values_are_clear(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("command: collect\npairs: 8\nsteps: 2\n")
     cfg = config.parse(CollectRun, ["--config", str(path), "--pairs", "16"], "jaxsteer collect")
-    assert (cfg.pairs, cfg.steps) == (16, 2)
+    assert (cfg.pairs, cfg.sampler.steps) == (16, 2)
     with pytest.raises(UserError, match="unknown config field"):
         config.build(CollectRun, {"pairz": 3})
     with pytest.raises(UserError, match="not `jaxsteer sample`"):
@@ -36,7 +37,7 @@ def test_flags_override_yaml_and_bad_values_are_clear(tmp_path):
     with pytest.raises(UserError, match="invalid choice"):
         config.parse(CollectRun, ["--scheduler", "heun"], "jaxsteer collect")
     cfg = config.parse(CollectRun, ["--timesteps", "999,749"], "jaxsteer collect")
-    assert cfg.timesteps == (999, 749)
+    assert cfg.sampler.timesteps == (999, 749)
 
 
 def test_bare_boolean_flags_mean_true():
@@ -53,15 +54,16 @@ def test_bundled_model_presets_fill_only_the_flags_left_out(tmp_path):
     presets = cli._presets_for(CollectRun)
     turbo = PRESETS["shapes-turbo"]
     cfg = config.parse(CollectRun, ["--model", "shapes-turbo"], "jaxsteer collect", presets=presets)
-    assert (cfg.steps, cfg.guidance) == (turbo["steps"], turbo["guidance"])
+    assert (cfg.sampler.steps, cfg.sampler.guidance) == (turbo["steps"], turbo["guidance"])
     cfg = config.parse(CollectRun, ["--model", "shapes-turbo", "--steps", "3"], "jaxsteer collect",
                        presets=presets)
-    assert (cfg.steps, cfg.guidance) == (3, turbo["guidance"])
+    assert (cfg.sampler.steps, cfg.sampler.guidance) == (3, turbo["guidance"])
     path = tmp_path / "c.yaml"
     path.write_text("model: shapes-turbo\nguidance: 1.5\n")
     cfg = config.parse(CollectRun, ["--config", str(path)], "jaxsteer collect", presets=presets)
-    assert (cfg.steps, cfg.guidance) == (turbo["steps"], 1.5)
-    assert config.parse(CollectRun, [], "jaxsteer collect", presets=presets).steps == 4  # tiny
+    assert (cfg.sampler.steps, cfg.sampler.guidance) == (turbo["steps"], 1.5)
+    assert config.parse(CollectRun, [], "jaxsteer collect",
+                        presets=presets).sampler.steps == 4  # tiny
     from jaxsteer.decompose.run import DecomposeRun
     assert cli._presets_for(DecomposeRun) is None
 
@@ -127,7 +129,7 @@ def test_help_of_a_run_config_groups_model_sampler_and_run_flags():
 
 def test_model_and_sampler_sections_in_yaml_and_flags_mean_the_flat_fields(tmp_path):
     """`model:` / `sampler:` sections and --model.* / --sampler.* flags are the same fields as
-    the short flags; the recorded config stays flat, so old run folders read the same."""
+    the short flags and flat YAML keys; the recorded config is nested."""
     from jaxsteer.collect import CollectRun
     nested = tmp_path / "nested.yaml"
     nested.write_text("command: collect\nmodel:\n  name: tiny\n  dtype: float32\n"
@@ -140,9 +142,12 @@ def test_model_and_sampler_sections_in_yaml_and_flags_mean_the_flat_fields(tmp_p
     c = config.parse(CollectRun, ["--model.name", "tiny", "--model.dtype", "float32",
                                   "--sampler.steps", "2", "--sampler.remat", "false",
                                   "--pairs", "8"], "jaxsteer collect")
-    assert a == b == c and (a.model, a.dtype, a.steps, a.remat) == ("tiny", "float32", 2, False)
-    assert config.to_dict(a)["steps"] == 2 and "sampler" not in config.to_dict(a)
-    assert config.section_names(CollectRun)["model.name"] == "model"
+    d = config.parse(CollectRun, ["--model", "tiny", "--dtype", "float32", "--steps", "2",
+                                  "--no-remat", "--pairs", "8"], "jaxsteer collect")
+    assert a == b == c == d and (a.model.name, a.model.dtype, a.sampler.steps,
+                                 a.sampler.remat) == ("tiny", "float32", 2, False)
+    assert config.to_dict(a)["sampler"]["steps"] == 2 and "steps" not in config.to_dict(a)
+    assert config.aliases(CollectRun)["model"] == "model.name"
     both = tmp_path / "both.yaml"
     both.write_text("command: collect\nsteps: 3\nsampler:\n  steps: 2\n")
     with pytest.raises(UserError, match="both sampler.steps and steps"):
@@ -151,3 +156,48 @@ def test_model_and_sampler_sections_in_yaml_and_flags_mean_the_flat_fields(tmp_p
         bad = tmp_path / "bad.yaml"
         bad.write_text("command: collect\nsampler:\n  stepz: 2\n")
         config.parse(CollectRun, ["--config", str(bad)], "jaxsteer collect")
+
+
+# `to_dict` of a CollectRun as run folders recorded it before model: / sampler: were nested.
+OLD_FLAT = {
+    "steps": 2, "scheduler": "ddim", "spacing": None, "timesteps": [999, 499], "guidance": 0.0,
+    "remat": True, "shared_noise": 0.0, "model": "shapes", "family": None, "dtype": "float32",
+    "revision": None, "allow_pickle": False, "attention": "auto", "remat_policy": "auto",
+    "prompt": "a red circle", "token": "circle", "pool": "none", "pairs": 8, "timestep": None,
+    "unroll": False, "feature": "latents", "batch": 16, "seed": 0, "devices": -1,
+    "param_sharding": "none", "out": "runs/grads"}
+
+
+def test_a_flat_recorded_config_reads_back_as_the_nested_one():
+    from jaxsteer.collect import CollectRun
+    from jaxsteer.pool_images import PoolFromImagesRun
+    cfg = config.parse(CollectRun, ["--model", "shapes", "--steps", "2", "--dtype", "float32",
+                                    "--prompt", "a red circle", "--token", "circle", "--pairs",
+                                    "8", "--timesteps", "999,499"], "jaxsteer collect")
+    nested = config.to_dict(cfg)
+    assert nested["model"]["name"] == "shapes" and nested["sampler"]["steps"] == 2
+    assert config.recorded(OLD_FLAT) == nested
+    assert config.recorded(nested) == nested                      # idempotent
+    assert config.recorded({"k": 8, "seed": 0}) == {"k": 8, "seed": 0}   # no model: as it is
+    pool = config.parse(PoolFromImagesRun, ["--prompt", "x"], "jaxsteer pool-from-images")
+    old_pool = {"model": "tiny", "family": None, "dtype": "auto", "revision": None,
+                "allow_pickle": False, "attention": "auto", "remat_policy": "auto",
+                "images": ".", "prompt": "x", "batch": 16, "devices": -1, "out": "runs/pool"}
+    assert config.recorded(old_pool) == config.to_dict(pool)     # no sampler section made up
+
+
+def test_short_names_are_aliases_in_python_too_and_a_run_field_keeps_its_name():
+    from jaxsteer.collect import CollectRun
+    a = config.build(CollectRun, {"model": "shapes", "steps": 2})
+    b = config.build(CollectRun, {"model.name": "shapes", "sampler.steps": 2})
+    assert a == b and a.model.name == "shapes"
+    with pytest.raises(UserError, match="both sampler.steps and steps"):
+        config.build(CollectRun, {"steps": 2, "sampler.steps": 3})
+
+    @dataclasses.dataclass(frozen=True)
+    class _Run:
+        sampler: SamplerConfig = opt(default_factory=SamplerConfig, help="")
+        steps: int = opt(10, "the run's own steps")
+    assert config.aliases(_Run)["guidance"] == "sampler.guidance" and "steps" not in \
+        config.aliases(_Run)
+    assert config.parse(_Run, ["--steps", "3"], "t") == _Run(steps=3)

@@ -9,7 +9,7 @@ from jax.sharding import PartitionSpec as P
 from jaxsteer import sharding
 from jaxsteer.collect import Collector
 from jaxsteer.errors import UserError
-from jaxsteer.models import load
+from jaxsteer.models import ModelConfig, load
 from jaxsteer.sampling import SamplerConfig
 
 MODEL = sharding.MODEL
@@ -84,9 +84,9 @@ def test_collect_run_with_fsdp_puts_every_device_on_the_model_axis(tmp_path, mon
     with pytest.raises(UserError, match="--param-sharding"):
         collect.CollectRun(prompt="a picture of a monster", token="monster",
                            param_sharding="zero3")
-    cfg = collect.CollectRun(model="tiny", prompt="a picture of a monster", token="monster",
-                             steps=1, pairs=8, batch=8, param_sharding="fsdp",
-                             out=tmp_path / "g")
+    cfg = collect.CollectRun(model=ModelConfig(name="tiny"), sampler=SamplerConfig(steps=1),
+                             prompt="a picture of a monster", token="monster", pairs=8,
+                             batch=8, param_sharding="fsdp", out=tmp_path / "g")
     with pytest.raises(KeyboardInterrupt):
         collect.run(cfg)
     assert seen == [({"data": 1, "model": 8}, "fsdp")]

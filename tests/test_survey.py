@@ -226,3 +226,24 @@ def test_survey_runs_the_benchmarks_method_rows_timestep_and_normalisation(tmp_p
     base = ["survey", str(one), *FAST, "--out", str(tmp_path / "first_raw")]
     assert cli.main(base) == 0
     assert cli.main(base + ["--rows", "all"]) == 2
+
+
+def test_a_survey_folder_with_a_flat_recorded_config_resumes(tmp_path, capsys):
+    """Survey folders from before the model: / sampler: nesting hold a flat config: the same
+    settings resume them (nothing measured again), other sampler settings are refused."""
+    one = tmp_path / "one.txt"
+    one.write_text("a red cat\n")
+    base = ["survey", str(one), *FAST, "--out", str(tmp_path / "s")]
+    assert cli.main(base) == 0
+    header = tmp_path / "s" / "survey.json"
+    old = json.loads(header.read_text())
+    cfg = old["config"]
+    flat = {k: v for k, v in cfg.items() if k not in ("model", "sampler")} | cfg["sampler"] | {
+        ("model" if k == "name" else k): v for k, v in cfg["model"].items()}
+    assert flat["model"] == "tiny" and flat["steps"] == 2
+    header.write_text(json.dumps(old | {"config": flat}))
+    assert cli.main(base) == 0
+    assert len(lines_of(tmp_path / "s")[1]) == 1
+    capsys.readouterr()
+    assert cli.main(base + ["--steps", "3"]) == 2
+    assert "other settings (sampler.steps)" in capsys.readouterr().err

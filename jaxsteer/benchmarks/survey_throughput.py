@@ -34,7 +34,8 @@ from jaxsteer.collect import PromptInputs, pad_rows
 from jaxsteer.complexity import ComplexityConfig
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
-from jaxsteer.models import architectures
+from jaxsteer.models import ModelConfig, architectures
+from jaxsteer.sampling import SamplerConfig
 from jaxsteer.store import versions
 
 # TPU systems of the projection: chips, hosts, dense bf16 peak per chip (TFLOP/s).
@@ -133,11 +134,12 @@ def bench_survey(config: str = "sd-turbo-1", pairs: int = 256, prompts: int = 4,
     if prompts < 1 or warmup < 1:
         raise UserError("survey bench needs at least 1 warm-up and 1 timed prompt")
     bc = CONFIGS[config]
-    cfg = survey.SurveyRun(model=f"random:{bc.arch}", dtype=dtype, attention=attention,
-                           steps=bc.steps, scheduler=bc.scheduler, timesteps=bc.timesteps,
-                           guidance=bc.guidance, remat=remat, pairs=pairs, pool=pool,
-                           batch=batch, seed=seed, devices=devices,
-                           complexity=complexity or ComplexityConfig())
+    cfg = survey.SurveyRun(
+        model=ModelConfig(name=f"random:{bc.arch}", dtype=dtype, attention=attention),
+        sampler=SamplerConfig(steps=bc.steps, scheduler=bc.scheduler, timesteps=bc.timesteps,
+                              guidance=bc.guidance, remat=remat),
+        pairs=pairs, pool=pool, batch=batch, seed=seed, devices=devices,
+        complexity=complexity or ComplexityConfig())
     t0 = time.perf_counter()
     bundle = architectures.build(bc.arch, dtype=dtype, seed=seed, attention=attention,
                                  sample_size=sample_size, scan_layers=scan_layers)
@@ -172,7 +174,7 @@ def bench_survey(config: str = "sd-turbo-1", pairs: int = 256, prompts: int = 4,
                 body, _ = survey.measure_prompt(worker, inputs, jax.random.fold_in(collect_key, i),
                                                 jax.random.fold_in(estimate_key, i))
                 survey.append_line(part, {"line": i + 1, "prompt": f"random prompt {i}",
-                                          "token": "?", **body, "model": cfg.model,
+                                          "token": "?", **body, "model": cfg.model.name,
                                           "versions": vers})
                 total = time.perf_counter() - start
                 sec = body["seconds"]

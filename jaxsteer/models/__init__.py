@@ -116,12 +116,12 @@ def load(model: str, family: str | None = None, **kw) -> ModelBundle:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Which model to load and how; every run config that loads a model inherits these fields.
-    In YAML and flags they also form a ``model:`` section (`config.section_names`)."""
+    """Which model to load and how: the ``model`` field of every run config that loads a model
+    (``--model.dtype``, or the short ``--dtype``: `config.aliases`)."""
 
-    __config_section__ = ("model", {"model": "name"})   # model.name is the model id
+    __config_aliases__ = {"name": "model"}   # --model ID is the short flag of model.name
 
-    model: str = opt("tiny", "hub id, local diffusers pipeline folder, or a bundled model "
+    name: str = opt("tiny", "hub id, local diffusers pipeline folder, or a bundled model "
                       "(shapes, shapes-turbo, shapes-student, tiny, tiny-xl, tiny-flux)")
     family: str | None = opt(None, "sd | sdxl | flux; detected from the folder when unset")
     dtype: str = opt("auto", "parameter and activation dtype: auto (bfloat16 on GPUs and TPUs, "
@@ -140,7 +140,7 @@ class ModelConfig:
                             choices=("auto", *REMAT_POLICIES))
 
     def load_model(self) -> ModelBundle:
-        return load(self.model, family=self.family, dtype=self.dtype, revision=self.revision,
+        return load(self.name, family=self.family, dtype=self.dtype, revision=self.revision,
                     allow_pickle=self.allow_pickle, attention=self.attention,
                     remat_policy=self.remat_policy)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jaxsteer import records
+from jaxsteer.config import flatten, recorded
 from jaxsteer.pages.html import Raw, esc, facts_table, fmt, table
 from jaxsteer.pages.svg import bars, histogram
 
@@ -45,14 +46,18 @@ def _with_ci(entry) -> str:
     return text + (f" [{fmt(float(ci[0]))}, {fmt(float(ci[1]))}]" if ci else "")
 
 
+# The recorded config's fields the page shows: {label: dotted field}.
+FACTS = {"model": "model.name", "pairs": "pairs", "pool": "pool", "steps": "sampler.steps",
+         "guidance": "sampler.guidance", "seed": "seed"}
+
+
 def survey_html(folder: Path) -> tuple[str, str]:
     """(title, body) of a survey folder's page."""
     folder = Path(folder)
     header, recs, errs = load(folder)
-    cfg = header.get("config", {})
+    cfg = flatten(recorded(header.get("config", {})))
     title = f"jaxsteer survey: {folder.name}"
-    facts = {k: cfg[k] for k in ("model", "pairs", "pool", "steps", "guidance", "seed")
-             if k in cfg}
+    facts = {label: cfg[k] for label, k in FACTS.items() if k in cfg}
     facts |= {"prompts measured": len(recs), "lines skipped": len(errs)}
     parts = [facts_table(facts)]
     if recs:

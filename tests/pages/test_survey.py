@@ -28,3 +28,16 @@ def test_survey_page_ranks_prompts_with_intervals_thumbnails_and_skipped_lines(t
     assert "Skipped lines" in page and "unknown word" in page and "a zebra" in page
     assert "Prompts ranked by complexity" in page
     assert "a big blue square" in SurveyResult({"out": str(out)})._repr_html_()
+
+
+def test_the_page_reads_flat_and_nested_recorded_configs_alike(tmp_path):
+    """Survey folders from before the model: / sampler: nesting record a flat config."""
+    from jaxsteer.pages.survey import survey_html
+    bodies = []
+    for name, cfg in (("flat", {"model": "shapes", "pairs": 64, "steps": 4}),
+                      ("nested", {"model": {"name": "shapes"}, "pairs": 64,
+                                  "sampler": {"steps": 4}})):
+        records.write_json(tmp_path / name / "survey.json", {"config": cfg})
+        append_line(tmp_path / name / "records-000.jsonl", record(1, "a red circle", 2.0, None))
+        bodies.append(survey_html(tmp_path / name)[1])
+    assert bodies[0] == bodies[1] and "shapes" in bodies[0]
