@@ -60,8 +60,8 @@ class SurveyRun:
                     "denoiser call each); 0 = pool-free pairs of fresh generations")
     timestep: int | None = opt(None, "training timestep a pool image is noised to (collect's "
                                "--timestep); default: the first (noisiest) step. On the bundled "
-                               "pixel-space shapes model 500 ranked better on the tuning split "
-                               "(README, ground truth)")
+                               "shapes model 500 ranked better on the tuning split only, not on "
+                               "the test split (README, ground truth)")
     rows: str = opt("word", "token rows differentiated: word (the prompt's word) | all (every "
                     "row of the text embedding)", choices=("word", "all"))
     normalize: str = opt("none", "gradients before the estimates: none | l2 (unit norm each)",
