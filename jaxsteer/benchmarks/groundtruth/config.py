@@ -119,7 +119,8 @@ class GroundTruthConfig:
                                        "always rendered)")
     seeds: int | None = opt(None, "seeds per (direction, strength)")
     usable_background: float = opt(0.3, "brightest background channel in [0, 1] of an image "
-                                   "the probe's readings are trusted on")
+                                   "the probe's readings are trusted on (scenes: of the colour "
+                                   "wash left on its grey level)")
     sae_k: int = opt(4, "SAE active latents (the authors' 32 is for SDXL's 2048-wide rows)")
     sae_epochs: int | None = opt(None, "SAE epochs")
     sae_batch: int = opt(32, "SAE minibatch")

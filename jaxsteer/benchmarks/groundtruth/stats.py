@@ -236,8 +236,10 @@ def format_tables(result: dict) -> str:
     parts.append(f"target >= {t['complexity']}")
     parts += _convergence_lines(recs)
     parts += _variant_lines(result["complexity"].get("variants"))
-    parts.append("\ndiversity: spread of free factors (std; hue circular std in degrees; type "
-                 "entropy / log 3), fidelity = share obeying the caption's fixed factors")
+    entropy = "type entropy / log 3" if categorical == "type" else \
+        "categorical: entropy / log levels"
+    parts.append(f"\ndiversity: spread of free factors (std; hue circular std in degrees; "
+                 f"{entropy}), fidelity = share obeying the caption's fixed factors")
     rows = []
     for prompt, d in result["diversity"].items():
         for name in (n for n in d if n != "free"):
