@@ -57,7 +57,8 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], tuple[type, Callable]]]] = {
                _sample),
     "pca": ("PCA compile and steady-state time on planted data", _pca),
     "sae": ("SAE step and training time on planted data", _sae),
-    "groundtruth": ("the method against the known factors of the shapes world", _groundtruth),
+    "groundtruth": ("the method against the known factors of the shapes or scenes world",
+                    _groundtruth),
 }
 DEFAULT = "throughput"
 

@@ -1,4 +1,10 @@
-"""`jaxsteer bench groundtruth`: the method checked against the known factors of the shapes world.
+"""`jaxsteer bench groundtruth`: the method checked against the known factors of a synthetic world.
+
+``--groundtruth.world shapes`` (the default, described below) or ``scenes`` (eight factors,
+length-matched complexity prompts, a model folder required): `worlds` holds what differs, the
+factors, grammar, prompt lists, probe, fidelity score and differentiated word; below, "the
+probe", "captions" and "type" mean the world's (scenes adds texture, background and dot, which
+are scored like type).
 
 DESIGN.md section 4 asks for three numbers no paper gives. The prompts come from one half of the
 caption space (`split`: tuning or test captions, by a hash rule fixed before tuning), the sizes

@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from jaxsteer.benchmarks.groundtruth import worlds
 from jaxsteer.benchmarks.groundtruth.split import complexity_prompts, section_prompts
 from jaxsteer.complexity import ComplexityConfig, estimator_names
 from jaxsteer.complexity.estimate import NORMALIZATIONS
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
-from jaxsteer.models.bundled import PRESETS, STUDENTS
-from jaxsteer.shapes.captions import SPLITS, spec
+from jaxsteer.models.bundled import NAMES, PRESETS, STUDENTS
+from jaxsteer.shapes.captions import SPLITS
 
 TARGETS = {"recovery": 0.9, "complexity": 0.8, "spread_ratio": 2.0, "fidelity": 0.95}
 CONTINUOUS = ("hue", "x", "y", "size")
@@ -62,9 +63,14 @@ class GroundTruthConfig:
     ``split``'s lists and (``turbo``) the model when the run starts (`resolved`); a value given
     explicitly wins, and the resolved values are what the result's ``config`` records."""
 
-    model: str = opt("shapes", "bundled shapes model, or a pipeline folder of a shapes-world "
-                     "model (e.g. from `jaxsteer train-shapes`)")
-    preset: str = opt("shapes", "sampler of the model: an entry of models.bundled.PRESETS")
+    world: str = opt("shapes", "synthetic world of the prompts, probe and factors: shapes "
+                     "(5 factors, bundled model) | scenes (8 factors, prompt length held fixed "
+                     "across free-factor counts; needs --model)", choices=tuple(worlds.WORLDS))
+    model: str | None = opt(None, "pipeline folder of a model of the world (shapes: e.g. from "
+                            "`jaxsteer train-shapes`; scenes: from `python -m "
+                            "jaxsteer.scenes.train`); default: the bundled shapes model (shapes)")
+    preset: str | None = opt(None, "sampler of the model: an entry of models.bundled.PRESETS "
+                             "(default: shapes, 20 DDIM steps with CFG, in either world)")
     turbo: str | None = opt(None, "sampler of the collapsed generator of the diversity "
                             "section, a PRESETS entry; default: shapes-student (the distilled "
                             "4-step student) for the bundled shapes model, else shapes-turbo "
@@ -113,7 +119,8 @@ class GroundTruthConfig:
                                        "always rendered)")
     seeds: int | None = opt(None, "seeds per (direction, strength)")
     usable_background: float = opt(0.3, "brightest background channel in [0, 1] of an image "
-                                   "the probe's readings are trusted on")
+                                   "the probe's readings are trusted on (scenes: of the colour "
+                                   "wash left on its grey level)")
     sae_k: int = opt(4, "SAE active latents (the authors' 32 is for SDXL's 2048-wide rows)")
     sae_epochs: int | None = opt(None, "SAE epochs")
     sae_batch: int = opt(32, "SAE minibatch")
@@ -157,7 +164,7 @@ class GroundTruthConfig:
             raise UserError(f"--turbo {self.turbo} is the student of {STUDENTS[self.turbo]}, "
                             f"not of {self.model}: use shapes-turbo (the model's own weights)")
         for p in set(self.prompts) | set(self.recovery_prompts) | set(self.diversity_prompts):
-            spec(p)  # a caption outside the grammar fails here, before anything compiles
+            worlds.get(self.world).spec(p)  # outside the grammar: fails before any compile
         if len(self.prompts) < 2:
             raise UserError("--prompts: give at least 2 prompts (>= 12 for a meaningful "
                             "rank correlation)")
@@ -198,20 +205,23 @@ class GroundTruthConfig:
             raise UserError(f"--diversity-strength must be lo,hi, got {lo_hi}")
 
     def _filled(self) -> dict:
-        """The scale preset's value of every None field, the split's prompt lists and the
-        model's collapsed generator."""
-        preset = SCALES[self.scale]
-        out = {name: preset[name] for name in SCALE_FIELDS if getattr(self, name) is None}
+        """The scale preset's value of every None field, the world's model and sampler, the
+        split's prompt lists and the model's collapsed generator."""
+        preset, world = SCALES[self.scale], worlds.get(self.world)
+        out = _world_model(self.world, self.model, world.model)
+        if self.preset is None:
+            out["preset"] = world.preset
+        out.update({name: preset[name] for name in SCALE_FIELDS if getattr(self, name) is None})
         if self.convergence_pairs is None:   # the reference N is never below --pairs
             out["convergence_pairs"] = max(preset["convergence_pairs"],
                                            out.get("pairs", self.pairs))
-        lists = {"prompts": complexity_prompts(self.split, preset["per_count"])}
+        lists = {"prompts": complexity_prompts(self.split, preset["per_count"], self.world)}
         lists["recovery_prompts"], lists["diversity_prompts"] = section_prompts(
-            self.split, preset["per_count"], preset["section_prompts"])
+            self.split, preset["per_count"], preset["section_prompts"], self.world)
         out.update({k: v for k, v in lists.items() if getattr(self, k) is None})
         if self.turbo is None:   # a real collapse where one is bundled, else the stand-in
-            out["turbo"] = next((s for s, t in STUDENTS.items() if t == self.model),
-                                "shapes-turbo")
+            model = out.get("model", self.model)
+            out["turbo"] = next((s for s, t in STUDENTS.items() if t == model), "shapes-turbo")
         return out
 
     def resolved(self) -> GroundTruthConfig:
@@ -234,9 +244,22 @@ class GroundTruthConfig:
         return tuple(dict.fromkeys(self.prompts + self.recovery_prompts + self.diversity_prompts))
 
 
+def _world_model(world: str, model: str | None, default: str | None) -> dict:
+    """{"model": the world's bundled model} when none is given; a world with none bundled
+    (scenes) refuses to run without a folder, or on a bundled model (another world's)."""
+    if default is not None:
+        return {} if model is not None else {"model": default}
+    if model is None or model in NAMES:
+        got = "" if model is None else f", not the bundled {model!r}"
+        raise UserError(f"--groundtruth.world {world} needs --groundtruth.model FOLDER, a "
+                        f"{world} pipeline{got} (none is bundled yet: OUT=$OUT bash "
+                        f"scripts/gpu_train_{world}.sh trains one)")
+    return {}
+
+
 @dataclasses.dataclass(frozen=True)
 class GroundTruthBench:
     """`jaxsteer bench groundtruth`: its flags are ``--groundtruth.*`` (maintainers script them)."""
 
     groundtruth: GroundTruthConfig = opt(default_factory=GroundTruthConfig,
-                                         help="the shapes-world benchmark")
+                                         help="the synthetic-world benchmark")

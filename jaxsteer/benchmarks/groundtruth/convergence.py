@@ -20,6 +20,7 @@ choices on the same data (`stats.variant_table`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -34,12 +35,14 @@ from jaxsteer.shapes.captions import free_count
 VARIANT_PA_DRAWS = 5
 
 
-def round_robin(prompts: tuple[str, ...], m: int) -> tuple[str, ...]:
+def round_robin(prompts: tuple[str, ...], m: int,
+                count: Callable[[str], int] = free_count) -> tuple[str, ...]:
     """The first ``m`` prompts taking one of each free-factor count in turn (list order within a
-    count): the convergence prompts span the counts before any count gets a second."""
+    count; ``count``: the world's free count, shapes by default): the convergence prompts span
+    the counts before any count gets a second."""
     by_count: dict[int, list[str]] = {}
     for p in prompts:
-        by_count.setdefault(free_count(p), []).append(p)
+        by_count.setdefault(count(p), []).append(p)
     rounds = max(map(len, by_count.values()), default=0)
     dealt = [g[j] for j in range(rounds) for _, g in sorted(by_count.items()) if j < len(g)]
     return tuple(dealt[:m])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from typing import Any
 
@@ -13,7 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxsteer import records, sharding
-from jaxsteer.benchmarks.groundtruth import convergence, stats
+from jaxsteer.benchmarks.groundtruth import convergence, stats, worlds
 from jaxsteer.benchmarks.groundtruth.config import (
     CONTINUOUS,
     FIRST_STEP,
@@ -22,6 +21,9 @@ from jaxsteer.benchmarks.groundtruth.config import (
     GroundTruthConfig,
     variant_name,
 )
+from jaxsteer.benchmarks.groundtruth.resume import ADDED_KEYS as ADDED_KEYS
+from jaxsteer.benchmarks.groundtruth.resume import SUMMARY_ONLY as SUMMARY_ONLY
+from jaxsteer.benchmarks.groundtruth.resume import resumed as _resumed
 from jaxsteer.collect import Collector, draw_pairs, every_row
 from jaxsteer.complexity import estimate_all, normalize_rows
 from jaxsteer.config import to_dict
@@ -29,13 +31,9 @@ from jaxsteer.decompose.pca import pca
 from jaxsteer.decompose.sae import SAEConfig, train_sae
 from jaxsteer.diversity import random_offsets
 from jaxsteer.diversity_distillation import distilled_diversity
-from jaxsteer.errors import UserError
 from jaxsteer.models import load
 from jaxsteer.models.bundled import PRESETS, preset_bundle
 from jaxsteer.sampling import SamplerConfig
-from jaxsteer.shapes.captions import FACTORS, TYPES, caption_hash, free_count, spec
-from jaxsteer.shapes.evaluate import score
-from jaxsteer.shapes.probe import measure
 from jaxsteer.steer import direction_rows, render_batches, row_scale, steered_cond
 
 
@@ -44,6 +42,7 @@ class _Preset:
 
     def __init__(self, bundle, name: str, cfg: GroundTruthConfig, mesh):
         self.bundle, self.name, self.cfg, self.mesh = bundle, name, cfg, mesh
+        self.world = worlds.get(cfg.world)
         self.sampler = SamplerConfig(**PRESETS[name])
         # One Collector per timestep stratum; the step schedule is an argument of the kernel,
         # so they all share one compiled program.
@@ -58,8 +57,7 @@ class _Preset:
 
     def prepare(self, prompt: str):
         """(PromptInputs, steered rows, the word's rows) of a caption under the row choice."""
-        s = spec(prompt)
-        inputs = self.collectors[0].prepare(prompt, "shape" if s.type is None else TYPES[s.type])
+        inputs = self.collectors[0].prepare(prompt, self.world.word(prompt))
         word = tuple(int(r) for r in inputs.rows_r[: inputs.num_rows])
         if self.cfg.rows == "all":
             inputs = every_row(inputs, self.bundle.model.max_tokens)
@@ -90,10 +88,10 @@ class _Preset:
         return out
 
 
-def _prompt_id(prompt: str) -> int:
+def _prompt_id(prompt: str, world: worlds.World) -> int:
     """The integer a prompt's pool, pairs and noise are seeded with: its caption hash, so a
     prompt draws the same pool and gradients in any list, at any position."""
-    return caption_hash(prompt) % (2**31 - 1)
+    return world.prompt_hash(prompt) % (2**31 - 1)
 
 
 def _decompose(grads_nd: np.ndarray, cfg: GroundTruthConfig, seed: int,
@@ -113,12 +111,7 @@ def _decompose(grads_nd: np.ndarray, cfg: GroundTruthConfig, seed: int,
 
 
 def _usable(m: dict[str, np.ndarray], cfg: GroundTruthConfig) -> np.ndarray:
-    return m["valid"] & (m["background"] <= cfg.usable_background)
-
-
-def _free(prompt: str) -> tuple[str, ...]:
-    fixed = spec(prompt).fixed
-    return tuple(f for f in FACTORS if f not in fixed)
+    return m["valid"] & (m[worlds.get(cfg.world).wash] <= cfg.usable_background)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,9 +135,9 @@ def _recovery(base: _Preset, prompt: str, inputs, rows, dirs: dict, key, cfg) ->
         if method != "ref":
             offs[i] = a * scale * dirs[method][j]
     keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.asarray([p[2] for p in plan]))
-    m = measure(base.render(inputs, rows, direction_rows(offs, len(rows)), keys))
+    m = base.world.measure(base.render(inputs, rows, direction_rows(offs, len(rows)), keys))
     usable = _usable(m, cfg)
-    free = _free(prompt)
+    free = base.world.free(prompt)
     out: dict[str, Any] = {"free": list(free), "scale": scale}
     refs = np.arange(len(seeds))
     for method in ("pca", "sae"):
@@ -162,7 +155,8 @@ def _diversity(base_images: np.ndarray, turbo: _Preset, prompt: str, inputs, row
                dirs: dict, keys, key, cfg, base: _Preset | None = None) -> dict:
     """Spreads and fidelity: base preset, turbo, and turbo with random offsets per method (and
     the diversity distillation baseline, turbo+dd<k>, with ``base``)."""
-    free = _free(prompt)
+    world = turbo.world
+    free = world.free(prompt)
     scale = row_scale(inputs.cond.emb, rows)
     lo, hi = cfg.diversity_strength
     samples = {"base": base_images, "turbo": dirs["turbo_images"]}
@@ -183,11 +177,10 @@ def _diversity(base_images: np.ndarray, turbo: _Preset, prompt: str, inputs, row
                                                       turbo.mesh, cfg.batch)
     out: dict[str, Any] = {"free": list(free)}
     for name, imgs in samples.items():
-        m = measure(imgs)
+        m = world.measure(imgs)
         ok = _usable(m, cfg)
-        sc = score([prompt] * len(imgs), imgs)
         out[name] = {"spread": {f: stats.spread(f, m[f][ok]) for f in free},
-                     "fidelity": sc["fixed"], "usable": float(ok.mean())}
+                     "fidelity": world.fidelity(prompt, imgs), "usable": float(ok.mean())}
         if name.startswith("turbo+dd"):  # its cost: the base model's denoiser calls per image
             out[name]["base_calls"] = int(name[8:]) * (2 if base.sampler.use_cfg else 1)
     for name in samples:
@@ -209,7 +202,8 @@ def _complexity_record(prompt: str, grads_nrd: np.ndarray, rows, word, dirs: dic
                           cfg.normalize)
     k_est, k_var, k_conv = jax.random.split(key, 3)
     est = estimate_all(main, k_est, cfg.complexity)
-    record = {"prompt": prompt, "n_free": free_count(prompt), "rows": list(rows),
+    record = {"prompt": prompt, "n_free": worlds.get(cfg.world).free_count(prompt),
+              "rows": list(rows),
               "ev_ratio": dirs["ev_ratio"],
               "estimates": {k: v for k, v in est.items() if isinstance(v, dict) and "value" in v}}
     if cfg.variants:
@@ -224,41 +218,6 @@ def _complexity_record(prompt: str, grads_nrd: np.ndarray, rows, word, dirs: dic
     return record
 
 
-# Config keys added since partial runs were first written, with the value those runs used.
-ADDED_KEYS = {"diversity_scales": [1.0], "baseline_steps": []}
-# Config keys that choose only what summary.headline reports, recomputed at the end.
-SUMMARY_ONLY = ("headline", "headline_directions", "headline_diversity")
-
-
-def _resumed(cfg: GroundTruthConfig, fresh: dict) -> dict:
-    """``fresh`` with the finished prompts of the partial run at ``cfg.out``, if it was made by
-    these settings, this model and this jax (every prompt's numbers are a function of its own
-    key, so a resumed run equals an uninterrupted one); ``fresh`` when there is none or it is
-    complete. A partial run of other settings is refused rather than mixed or overwritten."""
-    if not cfg.out.is_file():
-        return fresh
-    try:
-        old = records.read_json(cfg.out)
-    except (OSError, ValueError):
-        raise UserError(f"{cfg.out} is not a readable ground-truth JSON: move it away or give "
-                        f"another --groundtruth.out") from None
-    if not isinstance(old, dict) or not old.get("partial"):
-        return fresh
-    same = {k: json.loads(json.dumps(fresh[k])) for k in ("config", "model_info", "jax")}
-    was = {k: old.get(k) for k in same}
-    if isinstance(was["config"], dict):   # a run from before a key existed ran its old default
-        was["config"] = {**ADDED_KEYS, **was["config"]}
-        for k in SUMMARY_ONLY:   # chosen after the records: not part of what resumes
-            was["config"].pop(k, None)
-            same["config"].pop(k, None)
-    if was != same:
-        raise UserError(f"{cfg.out} holds an unfinished run with other settings (or another "
-                        f"model or jax): rerun those settings to finish it, give another "
-                        f"--groundtruth.out, or delete it to start again")
-    return {**fresh, **{k: old[k] for k in ("recovery", "complexity", "diversity")},
-            "seconds": old.get("seconds", {})}
-
-
 def run(cfg: GroundTruthConfig) -> dict:
     """Runs the benchmark, prints its tables, writes ``cfg.out`` (JSON); returns the summary.
     An unfinished run of the same settings at ``cfg.out`` is resumed (`_resumed`)."""
@@ -269,7 +228,8 @@ def run(cfg: GroundTruthConfig) -> dict:
     base = _Preset(bundle, cfg.preset, cfg, mesh)
     turbo = _Preset(preset_bundle(cfg.turbo, cfg.model, bundle), cfg.turbo, cfg, mesh)
     k_pool, k_grad, k_steer, k_div, k_off, k_est = jax.random.split(jax.random.key(cfg.seed), 6)
-    conv_set = set(convergence.round_robin(cfg.prompts, cfg.convergence_prompts))
+    count = base.world.free_count
+    conv_set = set(convergence.round_robin(cfg.prompts, cfg.convergence_prompts, count))
     result: dict[str, Any] = {
         "config": to_dict(cfg), "model_info": bundle.info, "targets": TARGETS,
         "presets": {cfg.preset: dataclasses.asdict(base.sampler),
@@ -285,12 +245,12 @@ def run(cfg: GroundTruthConfig) -> dict:
             | set(result["diversity"]))
     # Free-factor counts in turn, so that a run stopped early has already seen every count
     # (a rank correlation over 0- and 1-factor prompts alone says little).
-    todo = [p for p in convergence.round_robin(cfg.all_prompts(), len(cfg.all_prompts()))
+    todo = [p for p in convergence.round_robin(cfg.all_prompts(), len(cfg.all_prompts()), count)
             if p not in done]
     if done:
         print(f"resuming {cfg.out}: {len(done)} prompts done, {len(todo)} to go", flush=True)
     for prompt in tqdm(todo, desc="groundtruth", unit="prompt", disable=None):
-        i = _prompt_id(prompt)
+        i = _prompt_id(prompt, base.world)
         t0 = time.perf_counter()
         inputs, rows, word = base.prepare(prompt)
         pool_keys = jax.random.split(jax.random.fold_in(k_pool, i), cfg.pool)

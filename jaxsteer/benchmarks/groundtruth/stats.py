@@ -9,6 +9,7 @@ from scipy.stats import rankdata
 
 from jaxsteer.benchmarks import text_table
 from jaxsteer.benchmarks.groundtruth.config import CONTINUOUS, TARGETS
+from jaxsteer.benchmarks.groundtruth.worlds import LEVELS
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -29,14 +30,16 @@ def factor_change(factor: str, values: np.ndarray, reference: np.ndarray) -> np.
 
 def spread(factor: str, values: np.ndarray) -> float | None:
     """Spread of a factor's values: std (x, y, size), circular std in degrees (hue), entropy of
-    the type histogram over log 3 (type); None for fewer than 2 values."""
+    the histogram over log(levels) for a categorical factor (type over log 3; the scenes world's
+    texture, background, dot: `worlds.LEVELS`); None for fewer than 2 values."""
     v = np.asarray(values, np.float64)
     if len(v) < 2:
         return None
-    if factor == "type":
-        p = np.bincount(v.astype(int), minlength=3)[:3] / len(v)
+    if factor in LEVELS:
+        n = LEVELS[factor]
+        p = np.bincount(v.astype(int), minlength=n)[:n] / len(v)
         p = p[p > 0]
-        return float(-(p * np.log(p)).sum() / np.log(3))
+        return float(-(p * np.log(p)).sum() / np.log(n))
     if factor == "hue":
         r = np.abs(np.mean(np.exp(1j * np.deg2rad(v))))
         return float(np.rad2deg(np.sqrt(-2.0 * np.log(max(r, 1e-12)))))
@@ -56,8 +59,8 @@ def recovery_scores(factors: dict[str, np.ndarray], usable: np.ndarray, strength
 
     Returns:
       {factor: {"score", "rho" (signed mean over seeds; continuous factors), "usable" (share)}};
-      type's score is the share of usable steered samples whose type differs from the
-      reference's.
+      a categorical factor's (type; texture, background, dot) score is the share of usable
+      steered samples whose level differs from the reference's.
     """
     ref_idx = {int(s): i for i, (s, a) in enumerate(zip(seed_n, strength_n, strict=True)) if a == 0}
     ref = np.array([ref_idx.get(int(s), -1) for s in seed_n])
@@ -65,7 +68,7 @@ def recovery_scores(factors: dict[str, np.ndarray], usable: np.ndarray, strength
     out = {}
     for f in free:
         vals, refs = factors[f][ok], factors[f][ref[ok]]
-        if f == "type":
+        if f in LEVELS:
             steered = strength_n[ok] != 0
             changed = float(np.mean(vals[steered] != refs[steered])) if steered.any() else 0.0
             out[f] = {"score": changed, "usable": float(ok.mean())}
@@ -156,8 +159,8 @@ def headline(result: dict, cfg: Any) -> dict:
     s, d = result["summary"], cfg.headline_directions
     rank = result["complexity"]["ranking"].get(cfg.headline, {})
     div = s.get("diversity_variants", {}).get(cfg.headline_diversity, {})
-    return {"method": {"estimator": cfg.headline, "directions": d, "rows": cfg.rows,
-                       "diversity": cfg.headline_diversity, "turbo": cfg.turbo,
+    return {"method": {"world": cfg.world, "estimator": cfg.headline, "directions": d,
+                       "rows": cfg.rows, "diversity": cfg.headline_diversity, "turbo": cfg.turbo,
                        "timesteps": result["timesteps"][cfg.preset], "normalize": cfg.normalize,
                        "threshold_mode": cfg.complexity.threshold_mode,
                        "threshold_factor": cfg.complexity.threshold_factor,
@@ -203,8 +206,11 @@ def _f(v: Any, digits: int = 2) -> str:
 def format_tables(result: dict) -> str:
     """The three sections as plain-text tables, with the targets next to the numbers."""
     s, t = result["summary"], TARGETS
+    categorical = "type" if result["config"].get("world", "shapes") == "shapes" else \
+        "categorical factors"
     parts = [(f"factor recovery: best |mean per-seed Spearman(strength, change)| over the top "
-              f"{result['config']['k']} directions (type: share changed, not in the mean)")]
+              f"{result['config']['k']} directions ({categorical}: share changed, not in the "
+              f"mean)")]
     rows = []
     for prompt, r in result["recovery"].items():
         for f in r["free"]:
@@ -230,8 +236,10 @@ def format_tables(result: dict) -> str:
     parts.append(f"target >= {t['complexity']}")
     parts += _convergence_lines(recs)
     parts += _variant_lines(result["complexity"].get("variants"))
-    parts.append("\ndiversity: spread of free factors (std; hue circular std in degrees; type "
-                 "entropy / log 3), fidelity = share obeying the caption's fixed factors")
+    entropy = "type entropy / log 3" if categorical == "type" else \
+        "categorical: entropy / log levels"
+    parts.append(f"\ndiversity: spread of free factors (std; hue circular std in degrees; "
+                 f"{entropy}), fidelity = share obeying the caption's fixed factors")
     rows = []
     for prompt, d in result["diversity"].items():
         for name in (n for n in d if n != "free"):
