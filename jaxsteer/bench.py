@@ -11,6 +11,7 @@ from collections.abc import Callable
 from jaxsteer.errors import UserError
 
 
+# Lazy on purpose: each loader imports its benchmark's module only when that one runs.
 def _throughput():
     from jaxsteer.benchmarks import throughput
     return throughput.ThroughputBench, throughput.run

@@ -17,9 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jaxsteer import config
 from jaxsteer.errors import OOM_ADVICE, UserError, is_device_oom
 
 
+# Each loader imports its command's module only when that command runs (see COMMANDS): lazy on
+# purpose, so `jaxsteer --help` and a bad flag answer without importing them.
 def _sample():
     from jaxsteer import sample
     return sample.SampleRun, sample.run
@@ -171,7 +174,7 @@ def _presets_for(cls: type):
     sampler settings of `collect`'s pool), both SamplerConfig fields, set as ``sampler.*``."""
     if "sampler" not in {f.name for f in dataclasses.fields(cls)}:
         return None
-    from jaxsteer.models.bundled import PRESETS
+    from jaxsteer.models.bundled import PRESETS  # lazy: it imports every model family
     from_inputs = getattr(cls, "input_presets", None)
 
     def presets(values: dict) -> dict:
@@ -191,7 +194,6 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"jaxsteer: error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    from jaxsteer import config
     try:
         description, loader = COMMANDS[name]
         cls, run = loader()

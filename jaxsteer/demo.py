@@ -8,9 +8,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from jaxsteer import records
+from jaxsteer import collect, records, report, sample, steer
 from jaxsteer.config import opt
+from jaxsteer.decompose import run as decompose
 from jaxsteer.errors import UserError
+from jaxsteer.models import ModelConfig, load
+from jaxsteer.models.bundled import ASSETS
+from jaxsteer.sampling import SamplerConfig
+from jaxsteer.survey import target_word
 
 # Prompt and word the demo explores on each bundled model.
 DEFAULT_PROMPTS = {"shapes": ("a circle", "circle"), "tiny": ("a picture of a monster", "monster")}
@@ -18,7 +23,6 @@ DEFAULT_PROMPTS = {"shapes": ("a circle", "circle"), "tiny": ("a picture of a mo
 
 def default_model() -> str:
     """The bundled shapes model when this installation has it, else the tiny random model."""
-    from jaxsteer.models.bundled import ASSETS
     return "shapes" if (ASSETS / "shapes" / "model_index.json").exists() else "tiny"
 
 
@@ -46,7 +50,6 @@ class DemoRun:
 def demo_words(model: str, prompt: str | None, token: str | None) -> tuple[str, str]:
     """(prompt, word): the model's demo pair, or the given prompt with its last word unless a
     --token is given (a --prompt alone must not keep the demo prompt's word)."""
-    from jaxsteer.survey import target_word
     default_prompt, default_token = DEFAULT_PROMPTS.get(model, (None, None))
     if prompt:
         return prompt, token or target_word(prompt, None)
@@ -56,11 +59,6 @@ def demo_words(model: str, prompt: str | None, token: str | None) -> tuple[str, 
 
 
 def run(cfg: DemoRun) -> dict:
-    from jaxsteer import collect, report, sample, steer
-    from jaxsteer.decompose import run as decompose
-    from jaxsteer.models import ModelConfig, load
-    from jaxsteer.sampling import SamplerConfig
-
     model = cfg.model or default_model()
     out = records.check_out(cfg.out)
     # Model, prompt and word are checked before anything is sampled or written: a word that is

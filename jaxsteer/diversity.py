@@ -33,8 +33,11 @@ from jaxsteer.config import opt
 from jaxsteer.diversity_distillation import distilled_diversity
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
+from jaxsteer.models.bundled import PRESETS, STUDENTS
 from jaxsteer.sample import encode_prompt
 from jaxsteer.sampling import SamplerConfig
+from jaxsteer.shapes.collapse import factor_spreads, spread_ratio
+from jaxsteer.shapes.evaluate import score
 from jaxsteer.steer import (
     check_compatible,
     direction_rows,
@@ -152,7 +155,6 @@ class DiversifyRun:
 
     def base(self) -> tuple[str, float]:
         """(base model, its CFG scale) of the baseline."""
-        from jaxsteer.models.bundled import PRESETS, STUDENTS
         name = self.base_model or STUDENTS.get(self.model.name)
         if name is None:
             raise UserError(f"--baseline needs --base-model: the model {self.model.name!r} was "
@@ -178,7 +180,6 @@ def run(cfg: DiversifyRun, features: Callable | None = None,
     ds = checkpoint.load(cfg.directions)
     meta = ds.metadata
     if alignment is None and cfg.alignment == "shapes":
-        from jaxsteer.shapes.evaluate import score
         alignment = lambda imgs: score([meta["prompt"]] * len(imgs), np.asarray(imgs))["fixed"]  # noqa: E731
     bundle = cfg.model.load_model()
     check_compatible(meta, ds.dim, bundle, cfg.model.name)
@@ -222,7 +223,6 @@ def run(cfg: DiversifyRun, features: Callable | None = None,
         if alignment is not None:
             result[name]["alignment"] = float(jnp.mean(alignment(imgs)))
         if cfg.alignment == "shapes":  # the probe's spreads, and their ratio to the model alone
-            from jaxsteer.shapes.collapse import factor_spreads, spread_ratio
             result[name]["spread"] = factor_spreads(meta["prompt"], imgs)["spread"]
             result[name]["spread_ratio"] = spread_ratio([result[name]], [result["without"]])
     cols = min(cfg.n, 8)

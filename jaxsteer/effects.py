@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from jaxsteer.shapes.probe import measure
+
 # ITU-R BT.601 luma weights.
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -65,8 +67,6 @@ def shapes_factors(images_sahwc: np.ndarray, unsteered_shwc: np.ndarray,
                    alphas_a: np.ndarray) -> dict[str, float]:
     """The shapes world's factors per unit strength (size, x, y in fractions of the image
     side; hue in degrees), and the share of steered images whose shape type changed."""
-    from jaxsteer.shapes.probe import measure
-
     s, a = images_sahwc.shape[:2]
     m = measure(np.asarray(images_sahwc).reshape(s * a, *images_sahwc.shape[2:]))
     m = {k: v.reshape(s, a) for k, v in m.items()}

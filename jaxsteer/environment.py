@@ -15,6 +15,8 @@ from pathlib import Path
 import jax
 
 from jaxsteer.config import opt
+from jaxsteer.models import resolve_attention, resolve_dtype, resolve_remat_policy
+from jaxsteer.models.bundled import cache_dir
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "diffusers",
             "transformers", "safetensors")
@@ -58,7 +60,6 @@ def device_info(device) -> dict:
 
 def defaults() -> dict[str, str]:
     """What `--dtype/--attention/--remat-policy auto` resolve to on this backend."""
-    from jaxsteer.models import resolve_attention, resolve_dtype, resolve_remat_policy
     dtype = resolve_dtype("auto")
     return {"dtype": dtype, "attention": resolve_attention("auto", dtype),
             "remat_policy": resolve_remat_policy("auto")}
@@ -66,7 +67,6 @@ def defaults() -> dict[str, str]:
 
 def caches() -> dict:
     """The compilation cache folders (XLA's and jaxsteer's exported traces) and their sizes."""
-    from jaxsteer.models.bundled import cache_dir
     xla = jax.config.jax_compilation_cache_dir
     root = cache_dir()
     return {"jaxsteer_cache": str(root), "xla_cache": xla,

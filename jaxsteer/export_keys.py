@@ -38,6 +38,8 @@ def source_hash() -> str:
 
 @lru_cache(maxsize=1)
 def _versions() -> tuple[str, ...]:
+    # lazy: environment imports models.bundled, and so every model family, which `import
+    # jaxsteer` (this module is part of it) would then import too
     from jaxsteer.environment import package_versions
     return (*(f"{n}={v}" for n, v in package_versions(_PACKAGES).items()),
             f"python={sys.version_info[:2]}")

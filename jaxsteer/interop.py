@@ -18,10 +18,15 @@ import dataclasses
 import json
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from jaxsteer import checkpoint, records, sharding
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
+from jaxsteer.sample import encode_prompt
+from jaxsteer.steer import render_batches, resolve_directions, steered_cond
 
 FORMAT = "jaxsteer.directions/1"
 
@@ -115,9 +120,6 @@ class ExportRun:
 
 
 def run(cfg: ExportRun) -> dict:
-    from jaxsteer import checkpoint, records
-    from jaxsteer.steer import resolve_directions
-
     path = resolve_directions(cfg.directions)
     out = cfg.out or path.with_name(path.name + ".safetensors")
     records.check_out(out, file=True)
@@ -137,13 +139,6 @@ def render_exported(bundle, tensors: dict, meta: dict, index: int, alpha: float,
     steers the conditional branch only, as `jaxsteer steer` does. Returns (image [H, W, 3] in
     [-1, 1], the starting noise x_T [c, h, w] of ``seed``).
     """
-    import jax
-    import jax.numpy as jnp
-
-    from jaxsteer import sharding
-    from jaxsteer.sample import encode_prompt
-    from jaxsteer.steer import render_batches, steered_cond
-
     mesh = mesh or sharding.make_mesh(devices=jax.devices()[:1])
     cond, uncond = encode_prompt(bundle, meta["prompt"], sampler.use_cfg)
     rows = tuple(int(r) for r in meta["token_rows"])

@@ -16,11 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxsteer import records
+from jaxsteer import checkpoint, records
 from jaxsteer.config import opt
+from jaxsteer.decompose.directions import SIGNIFICANCE_FACTOR
 from jaxsteer.errors import UserError
 from jaxsteer.pages import html as h
+from jaxsteer.pages.directions import directions_html, effects_rows
+from jaxsteer.pages.diversity import diversity_html
+from jaxsteer.pages.survey import is_survey, survey_html
 from jaxsteer.pages.svg import bars
+from jaxsteer.store import read_manifest
 
 
 def facts_from_manifest(manifest: dict) -> dict:
@@ -38,7 +43,6 @@ def _find(root: Path, pattern: str) -> list[Path]:
 def spectrum_html(ds) -> str:
     """The leading explained-variance ratios (0-based, as the directions), significant in blue,
     and the 2.5 / D line; enough bars to show the significant ones and what follows."""
-    from jaxsteer.decompose.directions import SIGNIFICANCE_FACTOR
     ratios = np.asarray(ds.explained_variance_ratio, np.float64)
     sig = ds.significant_count()
     shown = ratios[: max(16, min(2 * sig + 4, 64))]
@@ -54,10 +58,6 @@ def _sae_table(meta: dict) -> str:
 
 def run_sections(root: Path) -> list[str]:
     """Every section a run folder holds, in reading order."""
-    from jaxsteer import checkpoint
-    from jaxsteer.pages.directions import directions_html, effects_rows
-    from jaxsteer.pages.diversity import diversity_html
-
     parts = []
     for files in _find(root, f"**/{checkpoint.FILES}"):
         ds = checkpoint.load(files.parent)  # verified checkpoints only
@@ -85,10 +85,6 @@ def run_sections(root: Path) -> list[str]:
 
 def build(root: Path, title: str | None = None, extra_facts: dict | None = None) -> Path:
     """Writes ``root/report.html`` for whatever ``root`` holds; returns its path."""
-    from jaxsteer.pages.diversity import diversity_html
-    from jaxsteer.pages.survey import is_survey, survey_html
-    from jaxsteer.store import read_manifest
-
     if is_survey(root):
         page_title, body = survey_html(root)
     elif (root / "diversity.json").exists():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import io
 from pathlib import Path
 
 import jax
@@ -152,7 +153,6 @@ def grid_png(images_ijhwc: np.ndarray, row_labels: list[str], col_labels: list[s
             pix = to_uint8(images_ijhwc[i, j])
             tile = Image.fromarray(pix).resize((cell - 2, cell - 2), Image.NEAREST)
             canvas.paste(tile, (left + j * cell + 1, top + i * cell + 1))
-    import io
     buf = io.BytesIO()
     canvas.save(buf, format="PNG")
     return buf.getvalue()

@@ -26,7 +26,13 @@ import math
 import sys
 import time
 
-from jaxsteer.benchmarks import torch_cli
+import numpy as np
+
+from jaxsteer.benchmarks import CONFIGS, torch_cli
+from jaxsteer.models.architectures import ARCHITECTURES
+from jaxsteer.models.flux import flow_sigmas, vp_schedule
+from jaxsteer.models.schedulers import make_schedule
+from jaxsteer.models.tiny_flux import SCHNELL_SCHEDULER
 
 MODES = torch_cli.VARIANTS
 
@@ -34,13 +40,6 @@ MODES = torch_cli.VARIANTS
 def flux_schedule(cfg) -> dict:
     """The first step jaxsteer's Collector runs for this configuration: its training timestep,
     VP alpha and flow sigma (computed by JAX on the CPU)."""
-    import numpy as np
-
-    from jaxsteer.models.architectures import ARCHITECTURES
-    from jaxsteer.models.flux import flow_sigmas, vp_schedule
-    from jaxsteer.models.schedulers import make_schedule
-    from jaxsteer.models.tiny_flux import SCHNELL_SCHEDULER
-
     arch = ARCHITECTURES[cfg.arch]
     sigmas = flow_sigmas(SCHNELL_SCHEDULER, (arch.sample_size // 2) ** 2)
     s = make_schedule(vp_schedule(sigmas), cfg.steps, cfg.scheduler, None, None,
@@ -54,8 +53,6 @@ def build_transformer(arch_name: str, dtype=None, device: str = "cuda"):
     library's own initialisation), made directly on ``device`` in ``dtype`` (default bf16)."""
     import torch
     from diffusers import FluxTransformer2DModel
-
-    from jaxsteer.models.architectures import ARCHITECTURES
 
     cfg = ARCHITECTURES[arch_name].flux_config()
     cfg["axes_dims_rope"] = list(cfg["axes_dims_rope"])
@@ -153,9 +150,6 @@ def bench_config(name: str, batches: list[int], modes: tuple[str, ...] = MODES,
     a mode stops growing its batch at the first out-of-memory."""
     import torch
 
-    from jaxsteer.benchmarks import CONFIGS
-    from jaxsteer.models.architectures import ARCHITECTURES
-
     cfg = CONFIGS[name]
     arch = ARCHITECTURES[cfg.arch]
     sched = flux_schedule(cfg)
@@ -210,8 +204,6 @@ def main(argv: list[str] | None = None) -> int:
                      "ascending)", variants="eager,compile", out="flux_reference.json")
 
     import torch
-
-    from jaxsteer.benchmarks import CONFIGS
 
     torch.backends.cuda.matmul.allow_tf32 = True
     start = time.perf_counter()

@@ -38,7 +38,11 @@ from jaxsteer.benchmarks import DEFAULT_SAMPLE_CONFIGS, SAMPLE_CONFIGS, text_tab
 from jaxsteer.benchmarks.common import gib, time_calls, write_json
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError, is_device_oom
+from jaxsteer.models import architectures, resolve_attention
+from jaxsteer.models.architectures import random_cond
+from jaxsteer.sample import fill_pool, make_generator
 from jaxsteer.sampling import SamplerConfig
+from jaxsteer.store import ShardStore
 
 POOL_IMAGES = 10_000   # the authors' pool size: the projected minutes column
 
@@ -99,9 +103,6 @@ def sampler_of(name: str) -> SamplerConfig:
 
 def _pool_rate(compiled, params, cond, key, mesh, batch: int, shards: int) -> float:
     """Images per second of `fill_pool` writing ``shards`` shards into a temporary pool."""
-    from jaxsteer.sample import fill_pool
-    from jaxsteer.store import ShardStore
-
     with tempfile.TemporaryDirectory() as tmp:
         store = ShardStore.open(Path(tmp) / "pool", "pool", {"bench": True}, {}, batch,
                                 batch * shards)
@@ -113,9 +114,6 @@ def _pool_rate(compiled, params, cond, key, mesh, batch: int, shards: int) -> fl
 
 def bench_point(bundle, name: str, batch: int, cfg: SampleBench, mesh, params) -> dict:
     """Compiles and times one (config, batch) of the JAX side."""
-    from jaxsteer.models.architectures import random_cond
-    from jaxsteer.sample import make_generator
-
     sc = SAMPLE_CONFIGS[name]
     row: dict[str, Any] = {"side": "jax", "config": name,
                            "mode": getattr(bundle.model, "attention", "-"),
@@ -210,8 +208,6 @@ def format_ratio(rows: list[dict]) -> str:
 
 
 def run(cfg: SampleBench) -> dict:
-    from jaxsteer.models import architectures, resolve_attention
-
     records.check_out(cfg.out, file=True)
     start = time.perf_counter()
     jobs = cfg.jobs()

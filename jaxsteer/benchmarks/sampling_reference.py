@@ -23,7 +23,9 @@ import json
 import sys
 import time
 
-from jaxsteer.benchmarks import torch_cli
+from jaxsteer.benchmarks import SAMPLE_CONFIGS, torch_cli
+from jaxsteer.benchmarks.flux_reference import time_fn
+from jaxsteer.models.architectures import ARCHITECTURES, SCHEDULES
 
 MODES = torch_cli.VARIANTS
 
@@ -31,8 +33,6 @@ MODES = torch_cli.VARIANTS
 def build_unet(arch_name: str, device: str = "cuda"):
     import torch
     from diffusers import UNet2DConditionModel
-
-    from jaxsteer.models.architectures import ARCHITECTURES
 
     with torch.device(device):
         unet = UNet2DConditionModel(**ARCHITECTURES[arch_name].unet_config())
@@ -42,8 +42,6 @@ def build_unet(arch_name: str, device: str = "cuda"):
 def make_scheduler(sc, arch):
     """diffusers' scheduler of the configuration, from the architecture's noise schedule."""
     from diffusers import EulerDiscreteScheduler, LCMScheduler
-
-    from jaxsteer.models.architectures import SCHEDULES
 
     config = dict(SCHEDULES[arch.schedule])
     if sc.scheduler == "lcm":
@@ -87,10 +85,6 @@ def make_sampler(unet, scheduler, sc, arch, emb, pooled):
 def bench_config(name: str, batches: list[int], modes: tuple[str, ...], min_time_s: float,
                  emit) -> None:
     import torch
-
-    from jaxsteer.benchmarks import SAMPLE_CONFIGS
-    from jaxsteer.benchmarks.flux_reference import time_fn
-    from jaxsteer.models.architectures import ARCHITECTURES
 
     sc = SAMPLE_CONFIGS[name]
     arch = ARCHITECTURES[sc.arch]
@@ -138,8 +132,6 @@ def main(argv: list[str] | None = None) -> int:
     chosen = dict(item.split(":", 1) for item in args.batches.split(",") if ":" in item)
 
     import torch
-
-    from jaxsteer.benchmarks import SAMPLE_CONFIGS
 
     torch.backends.cuda.matmul.allow_tf32 = True
     start = time.perf_counter()

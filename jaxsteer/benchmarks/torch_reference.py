@@ -28,17 +28,17 @@ import sys
 import time
 from pathlib import Path
 
-from jaxsteer.benchmarks import torch_cli
+import numpy as np
+
+from jaxsteer.benchmarks import CONFIGS, torch_cli
+from jaxsteer.models.architectures import ARCHITECTURES, SCHEDULES
+from jaxsteer.models.base import schedule_from_config
+from jaxsteer.models.schedulers import make_schedule
+from jaxsteer.records import atomic_write_text
 
 
 def _schedule(cfg) -> dict:
     """The step arrays jaxsteer's Collector uses for this configuration (computed by JAX on CPU)."""
-    import numpy as np
-
-    from jaxsteer.models.architectures import ARCHITECTURES, SCHEDULES
-    from jaxsteer.models.base import schedule_from_config
-    from jaxsteer.models.schedulers import make_schedule
-
     noise = schedule_from_config(SCHEDULES[ARCHITECTURES[cfg.arch].schedule])
     s = make_schedule(noise, cfg.steps, cfg.scheduler, None, None, cfg.timesteps or None)
     n = s.num_steps if cfg.unroll else 1
@@ -53,8 +53,6 @@ VARIANTS = torch_cli.VARIANTS
 def build_unet(arch_name: str, device: str = "cuda"):
     import torch
     from diffusers import UNet2DConditionModel
-
-    from jaxsteer.models.architectures import ARCHITECTURES
 
     arch = ARCHITECTURES[arch_name]
     with torch.device(device):
@@ -165,9 +163,6 @@ def bench_config(name: str, batches: list[int], min_time_s: float = 3.0,
     batch at its first OOM."""
     import torch
 
-    from jaxsteer.benchmarks import CONFIGS
-    from jaxsteer.models.architectures import ARCHITECTURES
-
     cfg = CONFIGS[name]
     arch = ARCHITECTURES[cfg.arch]
     sched = _schedule(cfg)
@@ -213,8 +208,6 @@ def bench_config(name: str, batches: list[int], min_time_s: float = 3.0,
 def parse_configs(text: str, batches: str = "") -> list[tuple[str, list[int]]]:
     """``name[:b1/b2],...`` -> [(name, batches)]; a name without batches takes ``batches``
     (comma-separated) or the config's own PyTorch batches, ascending."""
-    from jaxsteer.benchmarks import CONFIGS
-
     out = []
     for item in (c for c in text.split(",") if c):
         name, _, own = item.partition(":")
@@ -239,8 +232,6 @@ def main(argv: list[str] | None = None) -> int:
     jobs = parse_configs(args.configs, args.batches)
 
     import torch
-
-    from jaxsteer.records import atomic_write_text
 
     torch.backends.cuda.matmul.allow_tf32 = True
     start = time.perf_counter()

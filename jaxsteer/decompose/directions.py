@@ -17,6 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jaxsteer.pages.html import esc, facts_table, table
+from jaxsteer.pages.svg import bars
+
 # The authors' significance rule: a component counts when its explained-variance ratio exceeds
 # 2.5 times the ratio every one of D components would get from isotropic noise (1 / D).
 SIGNIFICANCE_FACTOR = 2.5
@@ -86,8 +89,6 @@ class DirectionSet:
     def _repr_html_(self) -> str:
         """A notebook's view: provenance, and each direction's share of the variance (numbered
         from 0, as ``--indices``), significant ones marked."""
-        from jaxsteer.pages.html import esc, facts_table, table
-        from jaxsteer.pages.svg import bars
         m = self.metadata
         facts = {k: m[k] for k in ("model", "prompt", "token", "method") if k in m}
         facts |= {"directions": self.k, "width d": self.dim}

@@ -34,6 +34,7 @@ from jaxsteer.decompose.directions import (
     unit_rows,
 )
 from jaxsteer.errors import UserError
+from jaxsteer.records import atomic_write_bytes
 
 Method = Literal["auto", "cov", "svd", "randomized"]
 # Matmuls at full float32: TPUs (bf16 passes) and GPUs (TF32) default to less, which would blur
@@ -189,6 +190,4 @@ def spectrum_png(ratios_r: jax.Array | np.ndarray, dim: int, *, max_bars: int = 
 def write_spectrum_png(path: str | os.PathLike, ratios_r: jax.Array | np.ndarray, dim: int,
                        **kwargs) -> None:
     """Writes `spectrum_png` to ``path`` atomically."""
-    from jaxsteer.records import atomic_write_bytes
-
     atomic_write_bytes(path, spectrum_png(ratios_r, dim, **kwargs))

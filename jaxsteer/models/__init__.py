@@ -10,11 +10,15 @@ import jax
 
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
+from jaxsteer.models.attention import nvidia_gpu
 from jaxsteer.models.base import DiffusionModel, ModelBundle, TextCond, Tokens
 from jaxsteer.models.remat import REMAT_POLICIES
+from jaxsteer.models.weights import resolve_folder
 from jaxsteer.sharding import to_default_device
 
 
+# The family loaders import their module when a model of that family is loaded: at module level
+# `import jaxsteer` (so `jaxsteer --help`) would import every family's network code.
 def _load_sd(model: str, **kw) -> ModelBundle:
     from jaxsteer.models import sd
     return sd.load(model, **kw)
@@ -66,7 +70,6 @@ def resolve_attention(attention: str = "auto", dtype: str = "float32") -> str:
         raise UserError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
     if attention != "auto":
         return attention
-    from jaxsteer.models.attention import nvidia_gpu
 
     if jax.devices()[0].platform == "cpu":
         return "diffusers"
@@ -94,8 +97,8 @@ def load(model: str, family: str | None = None, **kw) -> ModelBundle:
       **kw: dtype ("auto" | "float32" | "bfloat16"), attention (see `resolve_attention`),
         remat_policy (`jaxsteer.models.remat`), revision, allow_pickle.
     """
+    # lazy as the family loaders above: bundled imports every family (and shapes/)
     from jaxsteer.models import bundled
-    from jaxsteer.models.weights import resolve_folder
 
     kw["dtype"] = resolve_dtype(kw.get("dtype", "auto"))
     kw["attention"] = resolve_attention(kw.get("attention", "auto"), kw["dtype"])

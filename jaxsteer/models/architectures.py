@@ -29,9 +29,13 @@ import numpy as np
 from jaxsteer.errors import UserError
 from jaxsteer.models import attention as attention_mod
 from jaxsteer.models.base import ModelBundle, TextCond, schedule_from_config
+from jaxsteer.models.flux import FluxModel, flow_sigmas, vp_schedule
+from jaxsteer.models.nn import UNet2DConditionModel, UNetConfig
+from jaxsteer.models.nn.flux import FluxConfig, FluxTransformer2DModel
 from jaxsteer.models.remat import REMAT_POLICIES
 from jaxsteer.models.sd import SDModel
 from jaxsteer.models.sdxl import SDXLModel
+from jaxsteer.models.tiny_flux import SCHNELL_SCHEDULER
 
 _SD_DOWN = ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")
 _SD_UP = ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D")
@@ -191,8 +195,6 @@ def build(name: str, dtype: str = "bfloat16", seed: int = 0, attention: str = "d
       params: reuse these weights (cast to ``dtype``) instead of drawing new ones.
       scan_layers: `UNetConfig.scan_layers` (stacks of identical transformer blocks as a scan).
     """
-    from jaxsteer.models.nn import UNet2DConditionModel, UNetConfig
-
     if name not in ARCHITECTURES:
         raise UserError(f"unknown architecture {name!r}: use one of {', '.join(ARCHITECTURES)}")
     if attention not in attention_mod.IMPLEMENTATIONS:
@@ -239,10 +241,6 @@ def _build_flux(name: str, arch: Architecture, jdtype: Any, seed: int, attention
                 remat_policy: str, sample_size: int | None, params: Any) -> ModelBundle:
     """A `FluxModel` of random transformer weights (``params["transformer"]``), [schnell]'s
     unshifted flow schedule at the architecture's resolution."""
-    from jaxsteer.models.flux import FluxModel, flow_sigmas, vp_schedule
-    from jaxsteer.models.nn.flux import FluxConfig, FluxTransformer2DModel
-    from jaxsteer.models.tiny_flux import SCHNELL_SCHEDULER
-
     cfg = arch.flux_config()
     transformer = FluxTransformer2DModel(FluxConfig.from_diffusers(cfg), dtype=jdtype,
                                          attention=attention, remat=remat_policy)

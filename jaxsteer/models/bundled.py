@@ -8,17 +8,24 @@ import json
 import os
 from pathlib import Path
 
+from jaxsteer import models
 from jaxsteer.errors import UserError
+from jaxsteer.models import flux, sd, sdxl, tiny, tiny_flux
 from jaxsteer.models.base import ModelBundle
+from jaxsteer.models.nn.load import load_unet
+from jaxsteer.models.weights import dtype_from_name
+from jaxsteer.shapes import student_checksums
+from jaxsteer.shapes.assets import verify
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 NAMES = ("shapes", "shapes-turbo", "shapes-student", "tiny", "tiny-xl", "tiny-flux")
 # Distilled students shipped as their UNet only: student -> its teacher, whose text encoder and
 # tokenizer it shares (and whose sampler diversity distillation's first steps use).
 STUDENTS = {"shapes-student": "shapes"}
-# Built on first use into the cache folder: name -> (folder name, builder in models/tiny.py).
-_BUILT = {"tiny": ("tiny-sd", "build_tiny_sd"), "tiny-xl": ("tiny-sdxl", "build_tiny_sdxl"),
-          "tiny-flux": ("tiny-flux", "tiny_flux.build_tiny_flux")}
+# Built on first use into the cache folder: name -> (folder name, module, its builder's name).
+_BUILT = {"tiny": ("tiny-sd", tiny, "build_tiny_sd"),
+          "tiny-xl": ("tiny-sdxl", tiny, "build_tiny_sdxl"),
+          "tiny-flux": ("tiny-flux", tiny_flux, "build_tiny_flux")}
 
 # Sampler settings each bundled model is meant to run with (SamplerConfig fields). The CLI
 # applies them to the flags a user leaves out. `shapes-turbo` is the collapsed generator of the
@@ -59,13 +66,11 @@ def cache_dir() -> Path:
 def folder(name: str) -> Path:
     """The local pipeline folder of a bundled model, building `tiny` on first use."""
     if name in _BUILT:
-        sub, builder = _BUILT[name]
+        sub, module, builder = _BUILT[name]
         path = cache_dir() / sub
         if not (path / "model_index.json").exists():
-            import importlib
-            module, _, fn = builder.rpartition(".")
             tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-            getattr(importlib.import_module(f"jaxsteer.models.{module or 'tiny'}"), fn)(tmp)
+            getattr(module, builder)(tmp)
             tmp.rename(path) if not path.exists() else None
         return path
     if name in STUDENTS:
@@ -74,25 +79,21 @@ def folder(name: str) -> Path:
     if not (path / "model_index.json").exists():
         raise UserError(f"the bundled model {name!r} is not in this installation ({path})")
     if name in ("shapes", "shapes-turbo"):
-        from jaxsteer.shapes.assets import verify
         verify(path)  # shipped weights must match their recorded checksums
     return path
 
 
 def _student_folder(name: str) -> Path:
-    from jaxsteer.shapes.assets import verify
-    from jaxsteer.shapes.student_checksums import SHA256
     path = ASSETS / name
-    if not (path / "model_index.json").exists() or not SHA256:
+    if not (path / "model_index.json").exists() or not student_checksums.SHA256:
         raise UserError(f"the distilled student {name!r} is not in this installation yet: make "
                         "it with `bash scripts/gpu_distill.sh` on a GPU (or `jaxsteer "
                         "distill-shapes OUT`), then `python3 -m jaxsteer.shapes.assets "
                         "install-student OUT`")
-    return verify(path, SHA256, f"the bundled {name} model")
+    return verify(path, student_checksums.SHA256, f"the bundled {name} model")
 
 
 def load(name: str, **kw) -> ModelBundle:
-    from jaxsteer.models import flux, sd, sdxl
     if name in STUDENTS:
         return _load_student(name, **kw)
     family = {"tiny-xl": sdxl, "tiny-flux": flux}.get(name, sd)
@@ -104,9 +105,6 @@ def load(name: str, **kw) -> ModelBundle:
 def _load_student(name: str, **kw) -> ModelBundle:
     """The teacher's pipeline with the student's UNet weights (same architecture, so the same
     definition and compiled programs)."""
-    from jaxsteer.models import sd
-    from jaxsteer.models.nn.load import load_unet
-    from jaxsteer.models.weights import dtype_from_name
     path = _student_folder(name)
     teacher = sd.load(str(folder(STUDENTS[name])), **kw)
     unet, params = load_unet(path / "unet", dtype_from_name(kw.get("dtype", "float32")))
@@ -120,5 +118,5 @@ def _load_student(name: str, **kw) -> ModelBundle:
 def preset_bundle(preset: str, model: str, bundle: ModelBundle) -> ModelBundle:
     """The weights a sampler preset runs on beside ``model`` (loaded as ``bundle``): a bundled
     student's own when ``model`` is its teacher, else ``bundle`` (`shapes-turbo`: the same)."""
-    from jaxsteer.models import load as load_model  # dtype and devices as ``bundle`` was loaded
-    return load_model(preset) if STUDENTS.get(preset) == model else bundle
+    # dtype and devices as ``bundle`` was loaded
+    return models.load(preset) if STUDENTS.get(preset) == model else bundle

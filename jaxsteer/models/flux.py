@@ -31,6 +31,9 @@ import numpy as np
 
 from jaxsteer.models.base import ModelBundle, NoiseSchedule, TextCond, Tokens
 from jaxsteer.models.nn.flux import image_ids, pack, unpack
+from jaxsteer.models.nn.load import load_clip
+from jaxsteer.models.nn.load_flux import load_flux_transformer, load_flux_vae, load_t5
+from jaxsteer.models.sd import fingerprint_of
 from jaxsteer.models.tokens_t5 import T5Tokenizer, tokenize_flux
 from jaxsteer.models.weights import dtype_from_name, read_config, resolve_folder
 
@@ -146,10 +149,6 @@ def load(model: str, dtype: str = "float32", revision: str | None = None,
     [schnell] and 512 for [dev]). ``attention="diffusers"`` (the CPU default) is the einsum form.
     """
     from transformers import CLIPTokenizer
-
-    from jaxsteer.models.nn.load import load_clip
-    from jaxsteer.models.nn.load_flux import load_flux_transformer, load_flux_vae, load_t5
-    from jaxsteer.models.sd import fingerprint_of
 
     folder = resolve_folder(model, revision, allow_pickle)
     jdtype = dtype_from_name(dtype)

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsteer.models.base import ModelBundle, TextCond, Tokens, schedule_from_config
+from jaxsteer.models.nn.load import load_clip, load_unet, load_vae
 from jaxsteer.models.sd import SDModel, fingerprint_of
 from jaxsteer.models.tokens import tokenize
 from jaxsteer.models.weights import dtype_from_name, read_config, resolve_folder
@@ -51,8 +52,6 @@ def load(model: str, dtype: str = "float32", revision: str | None = None,
          remat_policy: str = "none") -> ModelBundle:
     """Loads an SDXL pipeline from a hub id or a local folder in diffusers' layout."""
     from transformers import CLIPTokenizer
-
-    from jaxsteer.models.nn.load import load_clip, load_unet, load_vae
 
     folder = resolve_folder(model, revision, allow_pickle)
     jdtype = dtype_from_name(dtype)

@@ -16,6 +16,16 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jaxsteer.models.nn import (
+    AutoencoderKL,
+    CLIPTextConfig,
+    CLIPTextModel,
+    UNet2DConditionModel,
+    UNetConfig,
+    VAEConfig,
+)
+from jaxsteer.models.nn.convert import flax_to_pt, write_safetensors
+
 _SCHEDULER = {
     "_class_name": "DDIMScheduler", "num_train_timesteps": 1000, "beta_schedule": "scaled_linear",
     "beta_start": 0.00085, "beta_end": 0.012, "prediction_type": "epsilon",
@@ -61,8 +71,6 @@ def write_char_tokenizer(folder: Path, max_length: int = 77) -> None:
 def _save(sub: Path, config: dict, module, key: jax.Array, seed: int, weights: str,
           vae: bool = False) -> None:
     """config.json and random weights in PyTorch layout (safetensors), as the libraries save."""
-    from jaxsteer.models.nn.convert import flax_to_pt, write_safetensors
-
     sub.mkdir(parents=True, exist_ok=True)
     (sub / "config.json").write_text(json.dumps(config, indent=1))
     params = random_params(module.init_weights, key, seed)
@@ -81,15 +89,6 @@ def _clip_config(vocab: int, width: int, max_tokens: int, architecture: str) -> 
 def build_tiny_sd(folder: str | Path, seed: int = 0, vae: bool = True, width: int = 32,
                   sample_size: int = 8, max_tokens: int = 77, steps_offset: int = 1) -> Path:
     """Writes a tiny random SD pipeline (CLIP text, cross-attention UNet, optional VAE)."""
-    from jaxsteer.models.nn import (
-        AutoencoderKL,
-        CLIPTextConfig,
-        CLIPTextModel,
-        UNet2DConditionModel,
-        UNetConfig,
-        VAEConfig,
-    )
-
     folder = Path(folder)
     key_t, key_u, key_v = jax.random.split(jax.random.key(seed), 3)
     write_char_tokenizer(folder / "tokenizer", max_tokens)
@@ -130,8 +129,6 @@ def build_tiny_sd(folder: str | Path, seed: int = 0, vae: bool = True, width: in
 def build_tiny_sdxl(folder: str | Path, seed: int = 0, width: int = 32,
                     sample_size: int = 8) -> Path:
     """Writes a tiny random SDXL pipeline: two text encoders, a text-time UNet, a VAE."""
-    from jaxsteer.models.nn import CLIPTextConfig, CLIPTextModel, UNet2DConditionModel, UNetConfig
-
     folder = Path(folder)
     build_tiny_sd(folder, seed=seed, width=width, sample_size=sample_size)  # encoder 1, VAE, ...
     write_char_tokenizer(folder / "tokenizer_2")

@@ -16,6 +16,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jaxsteer.models.nn import AutoencoderKL, CLIPTextConfig, CLIPTextModel
+from jaxsteer.models.nn.convert import flax_to_pt, write_safetensors
+from jaxsteer.models.nn.flux import FluxConfig, FluxTransformer2DModel
+from jaxsteer.models.nn.load_flux import flux_vae_config
+from jaxsteer.models.nn.t5 import T5Config, T5EncoderModel
 from jaxsteer.models.tiny import _clip_config, random_params, write_char_tokenizer
 
 SCHNELL_SCHEDULER = {"_class_name": "FlowMatchEulerDiscreteScheduler",
@@ -50,8 +55,6 @@ def _write(sub: Path, config: dict, module, seed: int, stem: str, shards: int = 
            rename: dict | None = None, vae: bool = False) -> None:
     """config.json and random weights as PyTorch-named safetensors, ``shards`` files with an
     index when more than one."""
-    from jaxsteer.models.nn.convert import flax_to_pt, write_safetensors
-
     sub.mkdir(parents=True, exist_ok=True)
     (sub / "config.json").write_text(json.dumps(config, indent=1))
     state = flax_to_pt(random_params(module.init_weights, jax.random.key(seed), seed), vae=vae)
@@ -75,11 +78,6 @@ def build_tiny_flux(folder: str | Path, seed: int = 0, dev: bool = False, sample
                     t5_tokens: int = 48) -> Path:
     """Writes a tiny random Flux pipeline ([schnell]-like; ``dev`` adds the guidance embedding
     and the dynamic shift). Latents are 4 x sample_size/2 x sample_size/2."""
-    from jaxsteer.models.nn import AutoencoderKL, CLIPTextConfig, CLIPTextModel
-    from jaxsteer.models.nn.flux import FluxConfig, FluxTransformer2DModel
-    from jaxsteer.models.nn.load_flux import flux_vae_config
-    from jaxsteer.models.nn.t5 import T5Config, T5EncoderModel
-
     folder = Path(folder)
     width = 32
     write_char_tokenizer(folder / "tokenizer")

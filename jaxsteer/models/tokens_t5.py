@@ -8,6 +8,7 @@ sentencepiece, no torch); a folder with only ``spiece.model`` falls back to tran
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,6 @@ class T5Tokenizer:
     """``__call__(text) -> ids`` (with the final ``</s>``), ``piece(id)``, ``pad_id``."""
 
     def __init__(self, folder: str | Path, max_length: int | None = None):
-        import json
-
         folder = Path(folder)
         cfg_path = folder / "tokenizer_config.json"
         cfg = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxsteer import records
+from jaxsteer.effects import summary
 from jaxsteer.pages.html import Raw, array_png, esc, fmt, img, png_uri, signed, table
 
 # Moves every image of a group to the strengths its sliders show; frames[seed][i] (one
@@ -151,7 +152,6 @@ def directions_html(folder: Path) -> str:
 
 def effects_rows(meta: dict) -> list[tuple]:
     """(direction, significant, one-line effects) rows: the terminal's lines as a table."""
-    from jaxsteer.effects import summary
     sig = meta.get("significant")
     return [(i, "-" if sig is None else ("yes" if i < sig else "no"),
              Raw(esc(summary(meta["effects"][str(i)])))) for i in meta["indices"]]

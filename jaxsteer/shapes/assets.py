@@ -19,6 +19,7 @@ from pathlib import Path
 
 from jaxsteer.errors import UserError
 from jaxsteer.records import atomic_write_text, publish_folder
+from jaxsteer.shapes.checksums import SHA256
 
 ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "shapes"
 STUDENT_DIR = ASSET_DIR.with_name("shapes-student")
@@ -47,7 +48,6 @@ def write_checksums(folder: str | Path = ASSET_DIR, path: str | Path = CHECKSUM_
 def verify(folder: str | Path = ASSET_DIR, expected: dict[str, str] | None = None,
            what: str = "the bundled shapes model") -> Path:
     """Checks ``folder`` against the recorded checksums; returns the folder or raises UserError."""
-    from jaxsteer.shapes.checksums import SHA256
     folder = Path(folder)
     expected = SHA256 if expected is None else expected
     if not (folder / "model_index.json").exists():

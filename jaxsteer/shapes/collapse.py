@@ -15,16 +15,26 @@ handoff from a base model) on the same seeds and tabulates all of it.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import jax
 import numpy as np
 
+from jaxsteer import records, sharding
 from jaxsteer.config import opt, parse
+from jaxsteer.diversity_distillation import distilled_diversity
 from jaxsteer.errors import UserError
+from jaxsteer.models import load
 from jaxsteer.models.base import ModelBundle
+from jaxsteer.models.bundled import PRESETS
+from jaxsteer.records import read_json
+from jaxsteer.sample import encode_prompt
 from jaxsteer.sampling import SamplerConfig
 from jaxsteer.shapes.captions import CONTINUOUS, FACTORS, spec
+from jaxsteer.shapes.evaluate import score
+from jaxsteer.shapes.probe import measure
+from jaxsteer.steer import render_batches, steered_cond
 
 # Captions with 2-4 free factors, none held out: what `distill-shapes`' collapse is read on.
 PROMPTS = ("a red circle", "a large blue square", "a circle", "a green triangle on the left")
@@ -40,9 +50,9 @@ def factor_spreads(prompt: str, images: np.ndarray,
                    usable_background: float = USABLE_BACKGROUND) -> dict:
     """{"spread": {free factor: spread or None}, "fidelity", "usable"} of one caption's images
     [n, H, W, 3] in [-1, 1]."""
+    # lazy: a cycle; the groundtruth package's __init__ imports its sections, which import
+    # jaxsteer.diversity, which imports this module
     from jaxsteer.benchmarks.groundtruth.stats import spread
-    from jaxsteer.shapes.evaluate import score
-    from jaxsteer.shapes.probe import measure
     m = measure(images)
     ok = m["valid"] & (m["background"] <= usable_background)
     return {"spread": {f: spread(f, m[f][ok]) for f in free_factors(prompt)},
@@ -78,9 +88,6 @@ class Generator:
                 "student": (self.sampler.steps - self.base_steps) * per}
 
     def render(self, prompt: str, keys: jax.Array, mesh, batch: int) -> np.ndarray:
-        from jaxsteer.diversity_distillation import distilled_diversity
-        from jaxsteer.sample import encode_prompt
-        from jaxsteer.steer import render_batches, steered_cond
         if self.base is not None:
             return distilled_diversity(self.bundle, self.sampler, self.base, self.base_guidance,
                                        prompt, keys, self.base_steps, mesh, batch)
@@ -149,10 +156,6 @@ def run(cfg: CollapseRun) -> dict:
     """Teacher (its preset), teacher under each student's sampler (the student's start), each
     student, and each student with the teacher's first ``baseline_steps`` steps, on the same
     seeds; writes ``cfg.out`` with the choice of `choose` and prints the summary."""
-    from jaxsteer import records, sharding
-    from jaxsteer.models import load
-    from jaxsteer.models.bundled import PRESETS
-    from jaxsteer.records import read_json
     mesh = sharding.local_mesh()
     teacher = load(cfg.teacher)
     preset = PRESETS.get(cfg.teacher, PRESETS["shapes"])
@@ -183,7 +186,6 @@ def run(cfg: CollapseRun) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m jaxsteer.shapes.collapse --students A,B [--flags]``."""
-    import sys
     run(parse(CollapseRun, sys.argv[1:] if argv is None else argv,
               "python -m jaxsteer.shapes.collapse", CollapseRun.__doc__ or ""))
 

@@ -43,9 +43,12 @@ import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax.serialization import msgpack_serialize
 
 from jaxsteer.config import opt, parse, to_dict
 from jaxsteer.errors import UserError
+from jaxsteer.models import load, resolve_attention
+from jaxsteer.models.bundled import folder
 from jaxsteer.models.schedulers import make_schedule
 from jaxsteer.records import (
     atomic_write_bytes,
@@ -55,6 +58,7 @@ from jaxsteer.records import (
     write_json,
 )
 from jaxsteer.shapes.dmd import DistillState, DMDConfig, StudentConfig, make_distill_step
+from jaxsteer.shapes.train import DataStream
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +97,6 @@ class DistillShapesRun:
 
 def teacher_folder(cfg: DistillShapesRun) -> Path:
     if cfg.teacher is None:
-        from jaxsteer.models.bundled import folder
         return folder("shapes")
     if not (cfg.teacher / "model_index.json").exists():
         raise UserError(f"--teacher {cfg.teacher} is not a pipeline folder (no model_index.json)")
@@ -103,7 +106,6 @@ def teacher_folder(cfg: DistillShapesRun) -> Path:
 def load_teacher(folder: Path, cfg: DistillShapesRun):
     """(bundle, training definition): the teacher in float32, and its definition computing in
     ``cfg.dmd.compute_dtype`` (its own fingerprint, so compiled programs do not mix)."""
-    from jaxsteer.models import load, resolve_attention
     # float32 names the params' dtype: on accelerators "auto" then means XLA's attention,
     # which differentiates everywhere.
     bundle = load(str(folder), dtype="float32", remat_policy="none",
@@ -158,7 +160,6 @@ def export_student(teacher: Path, out: Path, unet_params: Any, unet_dtype: str,
     """A complete pipeline folder: the teacher's files with the student's UNet weights, its
     timesteps in the scheduler config and ``training.json`` saying how it was made; replaces
     ``out`` at the end."""
-    from flax.serialization import msgpack_serialize
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     for sub in ("text_encoder", "tokenizer"):
@@ -186,7 +187,6 @@ def run(cfg: DistillShapesRun) -> dict:
     """
     from tqdm.auto import tqdm
 
-    from jaxsteer.shapes.train import DataStream
     check_out(cfg.out, "out")
     work = check_out(cfg.work, "--work-dir")
     teacher_dir = teacher_folder(cfg)

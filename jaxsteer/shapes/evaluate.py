@@ -27,8 +27,10 @@ from jaxsteer.shapes.captions import (
     obeys,
     spec,
 )
+from jaxsteer.shapes.model import load
 from jaxsteer.shapes.probe import measure
 from jaxsteer.shapes.render import sample_factors, to_uint8
+from jaxsteer.shapes.sample import generate
 
 _BINS = {"hue": 12, "x": 10, "y": 10, "size": 10, "type": len(TYPES)}
 FIXED_TARGET, COVERAGE_TARGET = 0.95, 0.8
@@ -109,8 +111,6 @@ def evaluate(folder: str | Path, n: int = 512, n_heldout: int = 128, steps: int 
     Returns:
       {"w=<scale>": {"train": score(...), "heldout": score(...)}, "config": {...}}.
     """
-    from jaxsteer.shapes.model import load
-    from jaxsteer.shapes.sample import generate
     pipe = load(folder)
     rng = np.random.default_rng(seed)
     train_caps, _ = sample_factors(rng, n)

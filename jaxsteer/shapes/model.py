@@ -19,10 +19,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax.serialization import msgpack_serialize
 
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
 from jaxsteer.models.nn.clip import CLIPTextConfig, CLIPTextModel
+from jaxsteer.models.nn.load import load_clip, load_unet
 from jaxsteer.models.nn.unet import UNet2DConditionModel, UNetConfig
 from jaxsteer.records import atomic_write_bytes, publish_folder, write_json
 from jaxsteer.shapes.tokenizer import MAX_LENGTH, build_vocab, write_tokenizer
@@ -180,8 +182,6 @@ def export(folder: str | Path, cfg: ShapesModelConfig, params: Any, unet_dtype: 
         text encoder stays float32 (it is small).
       info: extra JSON written to ``training.json`` (config, steps, losses).
     """
-    from flax.serialization import msgpack_serialize
-
     folder = Path(folder)
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -222,8 +222,6 @@ def load(folder: str | Path) -> ShapesPipeline:
     """Loads a folder written by `export` (or by diffusers' Flax classes) with jaxsteer's
     loaders."""
     from transformers import CLIPTokenizer
-
-    from jaxsteer.models.nn.load import load_clip, load_unet
 
     folder = Path(folder)
     if not (folder / "model_index.json").exists():

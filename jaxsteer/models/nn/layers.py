@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxsteer.models.attention import attend
 from jaxsteer.models.nn import fused
 
 # (q [b, t, h, d], k [b, s, h, d], v [b, s, h, d], scale) -> [b, t, h, d]
@@ -39,7 +40,6 @@ def attention_fn(kind: str | AttentionFn) -> AttentionFn:
         return kind
     if kind in ("diffusers", "einsum"):
         return einsum_attention
-    from jaxsteer.models.attention import attend
 
     if kind not in ("xla", "cudnn", "auto"):
         raise ValueError(f"unknown attention kernel {kind!r}: use diffusers, xla, cudnn or auto")

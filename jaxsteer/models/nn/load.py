@@ -16,6 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax.serialization import msgpack_restore
 
 from jaxsteer.errors import UserError
 from jaxsteer.models.nn.clip import CLIPTextConfig, CLIPTextModel
@@ -47,8 +48,6 @@ def _weights(sub: Path, stem: str, msgpack: str, init: Callable, dtype: Any,
     """The params of the module whose random init is ``init``."""
     shapes = jax.eval_shape(init, jax.random.key(0))
     if (sub / msgpack).exists():
-        from flax.serialization import msgpack_restore
-
         with damaged_weights(sub / msgpack):
             tree = msgpack_restore((sub / msgpack).read_bytes())
         if jax.tree.structure(tree) != jax.tree.structure(shapes):

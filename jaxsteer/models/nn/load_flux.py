@@ -10,10 +10,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxsteer.errors import UserError
+from jaxsteer.models.nn.convert import find_weights, pt_to_flax, read_state_dict
 from jaxsteer.models.nn.flux import FluxConfig, FluxTransformer2DModel
 from jaxsteer.models.nn.load import _cast, _config, _weights
 from jaxsteer.models.nn.t5 import T5Config, T5EncoderModel
 from jaxsteer.models.nn.vae import AutoencoderKL, VAEConfig
+from jaxsteer.models.weights import damaged_weights
 
 _NO_MSGPACK = "(no flax msgpack for flux)"
 
@@ -41,10 +44,6 @@ def t5_state(state: dict) -> dict:
 
 def load_t5(sub: Path, dtype: Any = jnp.float32, allow_pickle: bool = False,
             variant: str | None = None) -> tuple[T5EncoderModel, Any]:
-    from jaxsteer.errors import UserError
-    from jaxsteer.models.nn.convert import find_weights, pt_to_flax, read_state_dict
-    from jaxsteer.models.weights import damaged_weights
-
     module = T5EncoderModel(T5Config.from_transformers(_config(sub)), dtype=dtype)
     files = find_weights(sub, "model", variant)
     if files is None:  # pickled weights and their refusal: the shared path
