@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Trains the scenes model (jaxsteer/scenes: 64 x 64 latent world, 8 factors) on one H200, in
 # commands of < 9 minutes: each run trains until DEADLINE_S, checkpoints, and exits; run the same
-# command again until the log ends in "done". The last run exports the pipeline folder and its
-# probe quality table (quality.md / quality.json) and copies them to $OUT/scenes-model.
+# command again until the log ends in "done". The run that finishes training exports the pipeline
+# folder; the next one (which trains nothing, so the table has its whole deadline) writes the
+# probe quality table (quality.md / quality.json); both copy the folder to $OUT/scenes-model.
 #   OUT=$OUT bash scripts/gpu_train_scenes.sh            # repeat until "done"
-# The checkpoints live in build/scenes/ (ignored by git, kept while the machine stays warm). On
-# a fresh machine, carry build/scenes/ (VAE phase: ~12 MB; UNet phase: ~57 MB of float32
-# params, EMA and Adam moments, inside the 64 MiB carry limit) or the run starts over.
+# The checkpoints live in build/scenes/train (ignored by git, kept while the machine stays warm).
+# On a fresh machine, carry build/scenes/train or the run starts over. Its size (float32,
+# parameter counts of the default model): VAE phase 11.2 MiB (0.73 M VAE params, EMA and two
+# Adam moments); UNet phase 56.0 MiB (3.48 M UNet + text params, EMA and two Adam moments:
+# 53.2 MiB as written, plus the finished VAE's EMA only: 2.8 MiB), inside the 64 MiB limit. Carry
+# the train folder alone: with the exported model/ (8.0 MiB in float16) it would be 64.0 MiB;
+# a call that finds no export writes it again (seconds).
 #
 # Model (defaults of ScenesModelConfig): VAE 32,32,64 channels (64x64x3 -> 16x16x4), 0.73 M
 # params; UNet 32,64,96 channels, attention at 8x8 and 4x4, 2.80 M; CLIP text 128 wide, 3
@@ -21,7 +26,8 @@
 # expect ~40-60 UNet steps/s and ~60-100 VAE steps/s. Steps needed: the shapes model was
 # usable after 20k steps at batch 256 (train-shapes' default); the scenes UNet has 8 factors
 # instead of 5, so 30k (default --steps), and 4k VAE steps (renders are simple; check the VAE
-# l1 in the log: < 0.02 is sharp enough for the probe). Total ~10-14 minutes: 2 commands.
+# l1 in the log: < 0.02 is sharp enough for the probe). Total ~10-14 minutes: 2 commands, and a
+# third for the quality table.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-gpu-out}

@@ -157,6 +157,15 @@ def content(caption: str) -> str:
     return make_caption((None, *parse(caption)[1:]))
 
 
+def meaning(caption: str) -> str:
+    """The canonical spelling of what the caption fixes: no filler, and every free phrase left
+    out, but the type slot's ("shape", its absent form). Two captions have one meaning exactly
+    when they have one `spec`; "" reads as "a shape" (both leave everything free)."""
+    out = [None if s != "type" and p == FREE[s] else p
+           for s, p in zip(SLOTS[1:], parse(caption)[1:])]
+    return make_caption((None, *out[:3], out[3] or FREE["type"], *out[4:]))
+
+
 def is_heldout(caption: str) -> bool:
     s = dict(zip(SLOTS, parse(caption)))
     return (s["colour"], s["texture"], s["type"]) in HELDOUT_COMBOS
@@ -175,8 +184,10 @@ WORDS: tuple[str, ...] = tuple(sorted({w for ps in PHRASES.values() for p in ps
 
 
 # The tuning / test split, fixed before any method choice is tuned: the SHA-256 of the
-# caption's `content` (so a caption and its filler variants are always on the same side),
-# even first byte -> test, odd -> tune.
+# caption's `meaning` (so all spellings of one spec, with any filler and with free factors left
+# out or named by their free phrase, are on the same side), even first byte -> test, odd ->
+# tune. The one meaning that frees all eight factors ("a shape") is test by rule, as in the
+# shapes grammar, so that the reported correlation spans 0..8 free factors (tune: 0..7).
 SPLITS = ("tune", "test")
 
 
@@ -186,16 +197,27 @@ def text_hash(text: str) -> int:
 
 
 def caption_hash(caption: str) -> int:
-    """The hash of the caption's content: the one key of its split and its order."""
-    return text_hash(content(caption))
+    """The hash of the caption's meaning: the one key of its split and its order."""
+    return text_hash(meaning(caption))
+
+
+def split_of_meaning(canonical: str) -> str:
+    """The split of a `meaning` string (what `split_of` computes after canonicalising)."""
+    if canonical == ALL_FREE:
+        return "test"
+    return "test" if (text_hash(canonical) >> 56) % 2 == 0 else "tune"
 
 
 def split_of(caption: str) -> str:
     """"tune" or "test": which half of the caption space the caption belongs to."""
-    return "test" if (caption_hash(caption) >> 56) % 2 == 0 else "tune"
+    return split_of_meaning(meaning(caption))
 
 
-__all__ = ["BACKGROUNDS", "CATEGORICAL", "CONTINUOUS", "DOTS", "FACTORS", "FILLERS", "FREE",
-           "HELDOUT_COMBOS", "PHRASES", "RANGES", "SLOTS", "TEXTURES", "TOLERANCE", "TYPES",
-           "VALUES", "WORDS", "SceneSpec", "caption_hash", "content", "free_count",
-           "is_heldout", "make_caption", "obeys", "parse", "spec", "split_of", "text_hash"]
+ALL_FREE = "a " + FREE["type"]   # the meaning of "" and of every caption that fixes nothing
+
+
+__all__ = ["ALL_FREE", "BACKGROUNDS", "CATEGORICAL", "CONTINUOUS", "DOTS", "FACTORS", "FILLERS",
+           "FREE", "HELDOUT_COMBOS", "PHRASES", "RANGES", "SLOTS", "TEXTURES", "TOLERANCE",
+           "TYPES", "VALUES", "WORDS", "SceneSpec", "caption_hash", "content", "free_count",
+           "is_heldout", "make_caption", "meaning", "obeys", "parse", "spec", "split_of",
+           "split_of_meaning", "text_hash"]

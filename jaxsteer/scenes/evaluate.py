@@ -22,7 +22,8 @@ from jaxsteer.scenes.prompts import complexity_prompts
 
 
 def default_captions() -> list[str]:
-    """One tuning caption per free-factor count 0..8 (length-matched), then "a shape"."""
+    """One tuning caption per free-factor count of the tune split (0..7, length-matched), then
+    "a shape" (all 8 free: a test-split meaning, kept here for the quality table only)."""
     return [c for n, cs in complexity_prompts("tune", 1).items() for c in cs] + ["a shape"]
 
 

@@ -7,7 +7,8 @@ The benchmark's complexity prompts are taken per free-factor count in hash order
 split, each given the filler that brings its word count to the next entry of `LENGTHS` (cycled
 in the same order for every count): each count gets the same multiset of lengths, so length
 and free count are uncorrelated by construction (Spearman 0, against -0.93 in the shapes
-grammar). Free factors are either left out or named by their free phrase, as in training.
+grammar). Free factors are either left out or named by their free phrase, as in training; the
+split is by meaning (`captions.meaning`), so the tune and test lists share no spec.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from jaxsteer.scenes.captions import (
     SLOTS,
     SPLITS,
     VALUES,
-    caption_hash,
     is_heldout,
     make_caption,
     spec,
+    split_of_meaning,
     text_hash,
 )
 from jaxsteer.shapes.captions import POSITIONS
@@ -103,19 +104,24 @@ def _options(slot: str) -> tuple[tuple[str | None, int], ...]:
 
 
 @functools.lru_cache(maxsize=2)
-def content_groups(split: str) -> dict[int, tuple[str, ...]]:
-    """Every filler-free caption of one split (none held out) grouped by free-factor count, each
-    group in hash order. Built from the slots' options, not by parsing 112640 captions."""
+def content_groups(split: str) -> dict[int, tuple[tuple[str, str], ...]]:
+    """Every filler-free caption of one split (none held out) as (caption, its `meaning`),
+    grouped by free-factor count, each group in the caption's hash order. The split is the
+    meaning's (`captions.split_of`), so all spellings of one spec are in one group of one
+    split. Built from the slots' options, not by parsing 112640 captions."""
     if split not in SPLITS:
         raise UserError(f"unknown caption split {split!r}: use one of {', '.join(SPLITS)}")
-    groups: dict[int, list[tuple[int, str]]] = {n: [] for n in range(len(FACTORS) + 1)}
+    groups: dict[int, list[tuple[int, str, str]]] = {n: [] for n in range(len(FACTORS) + 1)}
     for combo in itertools.product(*(_options(s) for s in SLOTS[1:])):
         phrases = tuple(p for p, _ in combo)
+        if phrases[1:4] in HELDOUT:
+            continue
         c = make_caption((None, *phrases))   # canonical already: its content is itself
-        h = text_hash(c)
-        if (h >> 56) % 2 == (split == "tune") and phrases[1:4] not in HELDOUT:
-            groups[len(FACTORS) - sum(k for _, k in combo)].append((h, c))
-    return {n: tuple(c for _, c in sorted(g)) for n, g in groups.items()}
+        m = make_caption((None, *(p if k or s == "type" else None
+                                  for s, (p, k) in zip(SLOTS[1:], combo))))   # = meaning(c)
+        if split_of_meaning(m) == split:
+            groups[len(FACTORS) - sum(k for _, k in combo)].append((text_hash(c), c, m))
+    return {n: tuple((c, m) for _, c, m in sorted(g)) for n, g in groups.items() if g}
 
 
 def _filler_for(content: str, extra: int) -> str | None:
@@ -124,29 +130,40 @@ def _filler_for(content: str, extra: int) -> str | None:
     if extra == 0:
         return ""
     fits = [f for f in FILLERS if len(f.split()) == extra]
-    return fits[caption_hash(content) % len(fits)] if fits else None
+    return fits[text_hash(content) % len(fits)] if fits else None
 
 
 def complexity_prompts(split: str, per_count: int,
                        lengths: tuple[int, ...] = LENGTHS) -> dict[int, list[str]]:
-    """``per_count`` captions of each free-factor count 0..8 from one split; the j-th of every
-    count has ``lengths[j % len(lengths)]`` words: the first unused content of the count in hash
-    order (`content_groups`) that a filler brings to that length, with that filler (the one of
-    that length, among several by the content's hash)."""
+    """``per_count`` captions of each free-factor count the split has (test: 0..8, tune: 0..7,
+    `captions.split_of`); the j-th of every count has ``lengths[j % len(lengths)]`` words: the
+    first unused content of the count in hash order (`content_groups`) that a filler brings to
+    that length and whose meaning the count has not used yet (a used meaning only when no new
+    one fits: the 8-free count has one meaning), with that filler (the one of that length,
+    among several by the content's hash)."""
     out: dict[int, list[str]] = {}
     for n, group in content_groups(split).items():
-        chosen, used = [], set()
+        chosen, used, meanings = [], set(), set()
         for j in range(per_count):
             target = lengths[j % len(lengths)]
-            for c in group:
-                filler = None if c in used else _filler_for(c, target - len(c.split()))
-                if filler is not None:
-                    used.add(c)
-                    chosen.append(f"{filler} {c}".strip())
+            pick = None
+            for fresh_only in (True, False):
+                for c, m in group:
+                    if c in used or (fresh_only and m in meanings):
+                        continue
+                    filler = _filler_for(c, target - len(c.split()))
+                    if filler is not None:
+                        pick = (c, m, filler)
+                        break
+                if pick:
                     break
-            else:
+            if pick is None:
                 raise UserError(f"split {split!r} has too few {n}-free captions of "
                                 f"{target} words")
+            c, m, filler = pick
+            used.add(c)
+            meanings.add(m)
+            chosen.append(f"{filler} {c}".strip())
         out[n] = chosen
     return out
 

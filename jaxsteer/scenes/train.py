@@ -7,8 +7,11 @@ same number). Phase 2 trains the UNet and the text encoder jointly on the frozen
 latent samples, with the shapes model's DDPM schedule and epsilon loss, caption dropout to ""
 for guidance. Images are rendered on the device inside each jitted step from factors the host
 draws (`prompts.sample_captions`). Both phases checkpoint atomically and stop before
-``--deadline-s``, so a sequence of short commands continues one run; the last one exports the
-EMA weights (`model.export`) and writes the probe's quality table (`evaluate`).
+``--deadline-s``, so a sequence of short commands continues one run. When phase 1 ends only
+the VAE's EMA is kept (the checkpoint then fits a 64 MiB carry). The call that finishes phase
+2 exports the EMA weights (`model.export`; again whenever more steps were trained since); the
+probe's quality table (`evaluate`) is written by a call that trains nothing (the next one),
+so it has the whole deadline (or by the same call when it has no deadline).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from jaxsteer.scenes.prompts import sample_captions
 from jaxsteer.scenes.render import render
 from jaxsteer.scenes.tokenizer import token_ids
 from jaxsteer.shapes.model import alphas_cumprod, encode_text
-from jaxsteer.shapes.train import OptimConfig, TrainState
+from jaxsteer.shapes.train import OptimConfig, TrainState, ema_update, make_optimizer
 
 PHASES = ("vae", "unet")
 
@@ -83,19 +86,12 @@ class TrainScenesRun:
                                   "kl_weight", "p_uncond", "seed")}
 
 
-def _optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
-    lr = optax.linear_schedule(0.0, cfg.lr, max(cfg.warmup, 1))
-    return optax.chain(optax.clip_by_global_norm(cfg.clip),
-                       optax.adamw(lr, b1=0.9, b2=0.99, weight_decay=cfg.weight_decay))
-
-
 def _advance(state: TrainState, tx, grads, decay: float) -> TrainState:
     """One AdamW update and the EMA (with a warm-up of its own, as the shapes model's)."""
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    d = jnp.minimum(decay, (1.0 + state.step) / (10.0 + state.step))
-    ema = jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, state.ema, params)
-    return TrainState(state.step + 1, params, ema, opt_state)
+    return TrainState(state.step + 1, params, ema_update(state.ema, params, state.step, decay),
+                      opt_state)
 
 
 def _images(cfg: ScenesModelConfig, factors: dict) -> jax.Array:
@@ -107,7 +103,7 @@ def make_vae_step(cfg: ScenesModelConfig, optim: OptimConfig, kl_weight: float) 
     """(``step(state, batch, key) -> (state, metrics)``, ``init(params, ema)``), jitted; the
     batch's "factors" are rendered, its "ids" unused."""
     _, _, vae = scenes_model.build_modules(cfg, jnp.dtype(optim.compute_dtype))
-    tx = _optimizer(optim)
+    tx = make_optimizer(optim)
 
     def loss_fn(params, x, key):
         dist = vae.apply({"params": params}, x, method="encode")
@@ -147,7 +143,7 @@ def make_unet_step(cfg: ScenesModelConfig, optim: OptimConfig) -> tuple:
     [b, T] and "factors"."""
     unet, text, _ = scenes_model.build_modules(cfg, jnp.dtype(optim.compute_dtype))
     latents = make_latents(cfg)
-    tx = _optimizer(optim)
+    tx = make_optimizer(optim)
     alphas = jnp.asarray(alphas_cumprod())
 
     def loss_fn(params, z0, ids, t_b, noise):
@@ -194,12 +190,13 @@ def _save(work: Path, phase: str, state: TrainState, progress: dict) -> None:
 
 
 def _train(cfg: TrainScenesRun, phase: str, state: TrainState, progress: dict,
-           step_fn, t_end: float, log) -> TrainState:
-    """Runs ``phase`` until its step count or ``t_end``; checkpoints; returns the state."""
+           step_fn, t_end: float, log, stop=None) -> TrainState:
+    """Runs ``phase`` until its step count, ``t_end`` or ``stop(phase, step)``; checkpoints;
+    returns the state."""
     total = cfg.vae_steps if phase == "vae" else cfg.steps
     key = jax.random.fold_in(jax.random.key(cfg.seed), 1 + PHASES.index(phase))
     step, t0, start = int(state.step), time.time(), int(state.step)
-    while step < total and time.time() < t_end:
+    while step < total and time.time() < t_end and not (stop and stop(phase, step)):
         state, metrics = step_fn(state, data(cfg, phase, step), jax.random.fold_in(key, step))
         step += 1
         if step % cfg.log_every == 0 or step == total:
@@ -214,20 +211,62 @@ def _train(cfg: TrainScenesRun, phase: str, state: TrainState, progress: dict,
     return state
 
 
-def _state(cfg: TrainScenesRun, phase: str, init_fn, fresh: Any) -> TrainState:
+def _state(cfg: TrainScenesRun, phase: str, init_fn, fresh: Any, progress: dict) -> TrainState:
     state = init_fn(jax.device_put(fresh), jax.device_put(fresh))
     path = cfg.work / f"{phase}.msgpack"
     if path.exists():
         state = jax.device_put(flax.serialization.from_bytes(state, path.read_bytes()))
+    elif progress[f"{phase}_step"] > 0:
+        raise UserError(f"{path} is missing but {cfg.work / 'progress.json'} is at {phase} step "
+                        f"{progress[f'{phase}_step']}; carry the whole --work-dir or use another")
     return state
 
 
-def run(cfg: TrainScenesRun, log=print) -> dict:
-    """Trains or resumes; once both phases are done, exports and writes the quality table.
+def _vae_phase(cfg: TrainScenesRun, fresh: Any, progress: dict, t_end: float, log, stop
+               ) -> Any | None:
+    """The VAE's EMA weights once phase 1 is done (None: stopped before). Once done, only the
+    EMA is kept (vae_ema.msgpack: phase 2 and the export need nothing else), so the VAE's step
+    count is final: another --vae-steps is refused."""
+    slim = cfg.work / "vae_ema.msgpack"
+    done_at = progress.get("vae_steps") if progress.get("vae_done") else None
+    if done_at is None and progress["unet_step"] > 0:
+        done_at = progress["vae_step"]   # a checkpoint from before vae_done was recorded
+    if done_at is not None and done_at != cfg.vae_steps:
+        raise UserError(f"--vae-steps {cfg.vae_steps}: the VAE of {cfg.work} is final at "
+                        f"{done_at} steps (the UNet trains on its latents); pass --vae-steps "
+                        f"{done_at} or use another --work-dir")
+    if progress.get("vae_done"):
+        if not slim.exists():
+            raise UserError(f"{slim} is missing but {cfg.work / 'progress.json'} says the VAE "
+                            "phase is done; carry the whole --work-dir or use another")
+        return jax.device_put(flax.serialization.from_bytes(fresh, slim.read_bytes()))
+    step_fn, init_fn = make_vae_step(cfg.model, cfg.vae_optim, cfg.kl_weight)
+    state = _state(cfg, "vae", init_fn, fresh, progress)
+    if int(state.step) < cfg.vae_steps:
+        state = _train(cfg, "vae", state, progress, step_fn, t_end, log, stop)
+        if int(state.step) < cfg.vae_steps:
+            return None
+    atomic_write_bytes(slim, flax.serialization.to_bytes(jax.device_get(state.ema)))
+    progress.update(vae_done=True, vae_steps=cfg.vae_steps)
+    progress.pop("scaling_factor", None)   # measured on this VAE, below
+    write_json(cfg.work / "progress.json", progress)
+    (cfg.work / "vae.msgpack").unlink(missing_ok=True)   # its Adam moments: 2/3 of its size
+    return state.ema
+
+
+def run(cfg: TrainScenesRun, log=print, stop=None) -> dict:
+    """Trains or resumes; once both phases are done, exports (again whenever the exported steps
+    differ from the trained ones) and writes the quality table: in this call when it has no
+    deadline or trained no step, else in the next call (a table gets a call's time, not what
+    training left of one; an export takes seconds).
+
+    Args:
+      stop: ``stop(phase, step) -> bool``, checked before each step (as the deadline is): stop
+        there, as at a deadline (tests use it to stop mid-phase).
 
     Returns:
       the progress record: {"vae_step", "unet_step", "scaling_factor", "losses", "done",
-      "quality"?, ...}.
+      "exported": [vae_step, unet_step], "quality"?, ...}.
     """
     t_start = time.time()
     t_end = t_start + cfg.deadline_s - cfg.margin_s if cfg.deadline_s > 0 else float("inf")
@@ -240,39 +279,48 @@ def run(cfg: TrainScenesRun, log=print) -> dict:
     if progress["identity"] != cfg.identity():
         raise UserError(f"the checkpoint in {work} is from another model, optimiser, batch or "
                         "seed; use another --work-dir or --out")
+    progress["done"] = False
+    steps_before = (progress["vae_step"], progress["unet_step"])
     fresh = scenes_model.init_params(cfg.model, cfg.seed)
-    vae_step, vae_init = make_vae_step(cfg.model, cfg.vae_optim, cfg.kl_weight)
-    vae_state = _state(cfg, "vae", vae_init, fresh["vae"])
-    if int(vae_state.step) < cfg.vae_steps:
-        vae_state = _train(cfg, "vae", vae_state, progress, vae_step, t_end, log)
-        if int(vae_state.step) < cfg.vae_steps:
-            return progress
-    vae_params = vae_state.ema
+    vae_params = _vae_phase(cfg, fresh["vae"], progress, t_end, log, stop)
+    if vae_params is None:
+        return progress
     if "scaling_factor" not in progress:
         progress["scaling_factor"] = measure_scaling(cfg, vae_params)
         write_json(work / "progress.json", progress)
     unet_step, unet_init = make_unet_step(cfg.model, cfg.optim)
     both = {"unet": fresh["unet"], "text_encoder": fresh["text_encoder"]}
-    state = _state(cfg, "unet", unet_init, both)
+    state = _state(cfg, "unet", unet_init, both, progress)
     if int(state.step) < cfg.steps:
         scaling = jnp.float32(progress["scaling_factor"])
         state = _train(cfg, "unet", state, progress,
-                       functools.partial(_unet_call, unet_step, vae_params, scaling), t_end, log)
+                       functools.partial(_unet_call, unet_step, vae_params, scaling), t_end, log,
+                       stop)
         if int(state.step) < cfg.steps:
             return progress
-    if not (progress.get("done") and (cfg.out / "model_index.json").exists()):
+    worked = steps_before != (progress["vae_step"], progress["unet_step"])
+    exported = [progress["vae_step"], int(state.step)]
+    if progress.get("exported") != exported or not (cfg.out / "model_index.json").exists():
+        progress.pop("quality", None)   # of the weights exported before, if any
         scenes_model.export(cfg.out, cfg.model, {**jax.device_get(state.ema),
                                                  "vae": jax.device_get(vae_params)},
                             progress["scaling_factor"], cfg.dtype,
                             {"progress": progress, "config": to_dict(cfg)})
+        progress["exported"] = exported
     progress["done"] = True
-    if cfg.eval_n and "quality" not in progress and time.time() < t_end:   # else: next call
-        from jaxsteer.scenes.evaluate import quality_table, write_table
-        progress["quality"] = quality_table(cfg.out, n=cfg.eval_n, steps=cfg.eval_steps,
-                                            guidance=cfg.eval_guidance, seed=cfg.seed)
-        write_table(progress["quality"], cfg.out / "quality.md")
-        write_json(cfg.out / "quality.json", progress["quality"])
     write_json(work / "progress.json", progress)
+    if cfg.eval_n and "quality" not in progress:
+        if cfg.deadline_s > 0 and worked:
+            log("quality table: in the next call (this one trained)")
+        else:
+            from jaxsteer.scenes.evaluate import quality_table, write_table
+            t0 = time.time()
+            progress["quality"] = quality_table(cfg.out, n=cfg.eval_n, steps=cfg.eval_steps,
+                                                guidance=cfg.eval_guidance, seed=cfg.seed)
+            progress["quality_s"] = round(time.time() - t0, 1)
+            write_table(progress["quality"], cfg.out / "quality.md")
+            write_json(cfg.out / "quality.json", progress["quality"])
+            write_json(work / "progress.json", progress)
     return progress
 
 
@@ -285,7 +333,10 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse(TrainScenesRun, sys.argv[1:] if argv is None else argv,
                 "python -m jaxsteer.scenes.train", TrainScenesRun.__doc__ or "")
     p = run(cfg, log=lambda s: print(s, flush=True))
-    state = "done" if p.get("done") else "stopped at the deadline: run the same command again"
+    left = ("" if p.get("done") and ("quality" in p or not cfg.eval_n) else
+            "trained and exported; run the same command again for the quality table"
+            if p.get("done") else "stopped at the deadline: run the same command again")
+    state = left or "done"
     print(f"vae {p['vae_step']}/{cfg.vae_steps}, unet {p['unet_step']}/{cfg.steps}: {state}")
 
 

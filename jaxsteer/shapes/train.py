@@ -89,10 +89,19 @@ class TrainState:
     opt_state: Any
 
 
-def _optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
+def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
+    """Global-norm clip, then AdamW with a linear warm-up to a constant rate (shared with the
+    scenes model's trainer)."""
     lr = optax.linear_schedule(0.0, cfg.lr, max(cfg.warmup, 1))
     return optax.chain(optax.clip_by_global_norm(cfg.clip),
                        optax.adamw(lr, b1=0.9, b2=0.99, weight_decay=cfg.weight_decay))
+
+
+def ema_update(ema: Any, params: Any, step: jax.Array, decay: float) -> Any:
+    """The EMA after a step, with a warm-up of its own (decay ``min(decay, (1 + step) / (10 +
+    step))``), so early exports are not dominated by the random init."""
+    d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+    return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
 
 
 @functools.lru_cache(maxsize=8)
@@ -105,7 +114,7 @@ def make_train_step(model_cfg: ShapesModelConfig, optim: OptimConfig) -> Any:
     and optimiser share one compiled program.
     """
     unet, text = shapes_model.build_modules(model_cfg, jnp.dtype(optim.compute_dtype))
-    tx = _optimizer(optim)
+    tx = make_optimizer(optim)
     alphas = jnp.asarray(shapes_model.alphas_cumprod())
 
     def loss_fn(params, x0_bchw, ids_bt, t_b, noise_bchw):
@@ -124,9 +133,7 @@ def make_train_step(model_cfg: ShapesModelConfig, optim: OptimConfig) -> Any:
         loss, grads = jax.value_and_grad(loss_fn)(state.params, x0, batch["ids"], t_b, noise)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        # EMA with a warm-up of its own, so early exports are not dominated by the random init.
-        d = jnp.minimum(optim.ema, (1.0 + state.step) / (10.0 + state.step))
-        ema = jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, state.ema, params)
+        ema = ema_update(state.ema, params, state.step, optim.ema)
         new = TrainState(state.step + 1, params, ema, opt_state)
         return new, {"loss": loss, "grad_norm": optax.global_norm(grads)}
 

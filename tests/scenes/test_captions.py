@@ -6,14 +6,15 @@ import pytest
 from jaxsteer.errors import UserError
 from jaxsteer.scenes.captions import (
     FACTORS,
+    FILLERS,
     FREE,
-    PHRASES,
     SLOTS,
     VALUES,
     caption_hash,
     content,
     free_count,
     make_caption,
+    meaning,
     obeys,
     parse,
     spec,
@@ -51,10 +52,38 @@ def test_what_a_caption_fixes():
     assert free_count("a circle on the left") == 6    # type and x fixed, y free
 
 
-def test_split_is_by_content_and_balanced():
+def test_split_is_by_meaning_and_balanced():
     a, b = "a striped square on white", "a drawing of a striped square on white"
     assert content(b) == a and caption_hash(a) == caption_hash(b) and split_of(a) == split_of(b)
+    # a free factor left out or named by its free phrase: one meaning, one split
+    assert meaning("a sized red circle in any place") == meaning("here is a red circle")
+    assert meaning("") == meaning("a coloured shape and any dot") == "a shape"
+    assert split_of("") == split_of("a painted shape") == "test"   # all free: test by rule
     slots = draw_slots(np.random.default_rng(1), 2000)
     test_share = np.mean([split_of(make_caption(s)) == "test" for s in slots])
     assert 0.4 < test_share < 0.6
-    assert all(p == PHRASES[s][PHRASES[s].index(p)] for s in SLOTS for p in PHRASES[s])
+
+
+def _key(s) -> tuple:
+    return tuple(sorted(s.levels.items())), tuple(sorted(s.bands.items()))
+
+
+def test_every_caption_parses_back_and_one_spec_has_one_split():
+    """Random specs, each spelt several ways (any filler; each free factor left out or named by
+    its free phrase): parse gives back the slots that made each caption, and captions of equal
+    `spec` (levels and bands) share a split, whatever the grammar's meaning key."""
+    rng = np.random.default_rng(0)
+    split_by_key: dict[tuple, set] = {_key(spec("")): {split_of("")}}
+    for _ in range(1500):
+        chosen = [rng.choice([None, *VALUES[s]]) for s in SLOTS[1:]]
+        for _ in range(4):
+            slots = (rng.choice([None, *FILLERS]), *(
+                p if p is not None else ("shape" if s == "type" else rng.choice([None, FREE[s]]))
+                for s, p in zip(SLOTS[1:], chosen)))
+            c = make_caption(slots)
+            assert parse(c) == slots, c
+            split_by_key.setdefault(_key(spec(c)), set()).add(split_of(c))
+    assert len(split_by_key) < 1500 * 4 / 2 and len(split_by_key) > 1000
+    assert all(len(v) == 1 for v in split_by_key.values())
+    assert {s for v in split_by_key.values() for s in v} == {"tune", "test"}
+    assert split_by_key[_key(spec(""))] == {"test"}
