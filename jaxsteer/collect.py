@@ -22,7 +22,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxsteer import progress, records, sharding
-from jaxsteer.config import opt, to_dict
+from jaxsteer.config import check_sections, opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.kernel import FEATURES as FEATURES
 from jaxsteer.kernel import KernelInputs as KernelInputs
@@ -271,6 +271,7 @@ class CollectRun:
         return pool_sampler_settings(values)
 
     def __post_init__(self):
+        check_sections(self)
         if self.pairs < 1:
             raise UserError(f"--pairs must be positive, got {self.pairs}")
         if self.batch < 1:

@@ -15,7 +15,7 @@ flag and YAML key beside the dotted one (its bare name, or the name the dict giv
 the run config has a field of that name: every model-running command nests ``model:``
 (`ModelConfig`) and ``sampler:`` (`SamplerConfig`), and ``--model tiny --steps 2`` still means
 ``--model.name tiny --sampler.steps 2`` (the CLI as easy to type as before). A recorded config
-is nested too; `recorded` reads the flat ones run folders hold from before.
+is nested too; `jaxsteer.recorded` reads the flat ones run folders hold from before.
 """
 
 from __future__ import annotations
@@ -376,24 +376,14 @@ def to_dict(cfg: Any) -> dict:
     return clean(dataclasses.asdict(cfg))
 
 
-# The flat layout of the run configs with a model that run folders recorded before `model:` and
-# `sampler:` were nested fields: {flat key: dotted field}. Frozen: fields added since are only
-# ever recorded nested.
-_FLAT_RECORDED = {"model": "model.name"} | {k: f"model.{k}" for k in (
-    "family", "dtype", "revision", "allow_pickle", "attention", "remat_policy")} | {
-    k: f"sampler.{k}" for k in ("steps", "scheduler", "spacing", "timesteps", "guidance", "remat",
-                                "shared_noise")}
-
-
-def recorded(d: dict) -> dict:
-    """A recorded run config (`to_dict`) in today's nested form: a flat one (``"model":
-    "tiny", "steps": 4``, from before the nesting) gets its ``model`` and ``sampler`` sections;
-    any other config is returned as it is."""
-    if not isinstance(d.get("model"), str):   # nested (a dict), or a config without a model
-        return d
-    out = {k: v for k, v in d.items() if k not in _FLAT_RECORDED}
-    for key, dotted in _FLAT_RECORDED.items():
-        if key in d:
-            section, name = dotted.split(".")
-            out.setdefault(section, {})[name] = d[key]
-    return out
+def check_sections(cfg: Any) -> None:
+    """Every nested section of ``cfg`` holds its own config class: ``CollectRun(model="shapes")``
+    (the flat spelling from before the nesting, from Python) fails here with one line instead
+    of later inside the command."""
+    hints = _resolve(type(cfg))
+    for f in dataclasses.fields(cfg):
+        tp, value = hints[f.name], getattr(cfg, f.name)
+        if dataclasses.is_dataclass(tp) and not isinstance(value, tp):
+            raise UserError(f"{type(cfg).__name__}({f.name}=...) takes a {tp.__name__}, got "
+                            f"{value!r} (e.g. model=ModelConfig(name=...), "
+                            "sampler=SamplerConfig(steps=...))")

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsteer import checkpoint, records, sharding
-from jaxsteer.config import opt
+from jaxsteer.config import check_sections, opt
 from jaxsteer.diversity_distillation import distilled_diversity
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
@@ -140,6 +140,7 @@ class DiversifyRun:
     out: Path = opt(Path("runs/diversify"), "output folder (grids and diversity.json)")
 
     def __post_init__(self):
+        check_sections(self)
         if len(self.strength) != 2 or self.strength[0] > self.strength[1]:
             raise UserError(f"--strength must be lo,hi with lo <= hi, got {self.strength}")
         if self.n < 2:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsteer import progress, records, sharding
-from jaxsteer.config import opt, to_dict
+from jaxsteer.config import check_sections, opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
 from jaxsteer.store import ShardStore
@@ -36,6 +36,7 @@ class PoolFromImagesRun:
     out: Path = opt(Path("runs/pool"), "output folder (resumed if it holds the same run)")
 
     def __post_init__(self):
+        check_sections(self)
         if self.batch < 1:
             raise UserError(f"--batch must be positive, got {self.batch}")
         if not self.prompt:

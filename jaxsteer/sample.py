@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsteer import progress, records, sharding
-from jaxsteer.config import opt, to_dict
+from jaxsteer.config import check_sections, opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
 from jaxsteer.models.base import ModelBundle
@@ -38,6 +38,7 @@ class SampleRun:
     out: Path = opt(Path("runs/pool"), "output folder (resumed if it holds the same run)")
 
     def __post_init__(self):
+        check_sections(self)
         if self.n < 2:
             raise UserError(f"--n must be at least 2 (pairs need two samples), got {self.n}")
         if self.batch < 1:

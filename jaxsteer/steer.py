@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxsteer import checkpoint, effects, records, sharding
-from jaxsteer.config import opt
+from jaxsteer.config import check_sections, opt
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
 from jaxsteer.models.base import DiffusionModel, ModelBundle, TextCond
@@ -182,6 +182,7 @@ class SteerRun:
     out: Path = opt(Path("runs/steer"), "output folder for the grids")
 
     def __post_init__(self):
+        check_sections(self)
         if not self.seeds:
             raise UserError("--seeds is empty: give at least one seed, e.g. --seeds 0,1")
         if not self.indices:

@@ -26,10 +26,11 @@ import numpy as np
 from jaxsteer import progress, records, runlock, sharding
 from jaxsteer.collect import Collector, draw_pairs, every_row, pad_rows
 from jaxsteer.complexity import NORMALIZATIONS, ComplexityConfig, estimate_all, normalize_rows
-from jaxsteer.config import flatten, opt, recorded, to_dict
+from jaxsteer.config import check_sections, flatten, opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
 from jaxsteer.pages.survey import SurveyResult  # shows the survey page in a notebook
+from jaxsteer.recorded import recorded
 from jaxsteer.records import append_line, read_records
 from jaxsteer.sample import make_generator
 from jaxsteer.sampling import SamplerConfig
@@ -75,6 +76,7 @@ class SurveyRun:
     out: Path = opt(Path("runs/survey"), "output folder (a rerun resumes)")
 
     def __post_init__(self):
+        check_sections(self)
         if self.pairs < 4:
             raise UserError(f"--pairs must be >= 4 for the estimators, got {self.pairs}")
         if self.pool == 1 or self.pool < 0:

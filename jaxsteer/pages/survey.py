@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from jaxsteer import records
-from jaxsteer.config import flatten, recorded
+from jaxsteer.config import flatten
 from jaxsteer.pages.html import Raw, esc, facts_table, fmt, table
 from jaxsteer.pages.svg import bars, histogram
+from jaxsteer.recorded import recorded
 
 # Estimators shown as columns, in this order, when a record has them.
 COLUMNS = ("subspace_size", "parallel_analysis", "pca_90", "pca_95", "participation_ratio", "mle",
