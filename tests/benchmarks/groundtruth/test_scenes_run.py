@@ -1,24 +1,26 @@
-"""`jaxsteer bench groundtruth --groundtruth.world scenes` end to end on the accelerator
-(`python3 -m pytest -m gpu`; skipped on the CPU).
+"""`jaxsteer bench groundtruth --groundtruth.world scenes` end to end on the CPU
+(`python3 -m pytest -m slow tests/benchmarks/groundtruth/test_scenes_run.py`, ~65 s: not in CI).
 
 No trained scenes model is bundled, so the run uses an untrained micro scenes pipeline (8 x 8
 images, a 4 x 4 x 4 latent VAE, one UNet level), exported as `scenes.model.export` writes it and
 loaded as a latent `sd` model: its numbers are noise, so the test checks structure, ranges, the
 eight factors (categorical texture / background / dot included) and one compile per program.
-`run_tiny_scenes` is the test's body, callable without pytest (to run it once on a CPU).
+It was in the GPU suite until its first H200 run (2026-12-02, `results/2026-12-02-s8/
+gpu_suite_final/`): there XLA's compile of its gradient kernel crashed one worker (segfault),
+the rerun asked for 0.9 of the GPU's memory (125.8 GiB) during the test and failed its
+compile-count check, and six tests of test_commands.py errored in their pool fixtures (`sample` out of device memory) beside it. Until
+that is understood on the GPU it runs on the CPU only.
 """
 
 import json
 from pathlib import Path
 
-import jax
 import pytest
 
 from jaxsteer.benchmarks.groundtruth import GroundTruthConfig, run, worlds
 from jaxsteer.complexity import ComplexityConfig, VAEaseConfig
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(jax.default_backend() == "cpu", reason="needs an accelerator")]
+pytestmark = pytest.mark.slow
 
 # free factors: 5 (x, y, size, texture, dot), 7 (all but type), 8
 PROMPTS = ("a red circle on grey", "here is a circle", "a shape")
