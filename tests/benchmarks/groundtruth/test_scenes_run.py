@@ -8,7 +8,8 @@ eight factors (categorical texture / background / dot included) and one compile 
 It was in the GPU suite until its first H200 run (2026-12-02, `results/2026-12-02-s8/
 gpu_suite_final/`): there XLA's compile of its gradient kernel crashed one worker (segfault),
 the rerun asked for 0.9 of the GPU's memory (125.8 GiB) during the test and failed its
-compile-count check, and six tests of test_commands.py errored in their pool fixtures (`sample` out of device memory) beside it. Until
+compile-count check, and six tests of test_commands.py errored in their pool fixtures
+(`sample` out of device memory) beside it. Until
 that is understood on the GPU it runs on the CPU only.
 """
 
