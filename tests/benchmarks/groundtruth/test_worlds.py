@@ -1,6 +1,6 @@
 """`groundtruth.worlds`: the benchmark on either world without a model: the world interface, the
 prompt lists of each split and their length / free-count correlation, the config's refusals and
-the resume check across worlds (the end-to-end scenes run: tests/gpu/test_groundtruth_scenes.py)."""
+the resume check across worlds (the end-to-end scenes run: test_scenes_run.py, slow)."""
 
 import json
 
