@@ -16,7 +16,10 @@ SKIP_DEMO=1 SUITE_TIMEOUT=${SUITE_TIMEOUT:-480} OUT=$OUT/suite bash scripts/gpu_
 left=$(( DEADLINE - SECONDS ))
 if [ "${THEN:-sample}" = scenes ]; then
   (( left < 60 )) && { echo "scenes: skipped, $left s left"; exit 0; }
-  DEADLINE_S=$(( left - 10 )) OUT=$OUT/scenes bash scripts/gpu_train_scenes.sh
+  DEADLINE_S=$(( left - 15 )) OUT=$OUT/scenes bash scripts/gpu_train_scenes.sh
+  # at most 8 files come back: the small ones in one tarball
+  (cd "$OUT" && tar czf logs.tgz suite/env.txt suite/gpu.txt scenes/train.log \
+     scenes/progress.json 2>/dev/null; rm -f suite/env.txt suite/gpu.txt scenes/train.log)
   exit 0
 fi
 mkdir -p "$OUT/sample" /tmp/bench

@@ -35,10 +35,16 @@ DEADLINE=${DEADLINE_S:-520}
 WORK=${WORK:-build/scenes}
 mkdir -p "$OUT" "$WORK"
 export JAXSTEER_CACHE=${JAXSTEER_CACHE:-/tmp/jaxsteer-cache}
-nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
+# A cold machine has no build/: the checkpoint comes back in $OUT as <= 15 MiB parts (the device
+# returns at most 8 files of 16 MiB); copy them to .scenes-carry/ here and carry that folder.
+if [[ ! -d "$WORK/train" ]] && compgen -G ".scenes-carry/train.tgz.part-*" >/dev/null; then
+  cat .scenes-carry/train.tgz.part-* | tar xzf - -C "$WORK" && echo "resumed from .scenes-carry"
+fi
 python3 -m jaxsteer.scenes.train "$WORK/model" --work-dir "$WORK/train" \
   --deadline-s "$DEADLINE" "$@" 2>&1 | grep -v -e "^WARNING" -e "^W[0-9]" | tee -a "$OUT/train.log"
 cp "$WORK/train/progress.json" "$OUT/" 2>/dev/null
 if [[ -f "$WORK/model/model_index.json" ]]; then
   rm -rf "$OUT/scenes-model" && cp -r "$WORK/model" "$OUT/scenes-model"
 fi
+[[ -d "$WORK/train" ]] && tar czf - -C "$WORK" train | split -b 15M - "$OUT/train.tgz.part-"
+exit 0
