@@ -63,6 +63,11 @@ def _train_shapes():
     return train.TrainShapesRun, train.run
 
 
+def _train_scenes():
+    from jaxsteer.scenes import train
+    return train.TrainScenesRun, train.command
+
+
 def _distill_shapes():
     from jaxsteer.shapes import distill
     return distill.DistillShapesRun, distill.run
@@ -115,6 +120,8 @@ COMMANDS: dict[str, tuple[str, Callable[[], tuple[type, Callable]]]] = {
                          _pool_from_images),
     "report": ("a self-contained HTML page of a run folder", _report),
     "train-shapes": ("train the bundled shapes model (GPU/TPU)", _train_shapes),
+    "train-scenes": ("train the scenes model: VAE, then latent UNet + text encoder (GPU/TPU)",
+                     _train_scenes),
     "distill-shapes": ("distil the shapes model into a few-step student (GPU/TPU)",
                        _distill_shapes),
     "bench": ("speed and memory benchmarks (prints a table)", _bench),

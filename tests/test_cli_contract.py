@@ -24,6 +24,14 @@ TRAIN = ["--steps", "2", "--batch", "2", "--log-every", "1", "--checkpoint-every
          "--no-progress", "--optim.warmup", "1", "--model.image-size", "16",
          "--model.channels", "32,32", "--model.attention-levels", "1", "--model.heads", "2",
          "--model.text-width", "32", "--model.text-layers", "1", "--model.text-heads", "2"]
+# The scenes model at its smallest (8 x 8 images, one VAE level, no attention): two steps a phase,
+# a checkpoint each step, no quality table; its two compiled steps are most of its ~20 s.
+SCENES = ["--vae-steps", "2", "--steps", "2", "--vae-batch", "2", "--batch", "2", "--log-every",
+          "1", "--checkpoint-every", "1", "--eval-n", "0", "--vae-optim.warmup", "1",
+          "--optim.warmup", "1", "--model.image-size", "8", "--model.vae-channels", "8",
+          "--model.vae-groups", "8", "--model.channels", "32", "--model.attention-levels", "",
+          "--model.heads", "1", "--model.text-width", "16", "--model.text-layers", "1",
+          "--model.text-heads", "1"]
 # A 1-step student of the micro teacher: the compiled step of tests/shapes/test_distill.py.
 DISTILL = ["--steps", "2", "--batch", "4", "--student.steps", "1", "--no-progress", "--log-every",
            "1", "--checkpoint-every", "1", "--dmd.warmup", "1"]
@@ -51,6 +59,7 @@ def smoke_argv(root):
         "survey": ["survey", f"{root}/prompts.txt", *TINY, *SURVEY, "--out", f"{root}/survey"],
         "survey-merge": ["survey-merge", f"{root}/survey"],
         "train-shapes": ["train-shapes", f"{root}/shapes", *TRAIN],
+        "train-scenes": ["train-scenes", f"{root}/scenes", *SCENES],
         "distill-shapes": ["distill-shapes", f"{root}/student", "--teacher", f"{root}/teacher",
                            *DISTILL],
         "bench": ["bench", "pca", "--n", "32", "--m", "64", "--out", f"{root}/bench.json"],
@@ -131,6 +140,38 @@ def test_smoke_outputs_exist(smoke):
     assert (root / "survey" / "summary.csv").read_text().count("\n") == 3
 
 
+def test_train_scenes_trains_both_phases_and_a_rerun_resumes(smoke, tmp_path, capsys):
+    from jaxsteer.scenes import train
+    root, _ = smoke
+    work = root / "scenes.train"
+    progress = json.loads((work / "progress.json").read_text())
+    assert (progress["vae_step"], progress["unet_step"], progress["done"]) == (2, 2, True)
+    assert [len(progress["losses"][p]) for p in ("vae", "unet")] == [2, 2]
+    assert (work / "vae_ema.msgpack").exists() and (work / "unet.msgpack").exists()
+    assert (root / "scenes" / "model_index.json").exists()
+    # more steps on a copy: the UNet resumes at 2, through `python -m jaxsteer.scenes.train`
+    shutil.copytree(work, tmp_path / "scenes.train")
+    capsys.readouterr()
+    assert train.main([str(tmp_path / "scenes"), *SCENES, "--steps", "3"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(" {")[0] for line in out] == ["unet", "vae 2/2, unet 3/3: done"]
+    assert json.loads((tmp_path / "scenes.train" / "progress.json").read_text())["exported"] \
+        == [2, 3]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--steps", "-1"], "--steps must be >= 1"),
+    (["--p-uncond", "2"], "--p-uncond must be in [0, 1]"),
+    (["--vae-steps", "x"], "--vae-steps: cannot read 'x' as int")])
+def test_train_scenes_bad_values_are_one_line_and_exit_2(flags, message, tmp_path, capsys):
+    from jaxsteer.scenes import train
+    argv = [str(tmp_path / "m"), *SCENES, *flags]
+    line = [f"jaxsteer train-scenes: error: {message}"]
+    assert call(["train-scenes", *argv], capsys) == (2, line)
+    assert train.main(argv) == 2 and capsys.readouterr().err.strip().splitlines() == line
+    assert not list(tmp_path.iterdir())
+
+
 # --- bad input ------------------------------------------------------------------------------
 
 
@@ -190,6 +231,7 @@ def missing(root, w):
         "survey": (["survey", gone, *TINY, "--out", f"{w}/new"], "prompts file not found"),
         "survey-merge": (["survey-merge", gone], "is not a folder"),
         "train-shapes": (["train-shapes", f"{w}/new", *TRAIN, "--init-from", gone], gone),
+        "train-scenes": (["train-scenes", f"{w}/new", *SCENES, "--config", gone], gone),
         "distill-shapes": (["distill-shapes", f"{w}/new", "--teacher", gone, *DISTILL], gone),
         "demo": (["demo", "--model", gone, "--out", f"{w}/new"], "not found"),
         "bench": (["bench", "throughput", "--torch-json", gone, "--out", f"{w}/new.json"],
@@ -210,6 +252,7 @@ def out_args(root, w, out):
         "diversify": ["diversify", f"{root}/grads/directions_pca", *TINY, "--out", out],
         "survey": ["survey", f"{w}/prompts.txt", *TINY, "--out", out],
         "train-shapes": ["train-shapes", out, *TRAIN],
+        "train-scenes": ["train-scenes", out, *SCENES],
         "distill-shapes": ["distill-shapes", out, "--teacher", f"{root}/teacher", *DISTILL],
         "demo": ["demo", *TINY, "--out", out],
         "report": ["report", out],

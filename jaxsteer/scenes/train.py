@@ -1,7 +1,8 @@
 """Trains the scenes model from scratch: the VAE, then the latent UNet and text encoder.
 
-``python -m jaxsteer.scenes.train OUT [--flags]`` (scripts/gpu_train_scenes.sh). Phase 1 trains
-the AutoencoderKL on rendered scenes (L1 + L2 reconstruction of a posterior sample, a small KL
+``jaxsteer train-scenes OUT [--flags]``, or ``python -m jaxsteer.scenes.train OUT [--flags]``
+(the same command, through `jaxsteer.cli`; scripts/gpu_train_scenes.sh). Phase 1 trains the
+AutoencoderKL on rendered scenes (L1 + L2 reconstruction of a posterior sample, a small KL
 weight) and measures ``scaling_factor`` = 1 / std of the latents (SD's VAE config carries the
 same number). Phase 2 trains the UNet and the text encoder jointly on the frozen VAE's scaled
 latent samples, with the shapes model's DDPM schedule and epsilon loss, caption dropout to ""
@@ -29,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsteer.config import opt, parse, to_dict
+from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.records import atomic_write_bytes, check_out, read_json, write_json
 from jaxsteer.scenes import model as scenes_model
@@ -74,6 +75,13 @@ class TrainScenesRun:
                      "log_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 1")
+        for name in ("kl_weight", "deadline_s", "margin_s", "eval_n"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name.replace('_', '-')} must be >= 0")
+        if not 0.0 <= self.p_uncond <= 1.0:
+            raise UserError("--p-uncond must be in [0, 1]")
+        if self.eval_n and self.eval_steps < 1:
+            raise UserError("--eval-steps must be >= 1 (or --eval-n 0: no quality table)")
 
     @property
     def work(self) -> Path:
@@ -328,17 +336,24 @@ def _unet_call(step_fn, vae_params, scaling, state, batch, key):
     return step_fn(state, batch, vae_params, scaling, key)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m jaxsteer.scenes.train OUT [--flags]``."""
-    cfg = parse(TrainScenesRun, sys.argv[1:] if argv is None else argv,
-                "python -m jaxsteer.scenes.train", TrainScenesRun.__doc__ or "")
+def command(cfg: TrainScenesRun) -> None:
+    """`jaxsteer train-scenes`: `run` with each log line flushed (a log file follows the run),
+    then one line of where the run stands, last, ending in "done" once nothing is left
+    (scripts/gpu_train_scenes.sh repeats the command until then)."""
     p = run(cfg, log=lambda s: print(s, flush=True))
     left = ("" if p.get("done") and ("quality" in p or not cfg.eval_n) else
             "trained and exported; run the same command again for the quality table"
             if p.get("done") else "stopped at the deadline: run the same command again")
-    state = left or "done"
-    print(f"vae {p['vae_step']}/{cfg.vae_steps}, unet {p['unet_step']}/{cfg.steps}: {state}")
+    print(f"vae {p['vae_step']}/{cfg.vae_steps}, unet {p['unet_step']}/{cfg.steps}: "
+          f"{left or 'done'}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m jaxsteer.scenes.train OUT [--flags]``: `jaxsteer train-scenes` itself, through
+    `jaxsteer.cli.main` (the same flags, errors, exit codes and JAX set-up)."""
+    from jaxsteer import cli
+    return cli.main(["train-scenes", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -67,8 +67,8 @@ class GroundTruthConfig:
                      "(5 factors, bundled model) | scenes (8 factors, prompt length held fixed "
                      "across free-factor counts; needs --model)", choices=tuple(worlds.WORLDS))
     model: str | None = opt(None, "pipeline folder of a model of the world (shapes: e.g. from "
-                            "`jaxsteer train-shapes`; scenes: from `python -m "
-                            "jaxsteer.scenes.train`); default: the bundled shapes model (shapes)")
+                            "`jaxsteer train-shapes`; scenes: from `jaxsteer "
+                            "train-scenes`); default: the bundled shapes model (shapes)")
     preset: str | None = opt(None, "sampler of the model: an entry of models.bundled.PRESETS "
                              "(default: shapes, 20 DDIM steps with CFG, in either world)")
     turbo: str | None = opt(None, "sampler of the collapsed generator of the diversity "
