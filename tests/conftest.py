@@ -29,9 +29,14 @@ def pytest_configure(config):
     Runs before any test touches a device, so the platform choice still takes effect.
     """
     if accelerator_run(config):
-        # xdist workers share one GPU: each takes under its share of the memory.
-        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-        os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 / workers:.3f}")
+        # xdist workers share one GPU: each takes under its share of the memory. The controller
+        # of `-n N` sets nothing: a worker it starts (or restarts after a crash) would inherit
+        # its value, the whole 0.9 (seen on the H200, 2026-12-02: a restarted worker asked for
+        # 125.8 GiB and starved the others).
+        if os.environ.get("PYTEST_XDIST_WORKER") or not getattr(config.option, "numprocesses",
+                                                                None):
+            workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+            os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 / workers:.3f}")
         return
     if "JAX_PLATFORMS" not in os.environ:
         jax.config.update("jax_platforms", "cpu")
