@@ -3,8 +3,8 @@
 For any model: brightness, contrast and colourfulness of each image, their change per unit of
 strength (a least-squares slope over the strengths, pooled over seeds), and a heat map of where
 in the image the pixels change (mean absolute change against the unsteered image). On a world
-with a probe (`PROBES`: the shapes world's factor read-out), the probe's factors per unit
-strength as well ("size -0.04 per unit, hue +2 deg per unit").
+with a probe (`PROBES`: the shapes or scenes world's factor read-out), the probe's factors per
+unit strength as well ("size -0.04 per unit, hue +2 deg per unit").
 
 Axis letters: s seeds, a strengths, h, w, c image height, width, channels. Images are floats in
 [-1, 1], as `jaxsteer.steer.render_batches` returns them.
@@ -64,9 +64,10 @@ def _wrapped_degrees(hue_sa: np.ndarray, base_s: np.ndarray) -> np.ndarray:
 
 
 def shapes_factors(images_sahwc: np.ndarray, unsteered_shwc: np.ndarray,
-                   alphas_a: np.ndarray) -> dict[str, float]:
+                   alphas_a: np.ndarray, measure: Callable = measure) -> dict[str, float]:
     """The shapes world's factors per unit strength (size, x, y in fractions of the image
-    side; hue in degrees), and the share of steered images whose shape type changed."""
+    side; hue in degrees), and the share of steered images whose shape type changed.
+    ``measure``: the probe (the scenes probe returns the same keys for its shape)."""
     s, a = images_sahwc.shape[:2]
     m = measure(np.asarray(images_sahwc).reshape(s * a, *images_sahwc.shape[2:]))
     m = {k: v.reshape(s, a) for k, v in m.items()}
@@ -81,8 +82,16 @@ def shapes_factors(images_sahwc: np.ndarray, unsteered_shwc: np.ndarray,
     return out
 
 
+def scenes_factors(images_sahwc: np.ndarray, unsteered_shwc: np.ndarray,
+                   alphas_a: np.ndarray) -> dict[str, float]:
+    """`shapes_factors` of the scenes world's shape, read by the scenes probe."""
+    from jaxsteer.scenes.probe import measure as scenes_measure
+    return shapes_factors(images_sahwc, unsteered_shwc, alphas_a, scenes_measure)
+
+
 # Probes by name: f(images [s, a, h, w, c], unsteered [s, h, w, c], alphas [a]) -> factors.
-PROBES: dict[str, Callable[..., dict[str, float]]] = {"shapes": shapes_factors}
+PROBES: dict[str, Callable[..., dict[str, float]]] = {"shapes": shapes_factors,
+                                                      "scenes": scenes_factors}
 
 
 def _round(x: float, digits: int = 3) -> float:

@@ -47,3 +47,17 @@ def test_the_shapes_probe_reads_growing_circles_as_size_per_unit():
     assert abs(probe["hue_deg"] - 5) < 1 and abs(probe["x"]) < 1e-3
     assert probe["type_changed"] == 0
     assert "hue +5 deg" in summary({"per_unit": {}, "probe": probe})
+
+
+def test_the_scenes_probe_reads_the_shape_of_a_scene_like_the_shapes_probe():
+    from jaxsteer.scenes.render import render as render_scene
+    sizes = 0.2 + 0.02 * ALPHAS
+    f = {"type": np.zeros(5, int), "hue": 120 + 5 * ALPHAS, "x": np.full(5, 0.5),
+         "y": np.full(5, 0.5), "size": sizes, "texture": np.ones(5, int),
+         "background": np.full(5, 1), "dot": np.ones(5, int)}
+    images = render_scene(f)[None]
+    base = render_scene({k: v[2:3] for k, v in f.items()})
+    probe = describe(images, base, ALPHAS, probe="scenes")["probe"]
+    assert abs(probe["size"] - 0.02) < 0.003
+    assert abs(probe["hue_deg"] - 5) < 1 and abs(probe["x"]) < 1e-3
+    assert probe["type_changed"] == 0

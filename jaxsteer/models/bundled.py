@@ -1,4 +1,4 @@
-"""Models that need no download: the shapes models shipped in the package, and `tiny` /
+"""Models that need no download: the shapes and scenes models shipped in the package, and `tiny` /
 `tiny-xl`, tiny random SD / SDXL pipelines the code builds itself (for smoke tests and demos of
 the plumbing)."""
 
@@ -14,11 +14,12 @@ from jaxsteer.models import flux, sd, sdxl, tiny, tiny_flux
 from jaxsteer.models.base import ModelBundle
 from jaxsteer.models.nn.load import load_unet
 from jaxsteer.models.weights import dtype_from_name
+from jaxsteer.scenes import assets as scenes_assets
 from jaxsteer.shapes import student_checksums
 from jaxsteer.shapes.assets import verify
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-NAMES = ("shapes", "shapes-turbo", "shapes-student", "tiny", "tiny-xl", "tiny-flux")
+NAMES = ("shapes", "shapes-turbo", "shapes-student", "scenes", "tiny", "tiny-xl", "tiny-flux")
 # Distilled students shipped as their UNet only: student -> its teacher, whose text encoder and
 # tokenizer it shares (and whose sampler diversity distillation's first steps use).
 STUDENTS = {"shapes-student": "shapes"}
@@ -39,6 +40,9 @@ _BUILT = {"tiny": ("tiny-sd", tiny, "build_tiny_sd"),
 # `shapes-student` is the genuinely distilled collapsed generator (`jaxsteer distill-shapes`,
 # DMD): its sampler is the one it was distilled for, as its training.json records; until one is
 # installed, jaxsteer.shapes.distill.StudentConfig's defaults (4 DDIM steps, no guidance).
+# `scenes` (`jaxsteer train-scenes`, 64 x 64 latent): DDIM, 25 steps, guidance 3, the sampler
+# its probe quality was measured with (results/2026-12-02-s9/scenes_quality.md: every fixed
+# factor right on 97-100% of samples); its training run's own evaluation used 50 steps.
 
 
 def _student_sampler(name: str) -> dict:
@@ -52,11 +56,12 @@ PRESETS: dict[str, dict] = {
     "shapes": {"steps": 20, "guidance": 3.0, "scheduler": "ddim"},
     "shapes-turbo": {"steps": 4, "guidance": 3.0, "scheduler": "ddim", "shared_noise": 0.9},
     "shapes-student": _student_sampler("shapes-student"),
+    "scenes": {"steps": 25, "guidance": 3.0, "scheduler": "ddim"},
 }
 
 # The factor read-out (`jaxsteer.effects.PROBES`) of the world each bundled model draws.
 PROBES: dict[str, str] = {"shapes": "shapes", "shapes-turbo": "shapes",
-                          "shapes-student": "shapes"}
+                          "shapes-student": "shapes", "scenes": "scenes"}
 
 
 def cache_dir() -> Path:
@@ -80,6 +85,8 @@ def folder(name: str) -> Path:
         raise UserError(f"the bundled model {name!r} is not in this installation ({path})")
     if name in ("shapes", "shapes-turbo"):
         verify(path)  # shipped weights must match their recorded checksums
+    elif name == "scenes":
+        scenes_assets.verify(path)
     return path
 
 

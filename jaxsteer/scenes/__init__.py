@@ -9,5 +9,6 @@ built from jaxsteer's networks.
 
 Modules: `captions` (grammar, split), `prompts` (training draw, benchmark prompt lists),
 `render`, `probe`, `tokenizer`, `model` (configs, pipeline folder), `train` (VAE then latent
-UNet, resumable: `jaxsteer train-scenes`), `evaluate` (probe-based quality).
+UNet, resumable: `jaxsteer train-scenes`), `evaluate` (probe-based quality), `assets` (the
+bundled model, `jaxsteer.models.load("scenes")`).
 """

@@ -3,22 +3,21 @@
 The teacher (``assets/shapes``) is trained once on a GPU (`jaxsteer train-shapes`), the
 few-step student (``assets/shapes-student``) distilled from it (`jaxsteer distill-shapes`,
 scripts/gpu_distill.sh); both ship inside the package. The checksums (``checksums.py`` and
-``student_checksums.py`` next to this file; modules rather than JSON files so that they ship
-with the code without any package-data rule) tie the shipped files to those runs, so a corrupted
-or half-copied installation is reported instead of producing silently wrong images. The student
+``student_checksums.py`` next to this file, kept by `jaxsteer.models.shipped`) tie the shipped
+files to those runs, so a corrupted or half-copied installation is reported instead of
+producing silently wrong images. The student
 ships only what differs from its teacher (UNet, scheduler config, records): its text encoder and
 tokenizer are the teacher's, checked identical when it is installed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 import sys
 from pathlib import Path
 
 from jaxsteer.errors import UserError
-from jaxsteer.records import atomic_write_text, publish_folder
+from jaxsteer.models import shipped
+from jaxsteer.models.shipped import checksums
 from jaxsteer.shapes.checksums import SHA256
 
 ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "shapes"
@@ -28,36 +27,16 @@ STUDENT_CHECKSUM_FILE = CHECKSUM_FILE.with_name("student_checksums.py")
 SHARED = ("text_encoder", "tokenizer")  # a student's subfolders that are its teacher's files
 
 
-def checksums(folder: str | Path = ASSET_DIR) -> dict[str, str]:
-    """{relative path: sha256 hex} of every file under ``folder``, sorted by path."""
-    folder = Path(folder)
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def write_checksums(folder: str | Path = ASSET_DIR, path: str | Path = CHECKSUM_FILE,
                     what: str = "the bundled shapes model") -> dict:
     """Records the checksums of a freshly trained folder (run once, after training)."""
-    sums = checksums(folder)
-    lines = "".join(f'    "{name}":\n        "{digest}",\n' for name, digest in sums.items())
-    atomic_write_text(path, f'"""sha256 of each file of {what} (written by '
-                      'assets.write_checksums)."""\n\nSHA256 = {\n' + lines + "}\n")
-    return sums
+    return shipped.write_checksums(folder, path, what)
 
 
 def verify(folder: str | Path = ASSET_DIR, expected: dict[str, str] | None = None,
            what: str = "the bundled shapes model") -> Path:
     """Checks ``folder`` against the recorded checksums; returns the folder or raises UserError."""
-    folder = Path(folder)
-    expected = SHA256 if expected is None else expected
-    if not (folder / "model_index.json").exists():
-        raise UserError(f"{what} is missing from this installation ({folder})")
-    got = checksums(folder)
-    bad = sorted(name for name, digest in expected.items() if got.get(name) != digest)
-    if bad:
-        raise UserError(f"{what} in {folder} is damaged (checksum mismatch: "
-                        f"{', '.join(bad)}); reinstall jaxsteer")
-    return folder
+    return shipped.verify(folder, SHA256 if expected is None else expected, what)
 
 
 def install_student(folder: str | Path, dest: str | Path = STUDENT_DIR,
@@ -74,12 +53,9 @@ def install_student(folder: str | Path, dest: str | Path = STUDENT_DIR,
     if differ:
         raise UserError(f"{folder} does not share its teacher's files ({', '.join(differ)}): "
                         f"it was not distilled from {teacher}")
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(folder, tmp, ignore=lambda d, names: [n for n in names if Path(d) == folder
-                                                          and n in SHARED])
-    publish_folder(tmp, dest)
-    return write_checksums(dest, checksum_file, "the bundled shapes-student model")
+    return shipped.install(folder, dest, checksum_file, "the bundled shapes-student model",
+                           lambda d, names: [n for n in names
+                                             if Path(d) == folder and n in SHARED])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,7 +1,7 @@
 """`jaxsteer bench groundtruth`: the method checked against the known factors of a synthetic world.
 
 ``--groundtruth.world shapes`` (the default, described below) or ``scenes`` (eight factors,
-length-matched complexity prompts, a model folder required): `worlds` holds what differs, the
+length-matched complexity prompts, the bundled ``scenes`` model): `worlds` holds what differs, the
 factors, grammar, prompt lists, probe, fidelity score and differentiated word; below, "the
 probe", "captions" and "type" mean the world's (scenes adds texture, background and dot, which
 are scored like type).

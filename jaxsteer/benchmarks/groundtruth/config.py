@@ -11,7 +11,7 @@ from jaxsteer.complexity import ComplexityConfig, estimator_names
 from jaxsteer.complexity.estimate import NORMALIZATIONS
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
-from jaxsteer.models.bundled import NAMES, PRESETS, STUDENTS
+from jaxsteer.models.bundled import PRESETS, PROBES, STUDENTS
 from jaxsteer.shapes.captions import SPLITS
 
 TARGETS = {"recovery": 0.9, "complexity": 0.8, "spread_ratio": 2.0, "fidelity": 0.95}
@@ -65,10 +65,11 @@ class GroundTruthConfig:
 
     world: str = opt("shapes", "synthetic world of the prompts, probe and factors: shapes "
                      "(5 factors, bundled model) | scenes (8 factors, prompt length held fixed "
-                     "across free-factor counts; needs --model)", choices=tuple(worlds.WORLDS))
+                     "across free-factor counts, bundled model)", choices=tuple(worlds.WORLDS))
     model: str | None = opt(None, "pipeline folder of a model of the world (shapes: e.g. from "
                             "`jaxsteer train-shapes`; scenes: from `jaxsteer "
-                            "train-scenes`); default: the bundled shapes model (shapes)")
+                            "train-scenes`); default: the world's bundled model (shapes, "
+                            "scenes)")
     preset: str | None = opt(None, "sampler of the model: an entry of models.bundled.PRESETS "
                              "(default: shapes, 20 DDIM steps with CFG, in either world)")
     turbo: str | None = opt(None, "sampler of the collapsed generator of the diversity "
@@ -244,16 +245,16 @@ class GroundTruthConfig:
         return tuple(dict.fromkeys(self.prompts + self.recovery_prompts + self.diversity_prompts))
 
 
-def _world_model(world: str, model: str | None, default: str | None) -> dict:
-    """{"model": the world's bundled model} when none is given; a world with none bundled
-    (scenes) refuses to run without a folder, or on a bundled model (another world's)."""
-    if default is not None:
-        return {} if model is not None else {"model": default}
-    if model is None or model in NAMES:
-        got = "" if model is None else f", not the bundled {model!r}"
-        raise UserError(f"--groundtruth.world {world} needs --groundtruth.model FOLDER, a "
-                        f"{world} pipeline{got} (none is bundled yet: OUT=$OUT bash "
-                        f"scripts/gpu_train_{world}.sh trains one)")
+def _world_model(world: str, model: str | None, default: str) -> dict:
+    """{"model": the world's bundled model} when none is given; a bundled model of another
+    world (whose images this world's probe cannot read) is refused."""
+    if model is None:
+        return {"model": default}
+    other = PROBES.get(model)
+    if other is not None and other != world:
+        raise UserError(f"--groundtruth.model {model} is a bundled model of the {other} "
+                        f"world, not of {world}: use {default!r} (the default) or a {world} "
+                        "pipeline folder")
     return {}
 
 

@@ -9,7 +9,7 @@ model and sampler preset. The benchmark's code is the same for every world; only
   captions in hash order, so prompt length follows the free count (Spearman -0.93).
 - ``scenes`` (`jaxsteer.scenes`): eight factors; the prompts per count are
   `scenes.prompts.complexity_prompts`, whose fillers hold the word count fixed across counts
-  (Spearman 0). No trained scenes model is bundled: ``--groundtruth.model FOLDER`` is required.
+  (Spearman 0). Its default model is the bundled ``scenes`` (`jaxsteer train-scenes`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class World:
     word: Callable[[str], str]            # the word whose rows are differentiated
     prompt_hash: Callable[[str], int]     # seeds a prompt's pool, pairs and noise
     wash: str                             # probe key: the background's brightest channel
-    model: str | None                     # default --groundtruth.model (None: required)
+    model: str                            # default --groundtruth.model (a bundled model)
     preset: str                           # default --groundtruth.preset
 
     @property
@@ -109,10 +109,11 @@ WORLDS: dict[str, World] = {
                     (2, 3, 4), _shapes_measure, _shapes_fidelity, _shapes_word,
                     shapes_captions.caption_hash, "background", "shapes", "shapes"),
     # Counts 3..5 of 0..8 (shapes: 2..4 of 0..5): enough free factors to move, enough fixed
-    # ones to keep. The samplers are the shapes presets (DDIM settings, not weights).
+    # ones to keep. The samplers are the shapes presets (DDIM settings, not weights): 20 steps,
+    # not the scenes preset's 25, so that both worlds' results share one sampler.
     "scenes": World("scenes", scenes_captions.FACTORS, scenes_captions.spec, _scenes_groups,
                     (3, 4, 5), _scenes_measure, _scenes_fidelity, _scenes_word, _scenes_hash,
-                    "wash", None, "shapes"),
+                    "wash", "scenes", "shapes"),
 }
 
 

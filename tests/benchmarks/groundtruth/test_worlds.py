@@ -89,11 +89,13 @@ def test_scenes_prompt_lists_hold_length_fixed(split):
     assert {SCENES.free_count(p) for p in rec} == set(SCENES.section_counts)
 
 
-def test_scenes_config_needs_a_model_folder(tmp_path):
-    with pytest.raises(UserError, match=r"needs --groundtruth.model FOLDER.*gpu_train_scenes"):
-        GroundTruthConfig(world="scenes")
-    with pytest.raises(UserError, match="not the bundled 'shapes'"):
-        GroundTruthConfig(world="scenes", model="shapes")
+def test_scenes_config_defaults_to_the_bundled_scenes_model(tmp_path):
+    cfg = GroundTruthConfig(world="scenes", scale="ci").resolved()
+    assert (cfg.model, cfg.turbo, cfg.preset) == ("scenes", "shapes-turbo", "shapes")
+    for world, other in (("scenes", "shapes"), ("scenes", "shapes-student"), ("shapes", "scenes")):
+        with pytest.raises(UserError, match=f"{other} is a bundled model of the "
+                                            f"{other.split('-')[0]} world, not of {world}"):
+            GroundTruthConfig(world=world, model=other)
     with pytest.raises(UserError, match="scenes caption"):
         GroundTruthConfig(world="scenes", model=str(tmp_path), prompts=("a circle", "a blob"))
     with pytest.raises(UserError, match="student of shapes"):
@@ -107,6 +109,8 @@ def test_scenes_config_needs_a_model_folder(tmp_path):
     cls, _, rest, prog = select(["groundtruth", "--groundtruth.world", "scenes",
                                  "--groundtruth.model", str(tmp_path)])
     assert parse(cls, rest, prog).groundtruth.resolved().world == "scenes"
+    cls, _, rest, prog = select(["groundtruth", "--groundtruth.world", "scenes"])
+    assert parse(cls, rest, prog).groundtruth.resolved().model == "scenes"
 
 
 def _partial(cfg: GroundTruthConfig, drop: tuple[str, ...] = ()) -> dict:

@@ -1,0 +1,61 @@
+"""Model folders shipped inside the package (``jaxsteer/assets``), tied to the runs that made
+them by recorded sha256 checksums.
+
+Each shipped folder has its checksums in a Python module next to the code that owns it
+(``shapes/checksums.py``, ``shapes/student_checksums.py``, ``scenes/checksums.py``: modules
+rather than JSON files so that they ship with the code without any package-data rule), written
+by `write_checksums` when the folder is installed, never by hand. `verify` checks a folder
+against them on load, so a corrupted or half-copied installation is one clear error instead of
+silently wrong images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from jaxsteer.errors import UserError
+from jaxsteer.records import atomic_write_text, publish_folder
+
+
+def checksums(folder: str | Path) -> dict[str, str]:
+    """{relative path: sha256 hex} of every file under ``folder``, sorted by path."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def write_checksums(folder: str | Path, path: str | Path, what: str) -> dict[str, str]:
+    """Records the checksums of ``folder`` as the module ``path`` (``SHA256 = {...}``)."""
+    sums = checksums(folder)
+    lines = "".join(f'    "{name}":\n        "{digest}",\n' for name, digest in sums.items())
+    atomic_write_text(path, f'"""sha256 of each file of {what} (written by '
+                      'assets.write_checksums)."""\n\nSHA256 = {\n' + lines + "}\n")
+    return sums
+
+
+def verify(folder: str | Path, expected: dict[str, str], what: str) -> Path:
+    """Checks ``folder`` against ``expected``; returns the folder or raises UserError."""
+    folder = Path(folder)
+    if not (folder / "model_index.json").exists():
+        raise UserError(f"{what} is missing from this installation ({folder})")
+    got = checksums(folder)
+    bad = sorted(name for name, digest in expected.items() if got.get(name) != digest)
+    if bad:
+        raise UserError(f"{what} in {folder} is damaged (checksum mismatch: "
+                        f"{', '.join(bad)}); reinstall jaxsteer")
+    return folder
+
+
+def install(folder: str | Path, dest: str | Path, checksum_file: str | Path, what: str,
+            ignore: Callable[[str, list[str]], list[str]] | None = None) -> dict[str, str]:
+    """Copies ``folder`` to ``dest`` (atomically: a reader never finds it half-copied; files
+    ``ignore`` names, as for shutil.copytree, are left out) and records its checksums."""
+    folder, dest = Path(folder), Path(dest)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(folder, tmp, ignore=ignore)
+    publish_folder(tmp, dest)
+    return write_checksums(dest, checksum_file, what)
