@@ -313,7 +313,7 @@ def run(cfg: TrainScenesRun, log=print, stop=None) -> dict:
         scenes_model.export(cfg.out, cfg.model, {**jax.device_get(state.ema),
                                                  "vae": jax.device_get(vae_params)},
                             progress["scaling_factor"], cfg.dtype,
-                            {"progress": progress, "config": to_dict(cfg)})
+                            {"progress": {**progress, "done": True}, "config": to_dict(cfg)})
         progress["exported"] = exported
     progress["done"] = True
     write_json(work / "progress.json", progress)

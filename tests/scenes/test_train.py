@@ -78,7 +78,8 @@ def test_more_steps_re_export_and_the_vae_is_final(tmp_path):
     more = run(_cfg(cfg.out, steps=5, vae_steps=3, eval_n=2), log=lambda s: None)
     assert more["exported"] == [3, 5] and more["unet_step"] == 5 and "quality" in more
     assert weights.read_bytes() != before
-    assert json.loads((cfg.out / "training.json").read_text())["progress"]["unet_step"] == 5
+    record = json.loads((cfg.out / "training.json").read_text())["progress"]
+    assert record["unet_step"] == 5 and record["done"]   # the export records a finished run
     # with a deadline, the call that trains leaves the table to the next call
     timed = _cfg(cfg.out, steps=6, vae_steps=3, deadline_s=1e4, margin_s=0.0)
     first = run(timed, log=lambda s: None)
