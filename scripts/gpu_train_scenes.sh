@@ -6,28 +6,23 @@
 # probe quality table (quality.md / quality.json); both copy the folder to $OUT/scenes-model.
 #   OUT=$OUT bash scripts/gpu_train_scenes.sh            # repeat until "done"
 # The checkpoints live in build/scenes/train (ignored by git, kept while the machine stays warm).
-# On a fresh machine, carry build/scenes/train or the run starts over. Its size (float32,
-# parameter counts of the default model): VAE phase 11.2 MiB (0.73 M VAE params, EMA and two
-# Adam moments); UNet phase 56.0 MiB (3.48 M UNet + text params, EMA and two Adam moments:
-# 53.2 MiB as written, plus the finished VAE's EMA only: 2.8 MiB), inside the 64 MiB limit. Carry
-# the train folder alone: with the exported model/ (8.0 MiB in float16) it would be 64.0 MiB;
-# a call that finds no export writes it again (seconds).
+# On a fresh machine the run starts over unless the checkpoint travels: each call returns it in
+# $OUT as train.tgz.part-* (<= 15 MiB each); copy them to .scenes-carry/ and carry that folder.
+# Its size (float32, the default model): VAE phase 11.2 MiB; UNet phase 56.0 MiB (3.48 M UNet +
+# text params, EMA and two Adam moments, plus the finished VAE's EMA). The working tree is 36 MiB
+# (2026-12-02, with the bundled models), so a UNet-phase checkpoint no longer fits the 64 MiB
+# that travels (refused on 2026-12-02): keep the machine warm between the commands of the UNet
+# phase (call again within its idle time), or accept a restart of that phase.
 #
 # Model (defaults of ScenesModelConfig): VAE 32,32,64 channels (64x64x3 -> 16x16x4), 0.73 M
 # params; UNet 32,64,96 channels, attention at 8x8 and 4x4, 2.80 M; CLIP text 128 wide, 3
 # layers, 0.68 M; 4.22 M in all = 8.4 MB in float16 (the bundled shapes model: 11 MB).
 #
-# Speed estimate (not measured: no GPU this session). XLA's cost analysis on the CPU: UNet
-# forward 0.20 GFLOP / sample, VAE encoder 0.34, decoder 0.72. A UNet step (fwd + bwd of the
-# UNet, forward of the frozen encoder) is ~0.93 GFLOP / sample, 240 GFLOP at batch 256; a VAE
-# step ~3.2 GFLOP / sample, 200 GFLOP at batch 64. At the 5-10% of the H200's dense peak that
-# models this small reach (~50-100 TFLOP/s), that is 2.5-5 ms of device time per step, so the
-# host's caption draw (~17 ms for 256 captions on one core, measured here) bounds the rate:
-# expect ~40-60 UNet steps/s and ~60-100 VAE steps/s. Steps needed: the shapes model was
-# usable after 20k steps at batch 256 (train-shapes' default); the scenes UNet has 8 factors
-# instead of 5, so 30k (default --steps), and 4k VAE steps (renders are simple; check the VAE
-# l1 in the log: < 0.02 is sharp enough for the probe). Total ~10-14 minutes: 2 commands, and a
-# third for the quality table.
+# Measured on one H200 (2026-12-02, session 9; results/2026-12-02-s9/scenes_train.log): the VAE
+# phase ran at ~70 steps/s (batch 64) and the UNet phase at ~27-33 steps/s (batch 256, the host's
+# caption draw included); 4000 VAE + 24000 UNet steps took about 19 minutes of training over
+# three commands (the first one after the GPU suite). The shipped model used --steps 24000 (the
+# optimiser's rate is constant, so stopping early changes no schedule); the default stays 30000.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-gpu-out}
