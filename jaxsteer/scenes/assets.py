@@ -62,7 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2 or argv[0] != "install":
         raise SystemExit("usage: python -m jaxsteer.scenes.assets install FOLDER")
-    sums = install(argv[1])
+    try:
+        sums = install(argv[1])
+    except UserError as e:   # one line and exit 1, not a traceback
+        raise SystemExit(f"error: {e}") from None
     print(f"installed {len(sums)} files into {ASSET_DIR}; checksums in {CHECKSUM_FILE}")
 
 

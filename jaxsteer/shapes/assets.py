@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2 or argv[0] != "install-student":
         raise SystemExit("usage: python -m jaxsteer.shapes.assets install-student FOLDER")
-    sums = install_student(argv[1])
+    try:
+        sums = install_student(argv[1])
+    except UserError as e:   # one line and exit 1, not a traceback
+        raise SystemExit(f"error: {e}") from None
     print(f"installed {len(sums)} files into {STUDENT_DIR}; checksums in {STUDENT_CHECKSUM_FILE}")
 
 

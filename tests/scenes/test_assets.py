@@ -94,3 +94,10 @@ def test_the_bundled_model_loads_and_holds_the_trained_weights():
     x_t = np.sqrt(a) * z + np.sqrt(1 - a) * noise
     eps = jax.jit(model.predict)(params, x_t, t, cond)
     assert float(jnp.mean((eps - noise) ** 2)) < 0.05  # trained: 0.004; random UNet: 1.06
+
+
+def test_the_install_command_says_what_is_wrong_in_one_line(tmp_path):
+    with pytest.raises(SystemExit, match=r"^error: .* is not a model folder exported by"):
+        assets.main(["install", str(tmp_path)])
+    with pytest.raises(SystemExit, match="usage"):
+        assets.main(["install"])
