@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from jaxsteer.scenes.probe import measure as scenes_measure
 from jaxsteer.shapes.probe import measure
 
 # ITU-R BT.601 luma weights.
@@ -85,7 +86,6 @@ def shapes_factors(images_sahwc: np.ndarray, unsteered_shwc: np.ndarray,
 def scenes_factors(images_sahwc: np.ndarray, unsteered_shwc: np.ndarray,
                    alphas_a: np.ndarray) -> dict[str, float]:
     """`shapes_factors` of the scenes world's shape, read by the scenes probe."""
-    from jaxsteer.scenes.probe import measure as scenes_measure
     return shapes_factors(images_sahwc, unsteered_shwc, alphas_a, scenes_measure)
 
 

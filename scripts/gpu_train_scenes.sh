@@ -3,7 +3,8 @@
 # commands of < 9 minutes: each run trains until DEADLINE_S, checkpoints, and exits; run the same
 # command again until the log ends in "done". The run that finishes training exports the pipeline
 # folder; the next one (which trains nothing, so the table has its whole deadline) writes the
-# probe quality table (quality.md / quality.json); both copy the folder to $OUT/scenes-model.
+# probe quality table (quality.md / quality.json); both return the folder as $OUT/scenes-model.tgz
+# (a folder there would be too deep to come back from the device).
 #   OUT=$OUT bash scripts/gpu_train_scenes.sh            # repeat until "done"
 # The checkpoints live in build/scenes/train (ignored by git, kept while the machine stays warm).
 # On a fresh machine the run starts over unless the checkpoint travels: each call returns it in
@@ -19,8 +20,9 @@
 # layers, 0.68 M; 4.22 M in all = 8.4 MB in float16 (the bundled shapes model: 11 MB).
 #
 # Measured on one H200 (2026-12-02, session 9; results/2026-12-02-s9/scenes_train.log): the VAE
-# phase ran at ~70 steps/s (batch 64) and the UNet phase at ~27-33 steps/s (batch 256, the host's
-# caption draw included); 4000 VAE + 24000 UNet steps took about 19 minutes of training over
+# phase ran at ~70 steps/s (batch 64) and the UNet phase at ~25-28 steps/s (batch 256: the mean
+# rates of the two long commands, compile and the host's caption draw included); 4000 VAE +
+# 24000 UNet steps took about 18 minutes of training over
 # three commands (the first one after the GPU suite). The shipped model used --steps 24000 (the
 # optimiser's rate is constant, so stopping early changes no schedule); the default stays 30000.
 set -uo pipefail
@@ -39,7 +41,7 @@ python3 -m jaxsteer.scenes.train "$WORK/model" --work-dir "$WORK/train" \
   --deadline-s "$DEADLINE" "$@" 2>&1 | grep -v -e "^WARNING" -e "^W[0-9]" | tee -a "$OUT/train.log"
 cp "$WORK/train/progress.json" "$OUT/" 2>/dev/null
 if [[ -f "$WORK/model/model_index.json" ]]; then
-  rm -rf "$OUT/scenes-model" && cp -r "$WORK/model" "$OUT/scenes-model"
+  tar czf "$OUT/scenes-model.tgz" -C "$WORK" model
 fi
 [[ -d "$WORK/train" ]] && tar czf - -C "$WORK" train | split -b 15M - "$OUT/train.tgz.part-"
 exit 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -59,3 +60,18 @@ def install(folder: str | Path, dest: str | Path, checksum_file: str | Path, wha
     shutil.copytree(folder, tmp, ignore=ignore)
     publish_folder(tmp, dest)
     return write_checksums(dest, checksum_file, what)
+
+
+def install_command(argv: list[str] | None, prog: str, verb: str,
+                    install_fn: Callable[[str], dict[str, str]], dest: Path,
+                    checksum_file: Path) -> None:
+    """``python -m PROG VERB FOLDER``: ``install_fn(FOLDER)``, then one line of what it wrote;
+    bad input is one line and exit 1, not a traceback."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2 or argv[0] != verb:
+        raise SystemExit(f"usage: python -m {prog} {verb} FOLDER")
+    try:
+        sums = install_fn(argv[1])
+    except UserError as e:
+        raise SystemExit(f"error: {e}") from None
+    print(f"installed {len(sums)} files into {dest}; checksums in {checksum_file}")

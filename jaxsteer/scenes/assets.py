@@ -9,7 +9,6 @@ package and writes ``checksums.py`` next to this file (`jaxsteer.models.shipped`
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from jaxsteer.errors import UserError
@@ -59,14 +58,8 @@ def install(folder: str | Path, dest: str | Path = ASSET_DIR,
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m jaxsteer.scenes.assets install FOLDER``."""
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2 or argv[0] != "install":
-        raise SystemExit("usage: python -m jaxsteer.scenes.assets install FOLDER")
-    try:
-        sums = install(argv[1])
-    except UserError as e:   # one line and exit 1, not a traceback
-        raise SystemExit(f"error: {e}") from None
-    print(f"installed {len(sums)} files into {ASSET_DIR}; checksums in {CHECKSUM_FILE}")
+    shipped.install_command(argv, "jaxsteer.scenes.assets", "install", install,
+                            ASSET_DIR, CHECKSUM_FILE)
 
 
 if __name__ == "__main__":

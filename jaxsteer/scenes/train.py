@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxsteer import cli
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
 from jaxsteer.records import atomic_write_bytes, check_out, read_json, write_json
@@ -351,7 +352,6 @@ def command(cfg: TrainScenesRun) -> None:
 def main(argv: list[str] | None = None) -> int:
     """``python -m jaxsteer.scenes.train OUT [--flags]``: `jaxsteer train-scenes` itself, through
     `jaxsteer.cli.main` (the same flags, errors, exit codes and JAX set-up)."""
-    from jaxsteer import cli
     return cli.main(["train-scenes", *(sys.argv[1:] if argv is None else argv)])
 
 

@@ -12,7 +12,6 @@ tokenizer are the teacher's, checked identical when it is installed.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from jaxsteer.errors import UserError
@@ -60,14 +59,8 @@ def install_student(folder: str | Path, dest: str | Path = STUDENT_DIR,
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m jaxsteer.shapes.assets install-student FOLDER``."""
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2 or argv[0] != "install-student":
-        raise SystemExit("usage: python -m jaxsteer.shapes.assets install-student FOLDER")
-    try:
-        sums = install_student(argv[1])
-    except UserError as e:   # one line and exit 1, not a traceback
-        raise SystemExit(f"error: {e}") from None
-    print(f"installed {len(sums)} files into {STUDENT_DIR}; checksums in {STUDENT_CHECKSUM_FILE}")
+    shipped.install_command(argv, "jaxsteer.shapes.assets", "install-student",
+                            install_student, STUDENT_DIR, STUDENT_CHECKSUM_FILE)
 
 
 if __name__ == "__main__":
