@@ -6,12 +6,25 @@
 #   THEN=sample  `jaxsteer bench sample` for SD-Turbo (1 step, 512²) with its PyTorch reference
 #                (eager, then torch.compile), each row written as it is measured, so a cut keeps
 #                what finished; carry .whl2/ (current diffusers, for the PyTorch side)
+#   INTEROP=1    also, on the CPU beside the suite, the export round trip against diffusers
+#                (scripts/interop_roundtrip.py; $OUT/interop/roundtrip.json); carry .whl2/
+#   SAMPLE_CONFIGS  the sample bench's configs (default sd-turbo)
 #   THEN=scenes OUT=$OUT bash scripts/gpu_suite_then.sh
 # Results: $OUT/suite/ (gpu_suite.log, env.txt, gpu.txt) and the job's folder.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-gpu-out}
 DEADLINE=${DEADLINE_S:-560}
+if [ -n "${INTEROP:-}" ]; then   # CPU only (JAX_PLATFORMS=cpu): leaves the GPU to the suite
+  mkdir -p "$OUT/interop"
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site2 .whl2/*.whl || exit 1
+  ( PYTHONPATH=/tmp/site2:$PWD OMP_NUM_THREADS=4 JAX_PLATFORMS=cpu timeout 400 \
+      python3 scripts/interop_roundtrip.py --out /tmp/interop > /tmp/interop.log 2>&1
+    echo "interop exit $? (124 = timed out)" >> /tmp/interop.log
+    cp /tmp/interop/roundtrip.json "$OUT/interop/" 2>/dev/null
+    grep -v -e "^WARNING" -e "^W[0-9]" /tmp/interop.log | tail -30 > "$OUT/interop/log.txt" ) &
+fi
 SKIP_DEMO=1 SUITE_TIMEOUT=${SUITE_TIMEOUT:-480} OUT=$OUT/suite bash scripts/gpu_suite.sh -n 6
 left=$(( DEADLINE - SECONDS ))
 if [ "${THEN:-sample}" = scenes ]; then
@@ -30,7 +43,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site2:$PWD JAXSTEER_CACHE=${JAXSTEER_CACHE:-/tmp/jaxsteer-cache}
 torch_s=$(( left * 55 / 100 ))
 log "sample-torch: start (timeout $torch_s s)"
-timeout "$torch_s" python3 -m jaxsteer.benchmarks.sampling_reference --configs sd-turbo \
+timeout "$torch_s" python3 -m jaxsteer.benchmarks.sampling_reference --configs "${SAMPLE_CONFIGS:-sd-turbo}" \
   --variants eager,compile --min-time-s 1 --out /tmp/bench/sample_torch.json \
   2>&1 | grep -v -e "^WARNING" -e "^W[0-9]" >> "$OUT/sample/log.txt"
 log "sample-torch: exit ${PIPESTATUS[0]} (124 = timed out)"
@@ -38,9 +51,10 @@ torch_json=()
 [ -s /tmp/bench/sample_torch.json ] && torch_json=(--torch-json /tmp/bench/sample_torch.json)
 jax_s=$(( DEADLINE - SECONDS - 5 ))
 log "sample: start (timeout $jax_s s)"
-timeout "$jax_s" python3 -m jaxsteer.cli bench sample --configs sd-turbo --min-time-s 1 \
+timeout "$jax_s" python3 -m jaxsteer.cli bench sample --configs "${SAMPLE_CONFIGS:-sd-turbo}" --min-time-s 1 \
   --pool-shards 3 "${torch_json[@]}" --out /tmp/bench/sample.json \
   2>&1 | grep -v -e "^WARNING" -e "^W[0-9]" >> "$OUT/sample/log.txt"
 log "sample: exit ${PIPESTATUS[0]} (124 = timed out)"
 cp /tmp/bench/sample.json /tmp/bench/sample_torch.json "$OUT/sample/" 2>/dev/null
+wait   # the interop round trip, if it runs
 exit 0
