@@ -39,6 +39,7 @@ def _torch_side(arch: str, folder: Path, size: int, batch: int, seed: int) -> di
     unet = UNet2DConditionModel(**cfg).eval()
     _randomise_norms(torch, unet, gen)
     unet.save_pretrained(folder, safe_serialization=True)
+    print(f"{arch}: built and saved", flush=True)
     unet = unet.cuda()
     lat = size // 8
     io = {"sample": torch.randn(batch, 4, lat, lat, generator=gen),
@@ -86,10 +87,17 @@ def _jax_side(folder: Path, ref: dict) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(out), np.asarray(grad)
 
 
+def _say(t0: float, what: str) -> None:  # where the time goes, should a call be cut
+    print(f"[{time.perf_counter() - t0:.0f} s] {what}", flush=True)
+
+
 def compare(arch: str, size: int, batch: int, seed: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:   # TMPDIR=/dev/shm keeps the 10 GB SDXL in RAM
         ref = _torch_side(arch, Path(tmp), size, batch, seed)
+        _say(t0, f"{arch}: torch side done")
         out, grad = _jax_side(Path(tmp), ref)
+        _say(t0, f"{arch}: jax side done")
     g, gr = grad.ravel().astype(np.float64), ref["grad"].ravel().astype(np.float64)
     return {"arch": arch, "size": size, "batch": batch, "params": int(ref["params"]),
             "out_rel_max_err": float(np.abs(out - ref["out"]).max() / np.abs(ref["out"]).max()),
