@@ -69,8 +69,8 @@ def _train_scenes():
 
 
 def _distill_shapes():
-    from jaxsteer.shapes import distill
-    return distill.DistillShapesRun, distill.run
+    from jaxsteer.distill import run
+    return run.DistillShapesRun, run.run
 
 
 def _survey_merge():

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Distils the bundled shapes model into few-step students on one GPU and reads their collapse
-# with the probe: the run that makes the bundled `shapes-student` (jaxsteer/shapes/distill.py).
+# with the probe: the run that makes the bundled `shapes-student` (jaxsteer/distill/run.py).
 # VARIANTS (default dmd4 dmd4lag) train side by side, each its own process and share of GPU
 # memory, until RESERVE_S before the deadline (compile included); then the collapse table of
-# jaxsteer/shapes/collapse.py; everything under one deadline (DEADLINE_S, 470 s). Measured on
+# jaxsteer/distill/collapse.py; everything under one deadline (DEADLINE_S, 470 s). Measured on
 # 2026-12-02, beside the GPU suite and two ground-truth runs, at batch 128: the first 100 steps
 # (the compile among them) took 322 s, the next 62 took 8 s (~8 steps/s once compiled); the
 # 162-step student read spread 0.59x the teacher's at fidelity 0.09 (half-way, not yet a
@@ -57,7 +57,7 @@ distill() {   # NAME FLAGS...: one variant, until RESERVE_S before the deadline.
 }
 # dmd4: DMD2's 4-step student without TTUR or regression, the fake score as fast as the student.
 # dmd4lag: the same with a fake score at a tenth of the student's rate: it lags, which keeps a
-# collapse (tests/shapes/test_dmd.py). VARIANTS picks (one alone gets the GPU to itself).
+# collapse (tests/distill/test_dmd.py). VARIANTS picks (one alone gets the GPU to itself).
 declare -A FLAGS=([dmd4]="--dmd.fake-lr 1e-4" [dmd4lag]="--dmd.fake-lr 1e-5")
 for v in $VARIANTS; do
   # shellcheck disable=SC2086  # the flags are meant to split into words
@@ -71,7 +71,7 @@ if [ -z "$students" ]; then echo "no student was exported; see $LOG" | tee -a "$
 echo "== collapse table (at $(( $(date +%s) - start )) s)" | tee -a "$LOG"
 # its own share of memory: the default 75% failed to allocate beside other jobs (2026-12-02)
 XLA_PYTHON_CLIENT_MEM_FRACTION=${COLLAPSE_MEM:-0.15} timeout "$(cap $(( $(left) - 15 )))" \
-  python3 -m jaxsteer.shapes.collapse \
+  python3 -m jaxsteer.distill.collapse \
   --students "${students%,}" --n "$N" ${TEACHER:+--teacher "$TEACHER"} \
   --out "$OUT/collapse.json" 2>&1 | grep -v Warning | tee -a "$LOG"
 chosen=$(python3 -c "import json; print(json.load(open('$OUT/collapse.json'))['chosen'])" \

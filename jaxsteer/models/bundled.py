@@ -39,7 +39,7 @@ _BUILT = {"tiny": ("tiny-sd", tiny, "build_tiny_sd"),
 # 74% of the range to 9% (see jaxsteer/shapes/groundtruth.py for the benchmark's numbers).
 # `shapes-student` is the genuinely distilled collapsed generator (`jaxsteer distill-shapes`,
 # DMD): its sampler is the one it was distilled for, as its training.json records; until one is
-# installed, jaxsteer.shapes.distill.StudentConfig's defaults (4 DDIM steps, no guidance).
+# installed, jaxsteer.distill.dmd.StudentConfig's defaults (4 DDIM steps, no guidance).
 # `scenes` (`jaxsteer train-scenes`, 64 x 64 latent): DDIM, 25 steps, guidance 3, the sampler
 # its probe quality was measured with (results/2026-12-02-s9/scenes_quality.md: every fixed
 # factor right on 97-100% of samples); its training run's own evaluation used 50 steps.

@@ -46,6 +46,7 @@ import numpy as np
 from flax.serialization import msgpack_serialize
 
 from jaxsteer.config import opt, parse, to_dict
+from jaxsteer.distill.dmd import DistillState, DMDConfig, StudentConfig, make_distill_step
 from jaxsteer.errors import UserError
 from jaxsteer.models import load, resolve_attention
 from jaxsteer.models.bundled import folder
@@ -57,7 +58,6 @@ from jaxsteer.records import (
     read_json,
     write_json,
 )
-from jaxsteer.shapes.dmd import DistillState, DMDConfig, StudentConfig, make_distill_step
 from jaxsteer.shapes.train import DataStream
 
 
@@ -229,7 +229,7 @@ def run(cfg: DistillShapesRun) -> dict:
     seconds = time.time() - t0
     ts = make_schedule(bundle.model.schedule, cfg.student.steps, cfg.student.scheduler).t_s
     sampler = {**cfg.student.sampler(), "timesteps": [int(t) for t in np.asarray(ts)]}
-    info = {"distillation": "DMD (distribution matching), jaxsteer.shapes.distill",
+    info = {"distillation": "DMD (distribution matching), jaxsteer.distill.run",
             "teacher": str(teacher_dir), "step": step, "sampler": sampler, "log": log,
             "config": to_dict(cfg)}
     export_student(teacher_dir, cfg.out, state.student, cfg.unet_dtype, info)
@@ -238,7 +238,7 @@ def run(cfg: DistillShapesRun) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m jaxsteer.shapes.distill OUT [--flags]``: the CLI subcommand without the CLI."""
+    """``python -m jaxsteer.distill.run OUT [--flags]``: the CLI subcommand without the CLI."""
     cfg = parse(DistillShapesRun, sys.argv[1:] if argv is None else argv,
                 "jaxsteer distill-shapes", DistillShapesRun.__doc__ or "")
     result = run(cfg)

@@ -185,9 +185,9 @@ def run(cfg: CollapseRun) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m jaxsteer.shapes.collapse --students A,B [--flags]``."""
+    """``python -m jaxsteer.distill.collapse --students A,B [--flags]``."""
     run(parse(CollapseRun, sys.argv[1:] if argv is None else argv,
-              "python -m jaxsteer.shapes.collapse", CollapseRun.__doc__ or ""))
+              "python -m jaxsteer.distill.collapse", CollapseRun.__doc__ or ""))
 
 
 if __name__ == "__main__":

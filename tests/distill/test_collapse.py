@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from jaxsteer.distill.collapse import choose, factor_spreads, spread_ratio
 from jaxsteer.shapes.captions import RANGES
-from jaxsteer.shapes.collapse import choose, factor_spreads, spread_ratio
 from jaxsteer.shapes.render import render, sample_factors
 
 

@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxsteer.distill.dmd import DMDConfig, StudentConfig
+from jaxsteer.distill.run import DistillShapesRun, export_student, run
 from jaxsteer.errors import UserError
-from jaxsteer.shapes.distill import DistillShapesRun, export_student, run
-from jaxsteer.shapes.dmd import DMDConfig, StudentConfig
 
 # The CLI smoke run's settings (tests/test_cli_contract.py): the same compiled step.
 STUDENT, BATCH = StudentConfig(steps=1), 4
@@ -46,8 +46,8 @@ def test_the_export_is_a_pipeline_the_library_loads(micro_shapes, tmp_path):
 def test_a_checkpoint_restores_and_refuses_another_run(micro_shapes, tmp_path):
     """The state round-trips through its atomic checkpoint; a run with another objective, batch
     or teacher is refused instead of mixing (no training: only the jitted init runs)."""
-    from jaxsteer.shapes.distill import _checkpoint, _restore, load_teacher
-    from jaxsteer.shapes.dmd import make_distill_step
+    from jaxsteer.distill.dmd import make_distill_step
+    from jaxsteer.distill.run import _checkpoint, _restore, load_teacher
     cfg = DistillShapesRun(out=tmp_path / "s", teacher=micro_shapes, student=STUDENT,
                            batch=BATCH)
     bundle, model = load_teacher(micro_shapes, cfg)
@@ -115,9 +115,9 @@ def test_export_loads_and_is_the_trained_student(distilled, micro_shapes):
 @pytest.mark.slow
 def test_the_student_samples_through_the_library(distilled):
     from jaxsteer import sharding
+    from jaxsteer.distill.collapse import Generator, factor_spreads
     from jaxsteer.models import load
     from jaxsteer.sampling import SamplerConfig
-    from jaxsteer.shapes.collapse import Generator, factor_spreads
     cfg, _, _ = distilled
     gen = Generator(load(str(cfg.out), dtype="float32"), SamplerConfig(steps=1))
     images = gen.render("a red circle", jax.random.split(jax.random.key(0), 4),
