@@ -2,7 +2,8 @@
 them by recorded sha256 checksums.
 
 Each shipped folder has its checksums in a Python module next to the code that owns it
-(``shapes/checksums.py``, ``shapes/student_checksums.py``, ``scenes/checksums.py``: modules
+(``shapes/checksums.py``, ``shapes/student_checksums.py``, ``scenes/checksums.py`` and, once
+its student is installed, ``scenes/student_checksums.py``: modules
 rather than JSON files so that they ship with the code without any package-data rule), written
 by `write_checksums` when the folder is installed, never by hand. `verify` checks a folder
 against them on load, so a corrupted or half-copied installation is one clear error instead of

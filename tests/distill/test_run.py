@@ -1,7 +1,7 @@
 """distill-shapes: the export and the checkpoint without training, then (slow) one tiny run
 end to end: the fake score learns, the export is the trained student and loads through
 `jaxsteer.models.load`, a run resumes. The same for the scenes world's latent micro teacher
-(tests/distill/conftest.py): its export keeps the VAE; its run end to end is slow too.
+(conftest): its export keeps the VAE; its run end to end is slow too.
 
 The CI runs the training step once, in the CLI smoke run (tests/test_cli_contract.py: a 1-step
 student of the micro random teacher of conftest, the settings below); compiling it takes 10-20 s
