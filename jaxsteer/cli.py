@@ -69,8 +69,8 @@ def _train_scenes():
 
 
 def _distill_shapes():
-    from jaxsteer.shapes import distill
-    return distill.DistillShapesRun, distill.run
+    from jaxsteer.distill import run
+    return run.DistillRun, run.run
 
 
 def _survey_merge():
@@ -122,7 +122,7 @@ COMMANDS: dict[str, tuple[str, Callable[[], tuple[type, Callable]]]] = {
     "train-shapes": ("train the bundled shapes model (GPU/TPU)", _train_shapes),
     "train-scenes": ("train the scenes model: VAE, then latent UNet + text encoder (GPU/TPU)",
                      _train_scenes),
-    "distill-shapes": ("distil the shapes model into a few-step student (GPU/TPU)",
+    "distill-shapes": ("distil the shapes or scenes model into a few-step student (GPU/TPU)",
                        _distill_shapes),
     "bench": ("speed and memory benchmarks (prints a table)", _bench),
 }

@@ -30,13 +30,13 @@ import numpy as np
 
 from jaxsteer import checkpoint, records, sharding
 from jaxsteer.config import check_sections, opt
+from jaxsteer.distill.collapse import factor_spreads, spread_ratio
 from jaxsteer.diversity_distillation import distilled_diversity
 from jaxsteer.errors import UserError
 from jaxsteer.models import ModelConfig
 from jaxsteer.models.bundled import PRESETS, STUDENTS
 from jaxsteer.sample import encode_prompt
 from jaxsteer.sampling import SamplerConfig
-from jaxsteer.shapes.collapse import factor_spreads, spread_ratio
 from jaxsteer.shapes.evaluate import score
 from jaxsteer.steer import (
     check_compatible,

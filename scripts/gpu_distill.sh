@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Distils the bundled shapes model into few-step students on one GPU and reads their collapse
-# with the probe: the run that makes the bundled `shapes-student` (jaxsteer/shapes/distill.py).
+# Distils a bundled world model (WORLD=shapes, the default, or WORLD=scenes) into few-step
+# students on one GPU and reads their collapse with the world's probe: the run that makes the
+# bundled `shapes-student` / `scenes-student` (jaxsteer/distill/run.py).
+#
+# Next: the scenes student, one variant with the GPU to itself, in one ~9-minute call:
+#   WORLD=scenes VARIANTS=dmd4 DEADLINE_S=540 RESERVE_S=150 OUT=... bash scripts/gpu_distill.sh
+# then, here: tar xzf student.tar.gz && python3 -m jaxsteer.scenes.assets install-student dmd4
+# (commit jaxsteer/assets/scenes-student and jaxsteer/scenes/student_checksums.py).
+#
 # VARIANTS (default dmd4 dmd4lag) train side by side, each its own process and share of GPU
 # memory, until RESERVE_S before the deadline (compile included); then the collapse table of
-# jaxsteer/shapes/collapse.py; everything under one deadline (DEADLINE_S, 470 s). Measured on
+# jaxsteer/distill/collapse.py; everything under one deadline (DEADLINE_S, 470 s). Measured on
 # 2026-12-02, beside the GPU suite and two ground-truth runs, at batch 128: the first 100 steps
 # (the compile among them) took 322 s, the next 62 took 8 s (~8 steps/s once compiled); the
 # 162-step student read spread 0.59x the teacher's at fidelity 0.09 (half-way, not yet a
@@ -15,10 +22,10 @@
 # Writes under $OUT: distill.log (both trainings and the table), collapse.json (teacher vs
 # each student vs diversity distillation on the same seeds, and the chosen student),
 # student.tar.gz (the chosen student's pipeline folder), <other variant>.tar.gz, gpu.txt.
-# Install the chosen one (then commit jaxsteer/assets/shapes-student and the checksums):
-#   tar xzf student.tar.gz && python3 -m jaxsteer.shapes.assets install-student <its folder>
-# TEACHER, RESERVE_S, DEADLINE_S, BATCH, N, DTYPE, MEM (each variant's GPU memory share) and
-# COLLAPSE_MEM override the defaults. The CPU dry run of the plumbing (random micro teacher,
+# Install the chosen one (then commit jaxsteer/assets/$WORLD-student and the checksums):
+#   tar xzf student.tar.gz && python3 -m jaxsteer.$WORLD.assets install-student <its folder>
+# TEACHER (a pipeline folder of the WORLD; default: its bundled model), RESERVE_S, DEADLINE_S,
+# BATCH, N, DTYPE, MEM (each variant's GPU memory share) and COLLAPSE_MEM override the defaults. The CPU dry run of the plumbing (random micro teacher,
 # then one after the other; 988 s on 2 shared cores): TEACHER=<micro folder> RESERVE_S=300
 # DEADLINE_S=1400 BATCH=4 N=8 DTYPE=float32.
 set -uo pipefail
@@ -33,7 +40,8 @@ RESERVE_S=${RESERVE_S:-140}   # kept for the collapse table and the tarballs
 BATCH=${BATCH:-128}
 N=${N:-256}                   # seeds per prompt of the collapse table
 DTYPE=${DTYPE:-bfloat16}      # the UNets' activations while training (the teacher's own)
-TEACHER=${TEACHER:-}          # a teacher pipeline folder; default: the bundled shapes model
+WORLD=${WORLD:-shapes}        # shapes | scenes: the bundled teacher, its captions and probe
+TEACHER=${TEACHER:-$WORLD}    # a teacher pipeline folder of WORLD; default: its bundled model
 WORK=${WORK:-/tmp/jaxsteer-distill}
 LOG="$OUT/distill.log"
 rm -rf "$WORK" && mkdir -p "$WORK" && : > "$LOG"
@@ -42,9 +50,8 @@ left() { echo $(( DEADLINE_S - ($(date +%s) - start) )); }
 cap() { local want=$1 l; l=$(left); l=$(( want < l ? want : l )); echo $(( l > 1 ? l : 1 )); }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader \
   > "$OUT/gpu.txt" 2>&1
-teacher=(); [ -n "$TEACHER" ] && teacher=(--teacher "$TEACHER")
 common=(--no-progress --log-every 100 --checkpoint-every 1000000 --steps 1000000
-        --batch "$BATCH" --dmd.compute-dtype "$DTYPE" "${teacher[@]}")
+        --batch "$BATCH" --dmd.compute-dtype "$DTYPE" --teacher "$TEACHER" --world "$WORLD")
 
 distill() {   # NAME FLAGS...: one variant, until RESERVE_S before the deadline. Its training
   local name=$1 seconds; shift  # loop stops 60 s earlier (the process's start, the export and
@@ -57,7 +64,7 @@ distill() {   # NAME FLAGS...: one variant, until RESERVE_S before the deadline.
 }
 # dmd4: DMD2's 4-step student without TTUR or regression, the fake score as fast as the student.
 # dmd4lag: the same with a fake score at a tenth of the student's rate: it lags, which keeps a
-# collapse (tests/shapes/test_dmd.py). VARIANTS picks (one alone gets the GPU to itself).
+# collapse (tests/distill/test_dmd.py). VARIANTS picks (one alone gets the GPU to itself).
 declare -A FLAGS=([dmd4]="--dmd.fake-lr 1e-4" [dmd4lag]="--dmd.fake-lr 1e-5")
 for v in $VARIANTS; do
   # shellcheck disable=SC2086  # the flags are meant to split into words
@@ -71,8 +78,8 @@ if [ -z "$students" ]; then echo "no student was exported; see $LOG" | tee -a "$
 echo "== collapse table (at $(( $(date +%s) - start )) s)" | tee -a "$LOG"
 # its own share of memory: the default 75% failed to allocate beside other jobs (2026-12-02)
 XLA_PYTHON_CLIENT_MEM_FRACTION=${COLLAPSE_MEM:-0.15} timeout "$(cap $(( $(left) - 15 )))" \
-  python3 -m jaxsteer.shapes.collapse \
-  --students "${students%,}" --n "$N" ${TEACHER:+--teacher "$TEACHER"} \
+  python3 -m jaxsteer.distill.collapse \
+  --students "${students%,}" --n "$N" --teacher "$TEACHER" --world "$WORLD" \
   --out "$OUT/collapse.json" 2>&1 | grep -v Warning | tee -a "$LOG"
 chosen=$(python3 -c "import json; print(json.load(open('$OUT/collapse.json'))['chosen'])" \
          2>/dev/null || echo dmd4)
@@ -81,5 +88,7 @@ for d in "$WORK"/dmd*; do
   tar czf "$OUT/$([ "$name" = "$chosen" ] && echo student || echo "$name").tar.gz" \
     -C "$WORK" "$name"
 done
+echo "install: tar xzf student.tar.gz && python3 -m jaxsteer.$WORLD.assets install-student" \
+  "$chosen" | tee -a "$LOG"
 echo "chosen $chosen; done in $(( $(date +%s) - start )) s" | tee -a "$LOG"
 ls -la "$OUT" | tee -a "$LOG"

@@ -125,7 +125,8 @@ class ModelConfig:
     __config_aliases__ = {"name": "model"}   # --model ID is the short flag of model.name
 
     name: str = opt("tiny", "hub id, local diffusers pipeline folder, or a bundled model "
-                      "(shapes, shapes-turbo, shapes-student, tiny, tiny-xl, tiny-flux)")
+                      "(shapes, shapes-turbo, shapes-student, scenes, scenes-student, tiny, "
+                      "tiny-xl, tiny-flux)")
     family: str | None = opt(None, "sd | sdxl | flux; detected from the folder when unset")
     dtype: str = opt("auto", "parameter and activation dtype: auto (bfloat16 on GPUs and TPUs, "
                      "float32 on the CPU) | float32 | bfloat16", choices=DTYPES)

@@ -4,6 +4,7 @@ the plumbing)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
@@ -13,16 +14,19 @@ from jaxsteer.errors import UserError
 from jaxsteer.models import flux, sd, sdxl, tiny, tiny_flux
 from jaxsteer.models.base import ModelBundle
 from jaxsteer.models.nn.load import load_unet
+from jaxsteer.models.shipped import verify as verify_shipped
 from jaxsteer.models.weights import dtype_from_name
 from jaxsteer.scenes import assets as scenes_assets
-from jaxsteer.shapes import student_checksums
 from jaxsteer.shapes.assets import verify
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-NAMES = ("shapes", "shapes-turbo", "shapes-student", "scenes", "tiny", "tiny-xl", "tiny-flux")
-# Distilled students shipped as their UNet only: student -> its teacher, whose text encoder and
-# tokenizer it shares (and whose sampler diversity distillation's first steps use).
-STUDENTS = {"shapes-student": "shapes"}
+NAMES = ("shapes", "shapes-turbo", "shapes-student", "scenes", "scenes-student", "tiny",
+         "tiny-xl", "tiny-flux")
+# Distilled students shipped as their UNet only: student -> its teacher, whose text encoder,
+# tokenizer and (scenes) VAE it shares (and whose sampler diversity distillation's first steps
+# use). Each student's checksums are `jaxsteer.<its world>.student_checksums`, written when it
+# is installed (`python3 -m jaxsteer.<world>.assets install-student`); none: not installed.
+STUDENTS = {"shapes-student": "shapes", "scenes-student": "scenes"}
 # Built on first use into the cache folder: name -> (folder name, module, its builder's name).
 _BUILT = {"tiny": ("tiny-sd", tiny, "build_tiny_sd"),
           "tiny-xl": ("tiny-sdxl", tiny, "build_tiny_sdxl"),
@@ -39,10 +43,12 @@ _BUILT = {"tiny": ("tiny-sd", tiny, "build_tiny_sd"),
 # 74% of the range to 9% (see jaxsteer/shapes/groundtruth.py for the benchmark's numbers).
 # `shapes-student` is the genuinely distilled collapsed generator (`jaxsteer distill-shapes`,
 # DMD): its sampler is the one it was distilled for, as its training.json records; until one is
-# installed, jaxsteer.shapes.distill.StudentConfig's defaults (4 DDIM steps, no guidance).
+# installed, jaxsteer.distill.dmd.StudentConfig's defaults (4 DDIM steps, no guidance).
 # `scenes` (`jaxsteer train-scenes`, 64 x 64 latent): DDIM, 25 steps, guidance 3, the sampler
 # its probe quality was measured with (results/2026-12-02-s9/scenes_quality.md: every fixed
 # factor right on 97-100% of samples); its training run's own evaluation used 50 steps.
+# `scenes-student` is its distilled student (`jaxsteer distill-shapes --teacher scenes`), as
+# `shapes-student` is the shapes model's.
 
 
 def _student_sampler(name: str) -> dict:
@@ -57,11 +63,13 @@ PRESETS: dict[str, dict] = {
     "shapes-turbo": {"steps": 4, "guidance": 3.0, "scheduler": "ddim", "shared_noise": 0.9},
     "shapes-student": _student_sampler("shapes-student"),
     "scenes": {"steps": 25, "guidance": 3.0, "scheduler": "ddim"},
+    "scenes-student": _student_sampler("scenes-student"),
 }
 
 # The factor read-out (`jaxsteer.effects.PROBES`) of the world each bundled model draws.
 PROBES: dict[str, str] = {"shapes": "shapes", "shapes-turbo": "shapes",
-                          "shapes-student": "shapes", "scenes": "scenes"}
+                          "shapes-student": "shapes", "scenes": "scenes",
+                          "scenes-student": "scenes"}
 
 
 def cache_dir() -> Path:
@@ -90,14 +98,35 @@ def folder(name: str) -> Path:
     return path
 
 
+def student_checksums(name: str) -> dict[str, str]:
+    """The recorded checksums of a bundled student (in its world's package); {} until one is
+    installed."""
+    try:
+        return importlib.import_module(f"jaxsteer.{PROBES[name]}.student_checksums").SHA256
+    except ImportError:
+        return {}
+
+
+def installed(name: str) -> bool:
+    """Whether the bundled student ``name`` is in this installation (files and checksums)."""
+    return (ASSETS / name / "model_index.json").exists() and bool(student_checksums(name))
+
+
+def installed_student(model: str) -> str | None:
+    """The bundled student of ``model`` when one is installed, else None."""
+    return next((s for s, t in STUDENTS.items() if t == model and installed(s)), None)
+
+
 def _student_folder(name: str) -> Path:
-    path = ASSETS / name
-    if not (path / "model_index.json").exists() or not student_checksums.SHA256:
+    if not installed(name):
+        world = PROBES[name]
+        env = "" if world == "shapes" else f"WORLD={world} "
+        flag = "" if world == "shapes" else f" --teacher {world}"
         raise UserError(f"the distilled student {name!r} is not in this installation yet: make "
-                        "it with `bash scripts/gpu_distill.sh` on a GPU (or `jaxsteer "
-                        "distill-shapes OUT`), then `python3 -m jaxsteer.shapes.assets "
+                        f"it with `{env}bash scripts/gpu_distill.sh` on a GPU (or `jaxsteer "
+                        f"distill-shapes OUT{flag}`), then `python3 -m jaxsteer.{world}.assets "
                         "install-student OUT`")
-    return verify(path, student_checksums.SHA256, f"the bundled {name} model")
+    return verify_shipped(ASSETS / name, student_checksums(name), f"the bundled {name} model")
 
 
 def load(name: str, **kw) -> ModelBundle:

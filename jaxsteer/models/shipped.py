@@ -2,7 +2,8 @@
 them by recorded sha256 checksums.
 
 Each shipped folder has its checksums in a Python module next to the code that owns it
-(``shapes/checksums.py``, ``shapes/student_checksums.py``, ``scenes/checksums.py``: modules
+(``shapes/checksums.py``, ``shapes/student_checksums.py``, ``scenes/checksums.py`` and, once
+its student is installed, ``scenes/student_checksums.py``: modules
 rather than JSON files so that they ship with the code without any package-data rule), written
 by `write_checksums` when the folder is installed, never by hand. `verify` checks a folder
 against them on load, so a corrupted or half-copied installation is one clear error instead of
@@ -19,6 +20,10 @@ from pathlib import Path
 
 from jaxsteer.errors import UserError
 from jaxsteer.records import atomic_write_text, publish_folder
+
+# A distilled student's subfolders of its own; every other subfolder of its folder (text
+# encoder, tokenizer, a latent model's VAE) is its teacher's, and ships once, with the teacher.
+STUDENT_OWN = ("unet", "scheduler")
 
 
 def checksums(folder: str | Path) -> dict[str, str]:
@@ -60,6 +65,24 @@ def install(folder: str | Path, dest: str | Path, checksum_file: str | Path, wha
     shutil.copytree(folder, tmp, ignore=ignore)
     publish_folder(tmp, dest)
     return write_checksums(dest, checksum_file, what)
+
+
+def install_student(folder: str | Path, dest: str | Path, teacher: str | Path,
+                    checksum_file: str | Path, what: str) -> dict[str, str]:
+    """Installs a student exported by `jaxsteer distill-shapes` as `install` does, without the
+    subfolders it shares with ``teacher`` (refused if they differ: the student would not be the
+    teacher's). Returns its checksums."""
+    folder, teacher = Path(folder), Path(teacher)
+    if not (folder / "unet").is_dir() or not (folder / "model_index.json").exists():
+        raise UserError(f"{folder} is not a student folder from `jaxsteer distill-shapes`")
+    shared = {p.name for p in folder.iterdir() if p.is_dir()} - set(STUDENT_OWN)
+    mine, theirs = checksums(folder), checksums(teacher)
+    differ = sorted(n for n in mine if n.split("/")[0] in shared and theirs.get(n) != mine[n])
+    if differ:
+        raise UserError(f"{folder} does not share its teacher's files ({', '.join(differ)}): "
+                        f"it was not distilled from {teacher}")
+    return install(folder, dest, checksum_file, what,
+                   lambda d, names: [n for n in names if Path(d) == folder and n in shared])
 
 
 def install_command(argv: list[str] | None, prog: str, verb: str,

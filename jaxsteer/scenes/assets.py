@@ -3,12 +3,17 @@
 Trained once on a GPU (`jaxsteer train-scenes`, scripts/gpu_train_scenes.sh) and installed with
 ``python3 -m jaxsteer.scenes.assets install FOLDER``, which copies the exported folder into the
 package and writes ``checksums.py`` next to this file (`jaxsteer.models.shipped`); loading it
-(`jaxsteer.models.load("scenes")`) checks the files against them.
+(`jaxsteer.models.load("scenes")`) checks the files against them. Its few-step student
+(``assets/scenes-student``, `jaxsteer distill-shapes --teacher scenes`, scripts/gpu_distill.sh
+with WORLD=scenes) is installed with ``install-student FOLDER``: only what differs from the
+teacher (UNet, scheduler config, records; its text encoder, tokenizer and VAE are the
+teacher's, checked identical), its checksums in ``student_checksums.py``.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from jaxsteer.errors import UserError
@@ -16,6 +21,8 @@ from jaxsteer.models import shipped
 
 ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "scenes"
 CHECKSUM_FILE = Path(__file__).resolve().with_name("checksums.py")
+STUDENT_DIR = ASSET_DIR.with_name("scenes-student")
+STUDENT_CHECKSUM_FILE = CHECKSUM_FILE.with_name("student_checksums.py")
 WHAT = "the bundled scenes model"
 MAX_WEIGHT_BYTES = 10_000_000   # the package's budget for this model's weight files
 
@@ -56,10 +63,26 @@ def install(folder: str | Path, dest: str | Path = ASSET_DIR,
     return shipped.install(folder, dest, checksum_file, WHAT)
 
 
+def install_student(folder: str | Path, dest: str | Path = STUDENT_DIR,
+                    teacher: str | Path = ASSET_DIR,
+                    checksum_file: str | Path = STUDENT_CHECKSUM_FILE) -> dict[str, str]:
+    """Copies a student of ``teacher`` exported by `jaxsteer distill-shapes --teacher scenes`
+    into the package as the bundled ``scenes-student`` (`shipped.install_student`: without the
+    files it shares with its teacher, refused if they differ). Returns its checksums."""
+    return shipped.install_student(folder, dest, teacher, checksum_file,
+                                   "the bundled scenes-student model")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m jaxsteer.scenes.assets install FOLDER``."""
-    shipped.install_command(argv, "jaxsteer.scenes.assets", "install", install,
-                            ASSET_DIR, CHECKSUM_FILE)
+    """``python -m jaxsteer.scenes.assets install FOLDER`` (the model) or ``install-student
+    FOLDER`` (its distilled student)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["install-student"]:
+        shipped.install_command(argv, "jaxsteer.scenes.assets", "install-student",
+                                install_student, STUDENT_DIR, STUDENT_CHECKSUM_FILE)
+    else:
+        shipped.install_command(argv, "jaxsteer.scenes.assets", "install", install,
+                                ASSET_DIR, CHECKSUM_FILE)
 
 
 if __name__ == "__main__":

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jaxsteer.errors import UserError
 from jaxsteer.models import shipped
-from jaxsteer.models.shipped import checksums
+from jaxsteer.models.shipped import checksums as checksums  # read from here by callers
 from jaxsteer.shapes.checksums import SHA256
 
 ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "shapes"
 STUDENT_DIR = ASSET_DIR.with_name("shapes-student")
 CHECKSUM_FILE = Path(__file__).resolve().with_name("checksums.py")
 STUDENT_CHECKSUM_FILE = CHECKSUM_FILE.with_name("student_checksums.py")
-SHARED = ("text_encoder", "tokenizer")  # a student's subfolders that are its teacher's files
 
 
 def write_checksums(folder: str | Path = ASSET_DIR, path: str | Path = CHECKSUM_FILE,
@@ -44,17 +42,8 @@ def install_student(folder: str | Path, dest: str | Path = STUDENT_DIR,
     """Copies a student exported by `jaxsteer distill-shapes` into the package as the bundled
     ``shapes-student``, without the files it shares with ``teacher`` (refused if they differ:
     the student would not be the teacher's), and records its checksums. Returns them."""
-    folder, dest, teacher = Path(folder), Path(dest), Path(teacher)
-    if not (folder / "unet").is_dir() or not (folder / "model_index.json").exists():
-        raise UserError(f"{folder} is not a student folder from `jaxsteer distill-shapes`")
-    mine, theirs = checksums(folder), checksums(teacher)
-    differ = sorted(n for n in mine if n.split("/")[0] in SHARED and theirs.get(n) != mine[n])
-    if differ:
-        raise UserError(f"{folder} does not share its teacher's files ({', '.join(differ)}): "
-                        f"it was not distilled from {teacher}")
-    return shipped.install(folder, dest, checksum_file, "the bundled shapes-student model",
-                           lambda d, names: [n for n in names
-                                             if Path(d) == folder and n in SHARED])
+    return shipped.install_student(folder, dest, teacher, checksum_file,
+                                   "the bundled shapes-student model")
 
 
 def main(argv: list[str] | None = None) -> None:

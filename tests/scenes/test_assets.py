@@ -101,3 +101,65 @@ def test_the_install_command_says_what_is_wrong_in_one_line(tmp_path):
         assets.main(["install", str(tmp_path)])
     with pytest.raises(SystemExit, match="usage"):
         assets.main(["install"])
+
+
+def test_a_missing_student_says_how_to_make_it():
+    from jaxsteer.models import load
+    if bundled.installed("scenes-student"):
+        pytest.skip("a distilled scenes student is installed")
+    for call in (lambda: bundled.folder("scenes-student"), lambda: load("scenes-student")):
+        with pytest.raises(UserError, match="WORLD=scenes bash scripts/gpu_distill.sh.*--teacher "
+                                            "scenes.*jaxsteer.scenes.assets install-student"):
+            call()
+    assert bundled.installed_student("scenes") is None
+    assert bundled.PRESETS["scenes-student"] == {"steps": 4, "guidance": 0.0, "scheduler": "ddim"}
+    assert bundled.PROBES["scenes-student"] == "scenes"
+
+
+def test_an_installed_student_ships_its_unet_and_loads_with_its_teachers_vae(
+        micro_scenes, tmp_path, monkeypatch):
+    """install-student keeps only what differs from the teacher (the VAE, text encoder and
+    tokenizer are the teacher's); the bundled loader puts them back and checks both."""
+    import importlib
+    import sys
+    import types
+
+    import jax
+
+    from jaxsteer.distill.run import export_student
+    from jaxsteer.models import load
+
+    teacher = load(str(micro_scenes), dtype="float32")
+    unet = jax.tree.map(lambda a: np.asarray(a) + 0.01, jax.device_get(teacher.params["unet"]))
+    sampler = {"steps": 2, "guidance": 0.0, "scheduler": "ddim", "timesteps": [999, 499]}
+    student = export_student(micro_scenes, tmp_path / "student", unet, "float16",
+                             {"sampler": sampler, "world": "scenes"})
+    root = tmp_path / "assets"
+    shutil.copytree(micro_scenes, root / "micro")
+    sums = assets.install_student(student, root / "scenes-student", micro_scenes,
+                                  tmp_path / "s.py")
+    assert {n.split("/")[0] for n in sums} == {"model_index.json", "training.json", "unet",
+                                               "scheduler"}
+
+    monkeypatch.setattr(bundled, "ASSETS", root)
+    monkeypatch.setattr(bundled, "STUDENTS", {**bundled.STUDENTS, "scenes-student": "micro"})
+    module = types.ModuleType("jaxsteer.scenes.student_checksums")
+    module.SHA256 = sums
+    monkeypatch.setitem(sys.modules, "jaxsteer.scenes.student_checksums", module)
+    assert importlib.import_module("jaxsteer.scenes.student_checksums").SHA256 == sums
+    assert bundled.installed_student("micro") == "scenes-student"
+    got = bundled.load("scenes-student", dtype="float32")
+    assert got.info["teacher"] == "micro" and got.model == teacher.model
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, np.float16(b)),
+                 jax.device_get(got.params["unet"]), unet)
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(got.params["vae"]),
+                 jax.device_get(teacher.params["vae"]))
+    assert bundled._student_sampler("scenes-student")["steps"] == 2
+
+    other = tmp_path / "other"
+    shutil.copytree(student, other)
+    (other / "vae" / "config.json").write_text("{}")
+    with pytest.raises(UserError, match="does not share its teacher's files \\(vae/config.json"):
+        assets.install_student(other, root / "x", micro_scenes, tmp_path / "x.py")
+    with pytest.raises(SystemExit, match="error: .* is not a student folder"):
+        assets.main(["install-student", str(tmp_path / "none")])

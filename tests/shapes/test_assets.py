@@ -73,10 +73,10 @@ def test_an_installed_student_ships_its_unet_and_loads_with_its_teachers_encoder
     import jax
     import numpy as np
 
+    from jaxsteer.distill.run import export_student
     from jaxsteer.models import bundled
     from jaxsteer.shapes import student_checksums
     from jaxsteer.shapes.assets import install_student
-    from jaxsteer.shapes.distill import export_student
     from jaxsteer.shapes.model import load
 
     unet = jax.tree.map(lambda a: np.asarray(a) + 0.01, load(micro_shapes).params["unet"])

@@ -36,11 +36,12 @@ turn), optionally unit-normalised, and their PCA and SAE directions. Then:
    factors, ``5 - len(captions.spec(prompt).fixed)``, with a bootstrap interval over prompts;
    the tuning variants of every estimator on the same gradients; and for one prompt per count
    (round-robin) more gradients and the convergence table (`convergence`).
-3. **Diversity restoration.** The collapsed generator (`turbo`: the distilled student
-   `shapes-student` for the bundled model, else the same weights under the shared-noise
-   `shapes-turbo` preset) samples ``diversity_n`` seeds without and with random offsets
-   (`diversity.random_offsets`) along directions found on its own gradients (the authors'
-   recipe for distilled models) or on the base model's. Spread of a free factor: standard
+3. **Diversity restoration.** The collapsed generator (`turbo`: the bundled model's distilled
+   student when installed, `shapes-student` or `scenes-student`, else the same weights under
+   the shared-noise `shapes-turbo` preset, a stand-in the run's log notes) samples
+   ``diversity_n`` seeds without and with random offsets (`diversity.random_offsets`) along
+   directions found on its own gradients (the authors' recipe for distilled models) or on the
+   base model's. Spread of a free factor: standard
    deviation (x, y, size), circular standard deviation in degrees (hue), normalised entropy
    (type); fidelity: `evaluate.score`'s share of images whose every caption-fixed factor reads
    back inside its band. The spread ratio is the geometric mean of after / before over every

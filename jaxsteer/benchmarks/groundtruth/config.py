@@ -11,7 +11,7 @@ from jaxsteer.complexity import ComplexityConfig, estimator_names
 from jaxsteer.complexity.estimate import NORMALIZATIONS
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
-from jaxsteer.models.bundled import PRESETS, PROBES, STUDENTS
+from jaxsteer.models.bundled import PRESETS, PROBES, STUDENTS, installed_student
 from jaxsteer.shapes.captions import SPLITS
 
 TARGETS = {"recovery": 0.9, "complexity": 0.8, "spread_ratio": 2.0, "fidelity": 0.95}
@@ -36,6 +36,7 @@ SCALES: dict[str, dict] = {
             "convergence_n": (256, 1024, 4096), "convergence_prompts": 6,
             "convergence_pairs": 16384},
 }
+STAND_IN = "shapes-turbo"   # the collapsed generator of a model without an installed student
 FIRST_STEP = -1   # in --timesteps: the sampler's own first (noisiest) step, whatever it is
 SCALE_FIELDS = ("pool", "pairs", "seeds", "batch", "diversity_n", "sae_epochs", "convergence_n",
                 "convergence_prompts", "convergence_pairs")
@@ -73,9 +74,10 @@ class GroundTruthConfig:
     preset: str | None = opt(None, "sampler of the model: an entry of models.bundled.PRESETS "
                              "(default: shapes, 20 DDIM steps with CFG, in either world)")
     turbo: str | None = opt(None, "sampler of the collapsed generator of the diversity "
-                            "section, a PRESETS entry; default: shapes-student (the distilled "
-                            "4-step student) for the bundled shapes model, else shapes-turbo "
-                            "(the model's own weights, 90% of the starting noise shared)")
+                            "section, a PRESETS entry; default: the bundled model's distilled "
+                            "4-step student when installed (shapes-student, scenes-student), "
+                            "else the stand-in shapes-turbo (the model's own weights, 90% of "
+                            "the starting noise shared)")
     split: str = opt("test", "caption split the prompt lists come from: tune (every method "
                      "choice is made here) | test (what gets reported)", choices=SPLITS)
     scale: str = opt("cpu", "size preset: ci (the test suite, seconds) | cpu (about 15 min on 2 "
@@ -220,9 +222,8 @@ class GroundTruthConfig:
         lists["recovery_prompts"], lists["diversity_prompts"] = section_prompts(
             self.split, preset["per_count"], preset["section_prompts"], self.world)
         out.update({k: v for k, v in lists.items() if getattr(self, k) is None})
-        if self.turbo is None:   # a real collapse where one is bundled, else the stand-in
-            model = out.get("model", self.model)
-            out["turbo"] = next((s for s, t in STUDENTS.items() if t == model), "shapes-turbo")
+        if self.turbo is None:   # a real collapse where one is installed, else the stand-in
+            out["turbo"] = installed_student(out.get("model", self.model)) or STAND_IN
         return out
 
     def resolved(self) -> GroundTruthConfig:

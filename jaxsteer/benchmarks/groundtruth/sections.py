@@ -16,6 +16,7 @@ from jaxsteer.benchmarks.groundtruth import convergence, stats, worlds
 from jaxsteer.benchmarks.groundtruth.config import (
     CONTINUOUS,
     FIRST_STEP,
+    STAND_IN,
     TARGETS,
     GroundTruthBench,
     GroundTruthConfig,
@@ -223,6 +224,10 @@ def run(cfg: GroundTruthConfig) -> dict:
     An unfinished run of the same settings at ``cfg.out`` is resumed (`_resumed`)."""
     start = time.perf_counter()
     cfg = cfg.resolved()
+    if cfg.turbo == STAND_IN:   # the result says it too: config.turbo, summary.headline.turbo
+        print(f"note: the diversity section's collapsed generator is the stand-in {STAND_IN} "
+              f"(the model's weights, shared starting noise), not a distilled student of "
+              f"{cfg.model}", flush=True)
     bundle = load(cfg.model)
     mesh = sharding.local_mesh(cfg.devices)
     base = _Preset(bundle, cfg.preset, cfg, mesh)

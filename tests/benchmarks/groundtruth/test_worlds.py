@@ -158,3 +158,15 @@ def test_the_headline_names_its_world(tmp_path):
     cfg = GroundTruthConfig(world="scenes", model=str(tmp_path), scale="ci").resolved()
     result = {"summary": {}, "complexity": {"ranking": {}}, "timesteps": {"shapes": [500]}}
     assert stats.headline(result, cfg)["method"]["world"] == "scenes"
+
+
+def test_the_scenes_world_uses_its_distilled_student_once_installed(monkeypatch):
+    from jaxsteer.models import bundled
+    monkeypatch.setattr(bundled, "installed", lambda name: False)
+    assert GroundTruthConfig(world="scenes", scale="ci").resolved().turbo == "shapes-turbo"
+    monkeypatch.setattr(bundled, "installed", lambda name: name == "scenes-student")
+    cfg = GroundTruthConfig(world="scenes", scale="ci").resolved()
+    assert (cfg.model, cfg.turbo) == ("scenes", "scenes-student")
+    assert GroundTruthConfig(scale="ci").resolved().turbo == "shapes-turbo"   # shapes': none
+    with pytest.raises(UserError, match="student of scenes"):
+        GroundTruthConfig(turbo="scenes-student")

@@ -2,7 +2,7 @@
 
 What the student is (`StudentConfig`), the distribution-matching objective and its optimisers
 (`DMDConfig`), and one jitted step that updates the student through DMD's surrogate and the fake
-score by the denoising loss (`make_distill_step`); `jaxsteer.shapes.distill` runs, checkpoints
+score by the denoising loss (`make_distill_step`); `jaxsteer.distill.run` runs, checkpoints
 and exports it. The method and its choices are described there.
 """
 

@@ -1,12 +1,15 @@
-"""How collapsed a shapes-world generator is, read off its images by the probe.
+"""How collapsed a generator of a synthetic world is, read off its images by the world's probe.
 
 For one caption, the **spread** of each factor the caption leaves free (standard deviation of x,
-y, size; circular standard deviation of hue in degrees; entropy of the type histogram over
-log 3: the ground-truth benchmark's `spread`), over the images the probe can read (a shape on a
-dark background), and the **fidelity**: `evaluate.score`'s share of images whose every
-caption-fixed factor reads back inside its band. A generator's collapse against a reference is
-the **spread ratio**: the geometric mean over (prompt, free continuous factor) of its spread over
-the reference's; type is reported but left out of the ratio (its entropy can be 0).
+y, size; circular standard deviation of hue in degrees; normalised entropy of a categorical
+factor's histogram: type, and in the scenes world texture, background, dot: the ground-truth
+benchmark's `spread`), over the images the probe can read (a shape on a background without too
+much colour wash), and the **fidelity**: the world's share of images whose every caption-fixed
+factor reads back right (the benchmark's). A generator's collapse against a reference is the
+**spread ratio**: the geometric mean over (prompt, free continuous factor) of its spread over
+the reference's; categorical factors are reported but left out of the ratio (their entropy can
+be 0). What differs between the worlds is the benchmark's `worlds.World` (probe, grammar,
+fidelity); the prompts are each world's own (`PROMPTS`).
 
 `compare` renders several generators (a sampler preset of a model, or diversity distillation's
 handoff from a base model) on the same seeds and tabulates all of it.
@@ -23,41 +26,48 @@ import numpy as np
 
 from jaxsteer import records, sharding
 from jaxsteer.config import opt, parse
+from jaxsteer.distill import worlds as distill_worlds
 from jaxsteer.diversity_distillation import distilled_diversity
 from jaxsteer.errors import UserError
 from jaxsteer.models import load
 from jaxsteer.models.base import ModelBundle
-from jaxsteer.models.bundled import PRESETS
+from jaxsteer.models.bundled import PRESETS, PROBES
 from jaxsteer.records import read_json
 from jaxsteer.sample import encode_prompt
 from jaxsteer.sampling import SamplerConfig
-from jaxsteer.shapes.captions import CONTINUOUS, FACTORS, spec
-from jaxsteer.shapes.evaluate import score
-from jaxsteer.shapes.probe import measure
+from jaxsteer.shapes.captions import CONTINUOUS  # the scenes world's too
 from jaxsteer.steer import render_batches, steered_cond
 
-# Captions with 2-4 free factors, none held out: what `distill-shapes`' collapse is read on.
-PROMPTS = ("a red circle", "a large blue square", "a circle", "a green triangle on the left")
+# What `distill-shapes`' collapse is read on, per world: captions with free factors of the
+# benchmark's section counts, none held out (shapes: 2-4 free; scenes: 3-5, the tune split's
+# first recovery and diversity prompts, `groundtruth.split.section_prompts("tune", 2, 2)`).
+PROMPTS = {
+    "shapes": ("a red circle", "a large blue square", "a circle", "a green triangle on the left"),
+    "scenes": ("a picture of a small coloured solid shape at the bottom right and a dot",
+               "this is a simple drawing of a cyan painted square on the right on something",
+               "this is a picture of a sized striped circle at the top right on something",
+               "a picture of a sized magenta circle at the bottom right on grey and any dot"),
+}
 USABLE_BACKGROUND = 0.3   # the benchmark's: brightest background channel the probe is trusted on
 
 
-def free_factors(prompt: str) -> tuple[str, ...]:
-    fixed = spec(prompt).fixed
-    return tuple(f for f in FACTORS if f not in fixed)
+def _world(name: str):
+    # lazy: a cycle; the groundtruth package's __init__ imports its sections, which import
+    # jaxsteer.diversity, which imports this module
+    from jaxsteer.benchmarks.groundtruth import worlds
+    return worlds.get(name)
 
 
 def factor_spreads(prompt: str, images: np.ndarray,
-                   usable_background: float = USABLE_BACKGROUND) -> dict:
+                   usable_background: float = USABLE_BACKGROUND, world: str = "shapes") -> dict:
     """{"spread": {free factor: spread or None}, "fidelity", "usable"} of one caption's images
-    [n, H, W, 3] in [-1, 1]."""
-    # lazy: a cycle; the groundtruth package's __init__ imports its sections, which import
-    # jaxsteer.diversity, which imports this module
-    from jaxsteer.benchmarks.groundtruth.stats import spread
-    m = measure(images)
-    ok = m["valid"] & (m["background"] <= usable_background)
-    return {"spread": {f: spread(f, m[f][ok]) for f in free_factors(prompt)},
-            "fidelity": score([prompt] * len(images), images)["fixed"],
-            "usable": float(ok.mean())}
+    [n, H, W, 3] in [-1, 1], read by ``world``'s probe."""
+    from jaxsteer.benchmarks.groundtruth.stats import spread  # lazy: as `_world`
+    w = _world(world)
+    m = w.measure(images)
+    ok = m["valid"] & (m[w.wash] <= usable_background)
+    return {"spread": {f: spread(f, m[f][ok]) for f in w.free(prompt)},
+            "fidelity": w.fidelity(prompt, images), "usable": float(ok.mean())}
 
 
 def spread_ratio(entries: list[dict], references: list[dict]) -> float | None:
@@ -97,17 +107,19 @@ class Generator:
 
 
 def compare(generators: dict[str, Generator], prompts: tuple[str, ...], n: int, seed: int,
-            reference: str, mesh, batch: int = 64) -> dict:
+            reference: str, mesh, batch: int = 64, world: str = "shapes") -> dict:
     """Every generator on the same ``n`` seeds per prompt, scored against ``reference``.
 
     Returns:
       {"prompts": {prompt: {name: factor_spreads(...)}}, "summary": {name: {"spread_ratio"
-      (vs reference), "fidelity" (mean over prompts), "calls"}}, "n", "seed", "reference"}.
+      (vs reference), "fidelity" (mean over prompts), "calls"}}, "n", "seed", "reference",
+      "world"}.
     """
     per_prompt: dict[str, dict] = {}
     for i, prompt in enumerate(prompts):
         keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), i), n)
-        per_prompt[prompt] = {name: factor_spreads(prompt, g.render(prompt, keys, mesh, batch))
+        per_prompt[prompt] = {name: factor_spreads(prompt, g.render(prompt, keys, mesh, batch),
+                                                   world=world)
                               for name, g in generators.items()}
     summary = {}
     for name, g in generators.items():
@@ -117,7 +129,7 @@ def compare(generators: dict[str, Generator], prompts: tuple[str, ...], n: int, 
         summary[name] = {"spread_ratio": spread_ratio(mine, refs),
                          "fidelity": float(np.mean(fid)) if fid else None, "calls": g.calls()}
     return {"prompts": per_prompt, "summary": summary, "n": n, "seed": seed,
-            "reference": reference}
+            "reference": reference, "world": world}
 
 
 def choose(summary: dict[str, dict], candidates: tuple[str, ...], fidelity: float = 0.9
@@ -136,8 +148,13 @@ class CollapseRun:
     """Collapse of distilled students against their teacher, with diversity distillation."""
 
     students: tuple[Path, ...] = opt((), "student pipeline folders (`jaxsteer distill-shapes`)")
-    teacher: str = opt("shapes", "the teacher: a bundled model or pipeline folder")
-    prompts: tuple[str, ...] = opt(PROMPTS, "captions to read the collapse on")
+    teacher: str = opt("shapes", "the teacher: a bundled model (shapes, scenes) or pipeline "
+                       "folder of either world")
+    world: str = opt(distill_worlds.AUTO, "world of the teacher, whose probe reads the images: "
+                     "auto (the bundled model's, or read off the folder's tokenizer) | shapes | "
+                     "scenes", choices=(distill_worlds.AUTO, *distill_worlds.WORLDS))
+    prompts: tuple[str, ...] | None = opt(None, "captions to read the collapse on (default: "
+                                          "the world's PROMPTS)")
     n: int = opt(256, "seeds per prompt (the same for every generator)")
     baseline_steps: int = opt(1, "teacher steps of the diversity distillation rows (0: none)")
     min_fidelity: float = opt(0.9, "fidelity the chosen student must keep")
@@ -148,17 +165,38 @@ class CollapseRun:
     def __post_init__(self):
         if not self.students:
             raise UserError("--students: give at least one student folder")
-        for p in self.prompts:
-            spec(p)
+
+    def resolved_world(self) -> str:
+        """The world: given, the bundled teacher's, or the teacher folder's (a UserError when
+        it is neither world's, or not the one given)."""
+        if self.teacher in PROBES:
+            bundled = PROBES[self.teacher]
+            if self.world not in (distill_worlds.AUTO, bundled):
+                raise UserError(f"--world {self.world}: the teacher {self.teacher} is a bundled "
+                                f"{bundled} model")
+            return bundled
+        folder = Path(self.teacher)
+        if not (folder / "model_index.json").exists():
+            raise UserError(f"--teacher {self.teacher} is not a bundled model nor a pipeline "
+                            "folder (no model_index.json)")
+        return distill_worlds.resolve(self.world, folder)
 
 
 def run(cfg: CollapseRun) -> dict:
     """Teacher (its preset), teacher under each student's sampler (the student's start), each
     student, and each student with the teacher's first ``baseline_steps`` steps, on the same
     seeds; writes ``cfg.out`` with the choice of `choose` and prints the summary."""
+    world = cfg.resolved_world()
+    prompts = cfg.prompts or PROMPTS[world]
+    for p in prompts:
+        _world(world).spec(p)   # outside the grammar: fails before any load
+    for folder in cfg.students:
+        if not (Path(folder) / "training.json").exists():
+            raise UserError(f"--students: {folder} is not a student folder from `jaxsteer "
+                            "distill-shapes` (no training.json)")
     mesh = sharding.local_mesh()
     teacher = load(cfg.teacher)
-    preset = PRESETS.get(cfg.teacher, PRESETS["shapes"])
+    preset = PRESETS.get(cfg.teacher, PRESETS[world])
     gens = {"teacher": Generator(teacher, SamplerConfig(**preset))}
     names = []
     for folder in cfg.students:
@@ -171,7 +209,7 @@ def run(cfg: CollapseRun) -> dict:
         if 0 < cfg.baseline_steps < sampler.steps:
             gens[f"{name}+dd{cfg.baseline_steps}"] = Generator(
                 student, sampler, teacher, cfg.baseline_steps, float(preset["guidance"]))
-    result = compare(gens, cfg.prompts, cfg.n, cfg.seed, "teacher", mesh, cfg.batch)
+    result = compare(gens, prompts, cfg.n, cfg.seed, "teacher", mesh, cfg.batch, world)
     result["chosen"] = choose(result["summary"], tuple(names), cfg.min_fidelity)
     result["rule"] = (f"smallest spread ratio among students with fidelity >= "
                       f"{cfg.min_fidelity}, else the most faithful")
@@ -185,9 +223,13 @@ def run(cfg: CollapseRun) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m jaxsteer.shapes.collapse --students A,B [--flags]``."""
-    run(parse(CollapseRun, sys.argv[1:] if argv is None else argv,
-              "python -m jaxsteer.shapes.collapse", CollapseRun.__doc__ or ""))
+    """``python -m jaxsteer.distill.collapse --students A,B [--flags]``; bad input is one line
+    and exit 1, not a traceback."""
+    try:
+        run(parse(CollapseRun, sys.argv[1:] if argv is None else argv,
+                  "python -m jaxsteer.distill.collapse", CollapseRun.__doc__ or ""))
+    except UserError as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`jaxsteer distill-shapes`: a few-step student of the shapes model, by distribution matching.
+"""`jaxsteer distill-shapes`: a few-step student of a world's model, by distribution matching.
 
 The collapsed generator of the diversity experiment (DESIGN.md section 4) must be collapsed the
 way real distilled models are, not by a trick on the noise. This is distribution matching
@@ -20,11 +20,15 @@ with a fake score updated several times per student step (TTUR). Here ``fake_upd
 method restores diversity to do. ``--dmd.regression`` (the teacher's own sample from the same
 noise as target) and ``--dmd.fake-updates 5`` are there to show the opposite.
 
+The teacher is the shapes model (pixel space) or the scenes model (``--teacher scenes``: its
+VAE's latent space, where x0 above is a latent, as DMD2 distils SDXL); `worlds` gives each its
+training captions, and the world is read off the teacher's tokenizer.
+
 Learning rates, the real score's guidance and the regression weight enter the compiled step as
 arrays, so runs that differ only in them share one compiled program (and the persistent cache).
 The state is checkpointed atomically, so a killed run resumes where it stopped; the export is a
 complete pipeline folder (the teacher's text encoder and tokenizer copied beside the student's
-UNet), which `jaxsteer.models.load` reads like any other.
+UNet, and a latent teacher's VAE), which `jaxsteer.models.load` reads like any other.
 """
 
 from __future__ import annotations
@@ -46,10 +50,13 @@ import numpy as np
 from flax.serialization import msgpack_serialize
 
 from jaxsteer.config import opt, parse, to_dict
+from jaxsteer.distill import worlds
+from jaxsteer.distill.dmd import DistillState, DMDConfig, StudentConfig, make_distill_step
 from jaxsteer.errors import UserError
 from jaxsteer.models import load, resolve_attention
 from jaxsteer.models.bundled import folder
 from jaxsteer.models.schedulers import make_schedule
+from jaxsteer.models.shipped import STUDENT_OWN
 from jaxsteer.records import (
     atomic_write_bytes,
     check_out,
@@ -57,17 +64,19 @@ from jaxsteer.records import (
     read_json,
     write_json,
 )
-from jaxsteer.shapes.dmd import DistillState, DMDConfig, StudentConfig, make_distill_step
-from jaxsteer.shapes.train import DataStream
 
 
 @dataclasses.dataclass(frozen=True)
-class DistillShapesRun:
-    """Distils the shapes model into a few-step student and writes it as a pipeline folder."""
+class DistillRun:
+    """Distils the shapes or scenes model into a few-step student and writes it as a pipeline
+    folder."""
 
     out: Path = opt(Path("shapes-student"), "output pipeline folder", positional=True)
-    teacher: Path | None = opt(None, "teacher pipeline folder (default: the bundled shapes "
-                               "model)")
+    teacher: str | None = opt(None, "teacher: a bundled model (shapes, scenes) or a pipeline "
+                              "folder of either world (default: the --world's bundled model)")
+    world: str = opt(worlds.AUTO, "world of the teacher, whose captions the student trains on: "
+                     "auto (read off the teacher's tokenizer; shapes without --teacher) | "
+                     "shapes | scenes", choices=(worlds.AUTO, *worlds.WORLDS))
     student: StudentConfig = opt(default_factory=StudentConfig)
     dmd: DMDConfig = opt(default_factory=DMDConfig)
     steps: int = opt(2000, "optimiser steps (a resumed run counts from its checkpoint)")
@@ -95,15 +104,18 @@ class DistillShapesRun:
         return self.work_dir or self.out.with_name(self.out.name + ".train")
 
 
-def teacher_folder(cfg: DistillShapesRun) -> Path:
-    if cfg.teacher is None:
-        return folder("shapes")
-    if not (cfg.teacher / "model_index.json").exists():
-        raise UserError(f"--teacher {cfg.teacher} is not a pipeline folder (no model_index.json)")
-    return cfg.teacher
+def teacher_folder(cfg: DistillRun) -> Path:
+    """The teacher's pipeline folder: a bundled world model by name, else the folder given."""
+    name = cfg.teacher or ("shapes" if cfg.world == worlds.AUTO else cfg.world)
+    if name in worlds.WORLDS:
+        return folder(name)
+    if not (Path(name) / "model_index.json").exists():
+        raise UserError(f"--teacher {name} is not a pipeline folder (no model_index.json) nor "
+                        f"a bundled model ({', '.join(worlds.WORLDS)})")
+    return Path(name)
 
 
-def load_teacher(folder: Path, cfg: DistillShapesRun):
+def load_teacher(folder: Path, cfg: DistillRun):
     """(bundle, training definition): the teacher in float32, and its definition computing in
     ``cfg.dmd.compute_dtype`` (its own fingerprint, so compiled programs do not mix)."""
     # float32 names the params' dtype: on accelerators "auto" then means XLA's attention,
@@ -118,23 +130,24 @@ def load_teacher(folder: Path, cfg: DistillShapesRun):
 
 
 def _same_run(saved: dict, now: dict) -> bool:
-    return all(saved.get(k) == now[k] for k in ("teacher", "student", "dmd", "batch", "seed"))
+    return all(saved.get(k) == now[k]
+               for k in ("teacher", "world", "student", "dmd", "batch", "seed"))
 
 
-def _restore(work: Path, template: DistillState, cfg: DistillShapesRun
+def _restore(work: Path, template: DistillState, cfg: DistillRun
              ) -> tuple[DistillState, list] | None:
     path = work / "state.msgpack"
     if not path.exists():
         return None
     progress = read_json(work / "progress.json")
     if not _same_run(progress.get("config", {}), to_dict(cfg)):
-        raise UserError(f"the checkpoint in {work} is from another teacher, student, objective, "
-                        "batch or seed; use another --work-dir or --out")
+        raise UserError(f"the checkpoint in {work} is from another teacher, world, student, "
+                        "objective, batch or seed; use another --work-dir or --out")
     state = flax.serialization.from_bytes(template, path.read_bytes())
     return jax.device_put(state), progress.get("log", [])
 
 
-def _checkpoint(work: Path, state: DistillState, cfg: DistillShapesRun, log: list) -> None:
+def _checkpoint(work: Path, state: DistillState, cfg: DistillRun, log: list) -> None:
     atomic_write_bytes(work / "state.msgpack", flax.serialization.to_bytes(jax.device_get(state)))
     write_json(work / "progress.json", {"step": int(state.step), "log": log,
                                         "config": to_dict(cfg)})
@@ -157,13 +170,14 @@ def _stop_on_sigterm():
 
 def export_student(teacher: Path, out: Path, unet_params: Any, unet_dtype: str,
                    info: dict) -> Path:
-    """A complete pipeline folder: the teacher's files with the student's UNet weights, its
-    timesteps in the scheduler config and ``training.json`` saying how it was made; replaces
-    ``out`` at the end."""
+    """A complete pipeline folder: the teacher's files (text encoder, tokenizer and, for a
+    latent model, VAE) with the student's UNet weights, its timesteps in the scheduler config
+    and ``training.json`` saying how it was made; replaces ``out`` at the end."""
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    for sub in ("text_encoder", "tokenizer"):
-        shutil.copytree(teacher / sub, tmp / sub)
+    for sub in sorted(p.name for p in teacher.iterdir() if p.is_dir()):
+        if sub not in STUDENT_OWN:
+            shutil.copytree(teacher / sub, tmp / sub)
     (tmp / "unet").mkdir(parents=True)
     shutil.copy(teacher / "unet" / "config.json", tmp / "unet" / "config.json")
     shutil.copy(teacher / "model_index.json", tmp / "model_index.json")
@@ -177,11 +191,11 @@ def export_student(teacher: Path, out: Path, unet_params: Any, unet_dtype: str,
     return publish_folder(tmp, out)
 
 
-def run(cfg: DistillShapesRun) -> dict:
+def run(cfg: DistillRun) -> dict:
     """Distils (or resumes) and exports the student to ``cfg.out``.
 
     Returns:
-      {"folder", "step", "log": [{"step", "dmd", "gap", "fake", ...}, ...], "seconds",
+      {"folder", "world", "step", "log": [{"step", "dmd", "gap", "fake", ...}, ...], "seconds",
       "steps_per_s", "sampler"}; "gap" is mean |fake x0 - real x0| / mean |x0 - real x0|, how
       far the two scores disagree on the student's samples, "fake" the fake score's loss.
     """
@@ -190,6 +204,7 @@ def run(cfg: DistillShapesRun) -> dict:
     check_out(cfg.out, "out")
     work = check_out(cfg.work, "--work-dir")
     teacher_dir = teacher_folder(cfg)
+    world = worlds.resolve(cfg.world, teacher_dir)
     bundle, model = load_teacher(teacher_dir, cfg)
     work.mkdir(parents=True, exist_ok=True)
     step_fn, init_fn = make_distill_step(model, cfg.student, cfg.dmd.static())
@@ -200,15 +215,15 @@ def run(cfg: DistillShapesRun) -> dict:
     state, log = restored if restored is not None else (state, [])
     uncond = jax.tree.map(lambda a: a[0], bundle.model.encode_text(
         bundle.params, bundle.model.tokenize("", allow_empty=True).ids_et[None]))
-    data = DataStream(teacher_dir / "tokenizer", cfg.batch, 0.0, cfg.seed)
+    captions = worlds.caption_stream(world, teacher_dir / "tokenizer", cfg.batch, cfg.seed)
     hyper = cfg.dmd.hyper()
     key = jax.random.fold_in(jax.random.key(cfg.seed), 2)
     start = step = int(state.step)
     t0 = time.time()
-    bar = tqdm(total=cfg.steps, initial=start, disable=not cfg.progress, desc="distill-shapes")
+    bar = tqdm(total=cfg.steps, initial=start, disable=not cfg.progress, desc=f"distill {world}")
     with _stop_on_sigterm() as stop:
         while step < cfg.steps:
-            state, metrics = step_fn(state, teacher_unet, text, data(step)["ids"], uncond,
+            state, metrics = step_fn(state, teacher_unet, text, captions(step), uncond,
                                      hyper, jax.random.fold_in(key, step))
             step += 1
             bar.update(1)
@@ -229,18 +244,18 @@ def run(cfg: DistillShapesRun) -> dict:
     seconds = time.time() - t0
     ts = make_schedule(bundle.model.schedule, cfg.student.steps, cfg.student.scheduler).t_s
     sampler = {**cfg.student.sampler(), "timesteps": [int(t) for t in np.asarray(ts)]}
-    info = {"distillation": "DMD (distribution matching), jaxsteer.shapes.distill",
-            "teacher": str(teacher_dir), "step": step, "sampler": sampler, "log": log,
-            "config": to_dict(cfg)}
+    info = {"distillation": "DMD (distribution matching), jaxsteer.distill.run",
+            "teacher": str(teacher_dir), "world": world, "step": step, "sampler": sampler,
+            "log": log, "config": to_dict(cfg)}
     export_student(teacher_dir, cfg.out, state.student, cfg.unet_dtype, info)
-    return {"folder": str(cfg.out), "step": step, "log": log, "seconds": seconds,
+    return {"folder": str(cfg.out), "world": world, "step": step, "log": log, "seconds": seconds,
             "steps_per_s": (step - start) / max(seconds, 1e-9), "sampler": sampler}
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m jaxsteer.shapes.distill OUT [--flags]``: the CLI subcommand without the CLI."""
-    cfg = parse(DistillShapesRun, sys.argv[1:] if argv is None else argv,
-                "jaxsteer distill-shapes", DistillShapesRun.__doc__ or "")
+    """``python -m jaxsteer.distill.run OUT [--flags]``: the CLI subcommand without the CLI."""
+    cfg = parse(DistillRun, sys.argv[1:] if argv is None else argv,
+                "jaxsteer distill-shapes", DistillRun.__doc__ or "")
     result = run(cfg)
     print(f"distilled {result['step']} steps in {result['seconds']:.0f} s; student in "
           f"{result['folder']}")

@@ -1,12 +1,12 @@
-"""The DMD objective (jaxsteer/shapes/dmd.py) on planted data, and its settings."""
+"""The DMD objective (jaxsteer/distill/dmd.py) on planted data, and its settings."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxsteer.distill.dmd import DMDConfig, StudentConfig, dmd_surrogate
 from jaxsteer.errors import UserError
-from jaxsteer.shapes.dmd import DMDConfig, StudentConfig, dmd_surrogate
 
 
 def test_surrogate_gradient_is_the_normalised_score_difference():
