@@ -8,6 +8,12 @@ with TF32 off on both sides. Prints and writes (``--out``) the relative max erro
 and the cosine of the gradients. Needs torch and diffusers (not a CI test):
 
     PYTHONPATH=/tmp/site2:$PWD python3 scripts/gpu_compare_full.py --out $OUT/compare.json
+
+SDXL at batch 2 ran out of memory on an H200 (float32, no remat); what ran (2026-12-02, 350 s:
+34 s PyTorch, 310 s jaxsteer's load, trace, compile and run):
+
+    TMPDIR=/dev/shm XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONPATH=/tmp/site2:$PWD \
+      python3 scripts/gpu_compare_full.py --archs sdxl --batch 1 --out $OUT/compare_sdxl.json
 """
 
 from __future__ import annotations
