@@ -44,12 +44,19 @@ def pytest_configure(config):
     jax.config.update("jax_disable_most_optimizations", True)
 
 
-# The files that take the longest on a 2-core CPU (about a minute each), longest first: they
-# start first, so `-n 2 --dist loadfile` does not end with one of them running alone.
-LONGEST_FIRST = ("tests/test_cli_contract.py", "tests/test_readme.py",
-                 "tests/test_dependencies.py", "tests/test_collect.py", "tests/test_survey.py",
-                 "tests/benchmarks/groundtruth/test_sections.py", "tests/test_sharding_params.py",
-                 "tests/test_demo.py", "tests/shapes/test_train.py")
+# The files that take the longest on a 2-core CPU (half a minute to a minute and a half each),
+# longest first (measured with `--durations=0`, summed per file): they start first, so
+# `-n 2 --dist loadfile` does not end with one of them running alone. pyproject's
+# `--no-loadscope-reorder` keeps this order: xdist would otherwise start the files with the
+# most tests first, and the one-test files (README quick start, pip resolution) last.
+LONGEST_FIRST = ("tests/test_collect.py", "tests/test_cli_contract.py", "tests/test_survey.py",
+                 "tests/benchmarks/groundtruth/test_sections.py", "tests/test_exported.py",
+                 "tests/complexity/test_estimate.py", "tests/shapes/test_train.py",
+                 "tests/test_readme.py", "tests/models/test_attention.py",
+                 "tests/test_sharding_params.py", "tests/models/nn/test_unet.py",
+                 "tests/models/nn/test_flux.py", "tests/test_demo.py", "tests/models/test_flux.py",
+                 "tests/models/nn/test_torch_fixtures.py", "tests/test_dependencies.py",
+                 "tests/test_steer.py", "tests/test_sampling.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -20,10 +20,11 @@ from jaxsteer import cli, runlock
 
 TINY = ["--model", "tiny", "--steps", "1", "--devices", "1"]
 PROMPT = "a picture of a monster"
+# The shapes model at the micro teacher's size (8 x 8 images, one UNet level).
 TRAIN = ["--steps", "2", "--batch", "2", "--log-every", "1", "--checkpoint-every", "1",
-         "--no-progress", "--optim.warmup", "1", "--model.image-size", "16",
-         "--model.channels", "32,32", "--model.attention-levels", "1", "--model.heads", "2",
-         "--model.text-width", "32", "--model.text-layers", "1", "--model.text-heads", "2"]
+         "--no-progress", "--optim.warmup", "1", "--model.image-size", "8",
+         "--model.channels", "32", "--model.attention-levels", "0", "--model.heads", "1",
+         "--model.text-width", "16", "--model.text-layers", "1", "--model.text-heads", "1"]
 # The scenes model at its smallest (8 x 8 images, one VAE level, no attention): two steps a phase,
 # a checkpoint each step, no quality table; its two compiled steps are most of its ~20 s.
 SCENES = ["--vae-steps", "2", "--steps", "2", "--vae-batch", "2", "--batch", "2", "--log-every",
