@@ -33,7 +33,7 @@ SCENES = ["--vae-steps", "2", "--steps", "2", "--vae-batch", "2", "--batch", "2"
           "--model.vae-groups", "8", "--model.channels", "32", "--model.attention-levels", "",
           "--model.heads", "1", "--model.text-width", "16", "--model.text-layers", "1",
           "--model.text-heads", "1"]
-# A 1-step student of the micro teacher: the compiled step of tests/shapes/test_distill.py.
+# A 1-step student of the micro teacher: the compiled step of tests/distill/test_run.py.
 DISTILL = ["--steps", "2", "--batch", "4", "--student.steps", "1", "--no-progress", "--log-every",
            "1", "--checkpoint-every", "1", "--dmd.warmup", "1"]
 SURVEY = ["--pairs", "4", "--batch", "4", "--pool", "4", "--complexity.n-boot-spectral", "0",
