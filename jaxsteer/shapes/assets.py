@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from jaxsteer.models import shipped
-from jaxsteer.models.shipped import checksums as checksums  # read from here by callers
 from jaxsteer.shapes.checksums import SHA256
 
 ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "shapes"

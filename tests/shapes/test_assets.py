@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 from jaxsteer.errors import UserError
-from jaxsteer.shapes.assets import ASSET_DIR, checksums, verify
+from jaxsteer.models.shipped import checksums
+from jaxsteer.shapes.assets import ASSET_DIR, verify
 from jaxsteer.shapes.checksums import SHA256
 
 
