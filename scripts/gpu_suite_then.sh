@@ -3,6 +3,9 @@
 # in the time left before DEADLINE_S, one more job (THEN):
 #   THEN=scenes  the scenes world's training (scripts/gpu_train_scenes.sh) until the deadline:
 #                its log gives the steps per second on this GPU ($OUT/scenes/)
+#   THEN=before_after  issue 17's before/after bench (scripts/gpu_before_after.sh, its CONFIGS)
+#                with what is left; its STATE stays on the box for the next call; carry .before/
+#                and .whl/ (scripts/make_before_tree.sh)
 #   THEN=sample  `jaxsteer bench sample` for SD-Turbo (1 step, 512²) with its PyTorch reference
 #                (eager, then torch.compile), each row written as it is measured, so a cut keeps
 #                what finished; carry .whl2/ (current diffusers, for the PyTorch side)
@@ -33,6 +36,11 @@ if [ "${THEN:-sample}" = scenes ]; then
   # at most 8 files come back: the small ones in one tarball
   (cd "$OUT" && tar czf logs.tgz suite/env.txt suite/gpu.txt scenes/train.log \
      scenes/progress.json 2>/dev/null; rm -f suite/env.txt suite/gpu.txt scenes/train.log)
+  exit 0
+fi
+if [ "${THEN:-sample}" = before_after ]; then
+  (( left < 100 )) && { echo "before_after: skipped, $left s left"; exit 0; }
+  BUDGET_S=$(( left - 10 )) OUT=$OUT/ba bash scripts/gpu_before_after.sh
   exit 0
 fi
 mkdir -p "$OUT/sample" /tmp/bench
