@@ -12,7 +12,8 @@
 # All three configs take ~12 min, so two calls (each carrying .before and .whl):
 #   CONFIGS=sd-turbo-1:::64,sd-turbo-4 OUT=/path bash scripts/gpu_before_after.sh   (~6 min)
 #   CONFIGS=sdxl-dmd2:::16 OUT=/path bash scripts/gpu_before_after.sh              (~6 min)
-# BENCH_FLAGS go to both sides; PHASES=summary STATE=folder only prints the table of a folder.
+# BENCH_FLAGS go to both sides; PHASES=summary STATE=folder only prints the table of a folder;
+# SIDES=after runs one side only (e.g. BENCH_FLAGS="--scan-layers false" with its own STATE).
 # CPU smoke: CONFIGS=tiny-1:xla:none:2 BENCH_FLAGS="--dtype float32" NEED_S=5 STATE=/tmp/x ...
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -22,6 +23,7 @@ mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 STATE=${STATE:-/tmp/jaxsteer-before-after}
 SITE=${SITE:-/tmp/site-before}
 CONFIGS=${CONFIGS:-sd-turbo-1:::64,sd-turbo-4,sdxl-dmd2:::16}
+read -r -a SIDES <<< "${SIDES:-before after}"
 PHASES=${PHASES:-bench summary}
 LOG=$OUT/before_after.log
 START=$(date +%s)
@@ -62,14 +64,15 @@ if [[ " $PHASES " == *" bench "* ]]; then
       --target "$SITE" .whl/*.whl && touch "$SITE/.installed" || exit 1
   fi
   [ -f .before/jaxsteer/cli.py ] || { echo "no .before/: run scripts/make_before_tree.sh"; exit 1; }
-  if ! check_side before || ! check_side after; then
+  for side in "${SIDES[@]}"; do check_side "$side" || bad=1; done
+  if [ -n "${bad:-}" ]; then
     echo "wrong jaxsteer imported" | tee -a "$LOG"; exit 1
   fi
   IFS=, read -r -a SPECS <<< "$CONFIGS"
   for spec in "${SPECS[@]}"; do
     name=${spec//[^A-Za-z0-9.-]/_}
     todo=()
-    for side in before after; do
+    for side in "${SIDES[@]}"; do
       done_ok "$STATE/$side.$name.json" || todo+=("$side")
     done
     ((${#todo[@]})) || { echo "== $spec: done in $STATE" | tee -a "$LOG"; continue; }

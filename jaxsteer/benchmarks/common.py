@@ -185,12 +185,19 @@ def kernel_inputs(coll: Collector, name: str, batch: int, seed: int):
 @functools.cache
 def model_flops_per_call(arch: str, guidance: float, dtype: str) -> float | None:
     """FLOPs of one pair's gradient through ONE denoiser call (CFG included): XLA's cost
-    analysis of the lowered (unoptimised) forward + backward, plain XLA attention, no remat.
+    analysis of the lowered (unoptimised) forward + backward, plain XLA attention, no remat,
+    transformer stacks unrolled: the cost analysis counts a scan's body once, not per layer.
 
     Shapes only: no weights are allocated and nothing is compiled.
     """
+    return lowered_flops(arch, guidance, dtype, scan_layers=False)
+
+
+def lowered_flops(arch: str, guidance: float, dtype: str, scan_layers: bool) -> float | None:
+    """XLA's FLOP count of one pair's lowered gradient kernel (see `model_flops_per_call`)."""
     cfg = ThroughputConfig(arch, 1, "euler", "", guidance=guidance)
-    bundle = architectures.build(arch, dtype=dtype, attention="xla", params={})
+    bundle = architectures.build(arch, dtype=dtype, attention="xla", params={},
+                                 scan_layers=scan_layers)
     params = architectures.denoiser_shapes(bundle)
     # Lowered for the CPU: the GPU backend's cost analysis of a lowered program reports no
     # FLOPs (measured on the H100), and the count depends on shapes only.

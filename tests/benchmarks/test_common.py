@@ -9,6 +9,8 @@ from jaxsteer.benchmarks.common import (
     cache_entries,
     flops,
     gib,
+    lowered_flops,
+    model_flops_per_call,
     parse_run,
     time_calls,
 )
@@ -55,6 +57,15 @@ def test_flops_of_a_cost_analysis():
     assert flops([]) is None and flops(()) is None
     assert flops({"bytes accessed": 9}) is None                  # no count
     assert flops({"flops": -1.0}) is None                        # XLA's "unknown"
+
+
+def test_model_flops_count_every_layer_of_a_scanned_transformer_stack():
+    # tiny-xl's second block stacks two transformer layers; XLA's cost analysis counts a
+    # scan's body once, so the MFU's FLOPs must come from the unrolled lowering.
+    scanned = lowered_flops("tiny-xl", 1.0, "float32", scan_layers=True)
+    unrolled = lowered_flops("tiny-xl", 1.0, "float32", scan_layers=False)
+    assert unrolled > scanned > 0
+    assert model_flops_per_call("tiny-xl", 1.0, "float32") == unrolled
 
 
 def test_cache_entries_count_files_in_every_subfolder(tmp_path):
