@@ -146,8 +146,8 @@ def _setup_jax() -> None:
     import jax
     cache = Path(os.environ.get("JAXSTEER_CACHE", Path.home() / ".cache" / "jaxsteer")) / "xla"
     # Compiles of a diffusion UNet take minutes; the persistent cache makes the next run seconds.
+    # Which compiles it keeps (JAX's default: those over 1 s) stays the user's setting.
     jax.config.update("jax_compilation_cache_dir", str(cache))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     jax.config.update("jax_threefry_partitionable", True)
     if os.environ.get("JAXSTEER_COORDINATOR"):  # explicit: CPU processes on one machine, GPUs
         jax.distributed.initialize(os.environ["JAXSTEER_COORDINATOR"],

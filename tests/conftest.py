@@ -68,10 +68,16 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
-    """Keeps the suite's caches (tiny model, XLA) out of the user's home."""
+    """Keeps the suite's caches (tiny model, XLA) out of the user's home. The XLA cache is one
+    folder for every xdist worker (the same tiny programs compile in several files; JAX writes
+    its entries atomically); the rest stays per worker."""
     cache = tmp_path_factory.mktemp("jaxsteer-cache")
+    base = tmp_path_factory.getbasetemp()
+    xla = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "xla-shared"
+    xla.mkdir(exist_ok=True)
+    (cache / "xla").symlink_to(xla)   # the CLI's cache is $JAXSTEER_CACHE/xla
     os.environ["JAXSTEER_CACHE"] = str(cache)
-    jax.config.update("jax_compilation_cache_dir", str(cache / "xla"))
+    jax.config.update("jax_compilation_cache_dir", str(xla))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     yield
 
