@@ -182,7 +182,7 @@ def random_params(module: Any, dtype: Any, seed: int = 0) -> Any:
 def build(name: str, dtype: str = "bfloat16", seed: int = 0, attention: str = "diffusers",
           remat_policy: str = "none", prediction_type: str | None = None,
           sample_size: int | None = None, params: Any = None,
-          scan_layers: bool = True) -> ModelBundle:
+          scan_layers: bool = False) -> ModelBundle:
     """A `ModelBundle` of architecture ``name`` with random UNet weights (``params["unet"]``).
 
     Args:

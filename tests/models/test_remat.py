@@ -2,13 +2,17 @@
 gradients.
 
 XLA's buffer assignment (``memory_analysis``) of the UNet's gradient w.r.t. the text embedding,
-on a tiny UNet whose scanned stack of transformer blocks dominates its activations (a stack of
-identical blocks is where ``blocks`` pays: one block's internals live at a time).
+on a tiny UNet whose stack of transformer blocks dominates its activations (a stack of
+identical blocks is where ``blocks`` pays: one block's internals live at a time), traced
+unrolled (the default) and scanned; ``blocks`` scans either way.
 """
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxsteer.collect import remat_ladder
 from jaxsteer.models.nn import UNet2DConditionModel, UNetConfig
@@ -28,14 +32,16 @@ def test_ladder_order():
     assert ladder("full") == ("full", "blocks") and remat_ladder("dots") == ("dots", "blocks")
 
 
-def test_each_rung_keeps_less_and_the_same_gradient():
+@pytest.mark.parametrize("scan", [False, True], ids=["unrolled", "scanned"])
+def test_each_rung_keeps_less_and_the_same_gradient(scan):
+    cfg = dataclasses.replace(CFG, scan_layers=scan)
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((4, 4, 8, 8)), jnp.float32)
     emb = jnp.asarray(rng.standard_normal((4, 7, 16)), jnp.float32)
-    params = random_params(UNet2DConditionModel(CFG).init_weights, jax.random.key(0), 0)
+    params = random_params(UNet2DConditionModel(cfg).init_weights, jax.random.key(0), 0)
     temp, grads = {}, {}
     for policy in LADDER:
-        unet = UNet2DConditionModel(CFG, attention="xla", remat=policy)
+        unet = UNet2DConditionModel(cfg, attention="xla", remat=policy)
 
         def loss(e, p, x, unet=unet):
             return jnp.sum(jnp.square(unet.apply({"params": p}, x, jnp.full((4,), 999.0), e)))
