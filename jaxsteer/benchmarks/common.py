@@ -50,7 +50,7 @@ class KernelBench:
     dtype: str = opt("bfloat16", "parameter and activation dtype: bfloat16 | float32")
     seed: int = opt(0, "seed of weights, embeddings and latents")
     scan_layers: bool = opt(False, "run stacks of identical transformer blocks (SDXL) as one "
-                            "lax.scan (faster compiles, slower calls; the blocks remat scans anyway)")
+                            "lax.scan (faster compiles, slower calls; remat blocks always scans)")
     out: Path = opt(Path("runs/bench/bench.json"), "JSON of every row")
 
     def __post_init__(self):

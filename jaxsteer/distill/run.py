@@ -43,7 +43,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -64,6 +63,7 @@ from jaxsteer.records import (
     read_json,
     write_json,
 )
+from jaxsteer.train_state import load_state, save_state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,12 +143,11 @@ def _restore(work: Path, template: DistillState, cfg: DistillRun
     if not _same_run(progress.get("config", {}), to_dict(cfg)):
         raise UserError(f"the checkpoint in {work} is from another teacher, world, student, "
                         "objective, batch or seed; use another --work-dir or --out")
-    state = flax.serialization.from_bytes(template, path.read_bytes())
-    return jax.device_put(state), progress.get("log", [])
+    return load_state(path, template), progress.get("log", [])
 
 
 def _checkpoint(work: Path, state: DistillState, cfg: DistillRun, log: list) -> None:
-    atomic_write_bytes(work / "state.msgpack", flax.serialization.to_bytes(jax.device_get(state)))
+    save_state(work / "state.msgpack", state)
     write_json(work / "progress.json", {"step": int(state.step), "log": log,
                                         "config": to_dict(cfg)})
 

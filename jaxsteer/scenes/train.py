@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,7 +32,7 @@ import optax
 from jaxsteer import cli
 from jaxsteer.config import opt, to_dict
 from jaxsteer.errors import UserError
-from jaxsteer.records import atomic_write_bytes, check_out, read_json, write_json
+from jaxsteer.records import check_out, read_json, write_json
 from jaxsteer.scenes import model as scenes_model
 from jaxsteer.scenes.model import ScenesModelConfig
 from jaxsteer.scenes.prompts import sample_captions
@@ -41,6 +40,7 @@ from jaxsteer.scenes.render import render
 from jaxsteer.scenes.tokenizer import token_ids
 from jaxsteer.shapes.model import alphas_cumprod, encode_text
 from jaxsteer.shapes.train import OptimConfig, TrainState, ema_update, make_optimizer
+from jaxsteer.train_state import load_state, save_state
 
 PHASES = ("vae", "unet")
 
@@ -193,8 +193,7 @@ def measure_scaling(cfg: TrainScenesRun, vae_params: Any, batches: int = 4) -> f
 
 
 def _save(work: Path, phase: str, state: TrainState, progress: dict) -> None:
-    atomic_write_bytes(work / f"{phase}.msgpack", flax.serialization.to_bytes(
-        jax.device_get(state)))
+    save_state(work / f"{phase}.msgpack", state)
     write_json(work / "progress.json", progress)
 
 
@@ -224,7 +223,7 @@ def _state(cfg: TrainScenesRun, phase: str, init_fn, fresh: Any, progress: dict)
     state = init_fn(jax.device_put(fresh), jax.device_put(fresh))
     path = cfg.work / f"{phase}.msgpack"
     if path.exists():
-        state = jax.device_put(flax.serialization.from_bytes(state, path.read_bytes()))
+        state = load_state(path, state)
     elif progress[f"{phase}_step"] > 0:
         raise UserError(f"{path} is missing but {cfg.work / 'progress.json'} is at {phase} step "
                         f"{progress[f'{phase}_step']}; carry the whole --work-dir or use another")
@@ -248,14 +247,14 @@ def _vae_phase(cfg: TrainScenesRun, fresh: Any, progress: dict, t_end: float, lo
         if not slim.exists():
             raise UserError(f"{slim} is missing but {cfg.work / 'progress.json'} says the VAE "
                             "phase is done; carry the whole --work-dir or use another")
-        return jax.device_put(flax.serialization.from_bytes(fresh, slim.read_bytes()))
+        return load_state(slim, fresh)
     step_fn, init_fn = make_vae_step(cfg.model, cfg.vae_optim, cfg.kl_weight)
     state = _state(cfg, "vae", init_fn, fresh, progress)
     if int(state.step) < cfg.vae_steps:
         state = _train(cfg, "vae", state, progress, step_fn, t_end, log, stop)
         if int(state.step) < cfg.vae_steps:
             return None
-    atomic_write_bytes(slim, flax.serialization.to_bytes(jax.device_get(state.ema)))
+    save_state(slim, state.ema)
     progress.update(vae_done=True, vae_steps=cfg.vae_steps)
     progress.pop("scaling_factor", None)   # measured on this VAE, below
     write_json(cfg.work / "progress.json", progress)

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import flax.serialization
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -25,12 +24,13 @@ import optax
 
 from jaxsteer.config import opt, parse, to_dict
 from jaxsteer.errors import UserError
-from jaxsteer.records import atomic_write_bytes, check_out, read_json, write_json
+from jaxsteer.records import check_out, read_json, write_json
 from jaxsteer.shapes import model as shapes_model
 from jaxsteer.shapes.captions import BandTable, training_distribution
 from jaxsteer.shapes.model import ShapesModelConfig
 from jaxsteer.shapes.render import render
 from jaxsteer.shapes.tokenizer import write_tokenizer
+from jaxsteer.train_state import load_state, save_state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,12 +173,11 @@ def _restore(work: Path, template: TrainState, cfg: TrainShapesRun
     if (saved.get("model"), saved.get("optim")) != (now["model"], now["optim"]):
         raise UserError(f"the checkpoint in {work} is from another model or optimiser "
                         "configuration; use another --work-dir or --out")
-    state = flax.serialization.from_bytes(template, path.read_bytes())
-    return jax.device_put(state), progress.get("losses", [])
+    return load_state(path, template), progress.get("losses", [])
 
 
 def _checkpoint(work: Path, state: TrainState, cfg: TrainShapesRun, losses: list) -> None:
-    atomic_write_bytes(work / "state.msgpack", flax.serialization.to_bytes(jax.device_get(state)))
+    save_state(work / "state.msgpack", state)
     write_json(work / "progress.json", {"step": int(state.step), "losses": losses,
                                         "config": to_dict(cfg)})
 
