@@ -54,7 +54,7 @@ LONGEST_FIRST = ("tests/test_collect.py", "tests/test_cli_contract.py", "tests/t
                  "tests/complexity/test_estimate.py", "tests/shapes/test_train.py",
                  "tests/test_readme.py", "tests/models/test_attention.py",
                  "tests/test_sharding_params.py", "tests/models/nn/test_unet.py",
-                 "tests/models/nn/test_flux.py", "tests/test_demo.py", "tests/models/test_flux.py",
+                 "tests/models/nn/test_flux.py", "tests/models/test_flux.py",
                  "tests/models/nn/test_torch_fixtures.py", "tests/test_dependencies.py",
                  "tests/test_steer.py", "tests/test_sampling.py")
 

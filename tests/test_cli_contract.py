@@ -4,7 +4,8 @@ line on stderr, no traceback and nothing half-written.
 
 The commands are enumerated from `cli.COMMANDS`, so a new command fails here until it has a
 smoke run and bad-input rows. Everything runs in-process through `cli.main(argv)` on the tiny
-random model, with counts as small as each command accepts.
+random model (demo: on its default, the bundled shapes model), with counts as small as each
+command accepts.
 """
 
 import contextlib
@@ -65,8 +66,10 @@ def smoke_argv(root):
                            *DISTILL],
         "bench": ["bench", "pca", "--n", "32", "--m", "64", "--out", f"{root}/bench.json"],
         "env": ["env"],
-        "demo": ["demo", *TINY, "--pool", "4", "--pairs", "4", "--k", "2", "--directions", "1",
-                 "--seeds", "0", "--alphas", "-1:1:3", "--out", f"{root}/demo"],
+        # The bundled shapes model (demo's default), small settings.
+        "demo": ["demo", "--pool", "8", "--pairs", "8", "--steps", "1", "--k", "2",
+                 "--directions", "2", "--seeds", "0", "--alphas", "-1:1:3", "--devices", "1",
+                 "--out", f"{root}/demo"],
     }
 
 
@@ -103,20 +106,20 @@ def write_images(folder, n):
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory, micro_shapes):
-    """Runs every command's smoke argv once, in order: {name: (code, stderr lines)}."""
+    """Runs every command's smoke argv once, in order: {name: (code, stderr, stdout)}."""
     root = tmp_path_factory.mktemp("smoke")
     shutil.copytree(micro_shapes, root / "teacher")
     (root / "prompts.txt").write_text("a red cat\na big dog\n")
     write_images(root / "images", 3)
     results = {}
     for name, argv in smoke_argv(root).items():
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        err, out = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
             try:
                 code = cli.main(argv)
             except Exception:  # noqa: BLE001 - reported by the command's own test
                 code = traceback.format_exc()
-        results[name] = (code, err.getvalue())
+        results[name] = (code, err.getvalue(), out.getvalue())
     return root, results
 
 
@@ -127,7 +130,7 @@ def test_every_command_has_a_smoke_run():
 @pytest.mark.parametrize("name", list(cli.COMMANDS))
 def test_smoke_run_exits_0_without_a_traceback(smoke, name):
     _, results = smoke
-    code, err = results[name]
+    code, err, _ = results[name]
     assert code == 0, f"{code}\n{err[-3000:]}"
     assert "Traceback" not in err
 
@@ -139,6 +142,18 @@ def test_smoke_outputs_exist(smoke):
     assert (root / "student" / "unet" / "diffusion_flax_model.msgpack").exists()
     assert json.loads((root / "bench.json").read_text())["result"]
     assert (root / "survey" / "summary.csv").read_text().count("\n") == 3
+
+
+def test_demo_runs_the_bundled_model_offline_into_one_page(smoke):
+    root, results = smoke
+    lines = results["demo"][2].splitlines()
+    assert lines[0].startswith("jaxsteer demo: the report will be at")
+    assert str(root / "demo") in lines[0] and "model 'shapes'" in lines[0]
+    page = (root / "demo" / "report.html").read_text()
+    assert 'id="direction-0"' in page and 'id="direction-1"' in page   # cards, 0-based
+    assert page.count('type="range"') == 4    # a scrubber per direction, two to compose
+    assert "<svg" in page                     # the spectrum, inline
+    assert "http" not in page  # opens offline
 
 
 def test_train_scenes_trains_both_phases_and_a_rerun_resumes(smoke, tmp_path, capsys):
