@@ -16,8 +16,8 @@ layout for free (submodule names are attribute names), which keeps every stored 
 Options are plain module fields: ``attention`` (an attention kernel name or function, see
 ``layers.attention_fn``) and ``remat`` (``models.remat`` policies; ``blocks`` rematerialises each
 resnet / transformer block, any other policy the whole forward and, inside it, the body of each
-scanned stack of transformer blocks: ``UNetConfig.scan_layers``). Group norm, layer norm and GEGLU
-are custom VJPs (``fused.py``) with flax's parameter names.
+scanned stack of transformer blocks: ``UNetConfig.scan_layers``, and always under ``blocks``).
+Group norm, layer norm and GEGLU are custom VJPs (``fused.py``) with flax's parameter names.
 """
 
 from jaxsteer.models.nn.clip import CLIPTextConfig, CLIPTextModel, CLIPTextOutput
