@@ -69,8 +69,10 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """Keeps the suite's caches (tiny model, XLA) out of the user's home. The XLA cache is one
-    folder for every xdist worker (the same tiny programs compile in several files; JAX writes
-    its entries atomically); the rest stays per worker."""
+    folder for every xdist worker (the same tiny programs compile in several files); the rest
+    stays per worker. JAX writes an entry once per key, in place: a worker that reads one while
+    it is being written gets JAX's "Error reading persistent compilation cache entry" warning
+    and compiles the program itself."""
     cache = tmp_path_factory.mktemp("jaxsteer-cache")
     base = tmp_path_factory.getbasetemp()
     xla = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "xla-shared"
