@@ -30,7 +30,7 @@ from jax.sharding import Mesh
 from jaxsteer import export_keys, exported, sharding
 from jaxsteer.models.base import DiffusionModel, TextCond
 from jaxsteer.models.schedulers import StepSchedule, add_noise
-from jaxsteer.sampling import broadcast_cond, denoise, generate
+from jaxsteer.sampling import broadcast_cond, generate, run_steps
 
 FEATURES = ("latents", "pixels")
 
@@ -108,8 +108,11 @@ def pair_loss(delta_prd: jax.Array, spec: KernelSpec, params: Any, inputs: Kerne
                                                         x.dtype))(keys_p, batch.a)
         x_t = add_noise(batch.a, noise, sched.alpha_s[0])
         step_keys = jax.vmap(jax.random.fold_in, (0, None))(keys_p, 1)
-        x0 = denoise(model, params, x_t, sched, cond, inputs.uncond, guidance, step_keys,
-                     spec.remat)
+        # The last step's clean estimate, not the state after it: with the schedule cut to its
+        # first step, that state is the DDIM / LCM update towards the next timestep, mostly
+        # the noise x_t (whose residual against B carries no signal of the prompt).
+        _, x0 = run_steps(model, params, x_t, sched, cond, inputs.uncond, guidance, step_keys,
+                          spec.remat)
         target = jax.lax.stop_gradient(_features(spec, params, batch.b))
     else:
         # A and B of every pair in one chain of batch 2p (one UNet call per step instead of two

@@ -9,6 +9,10 @@
 #   THEN=sample  `jaxsteer bench sample` for SD-Turbo (1 step, 512²) with its PyTorch reference
 #                (eager, then torch.compile), each row written as it is measured, so a cut keeps
 #                what finished; carry .whl2/ (current diffusers, for the PyTorch side)
+#   THEN=flux    the Flux bench's PyTorch reference against jaxsteer's kernel on tiny-flux
+#                (scripts/gpu_flux_numerics.py --skip-full), then the flux-schnell PyTorch rows
+#                (eager, then regional torch.compile; each row written as measured) with what is
+#                left; carry .whl2/
 #   INTEROP=1    also, on the CPU beside the suite, the export round trip against diffusers
 #                (scripts/interop_roundtrip.py; $OUT/interop/roundtrip.json); carry .whl2/
 #   SAMPLE_CONFIGS  the sample bench's configs (default sd-turbo)
@@ -41,6 +45,21 @@ fi
 if [ "${THEN:-sample}" = before_after ]; then
   (( left < 100 )) && { echo "before_after: skipped, $left s left"; exit 0; }
   BUDGET_S=$(( left - 10 )) OUT=$OUT/ba bash scripts/gpu_before_after.sh
+  exit 0
+fi
+if [ "${THEN:-sample}" = flux ]; then
+  mkdir -p "$OUT/flux"
+  (( left < 60 )) && { echo "flux: skipped, $left s left"; exit 0; }
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site2 .whl2/*.whl || exit 1
+  export PYTHONPATH=/tmp/site2:$PWD JAXSTEER_CACHE=${JAXSTEER_CACHE:-/tmp/jaxsteer-cache}
+  timeout 90 python3 scripts/gpu_flux_numerics.py --skip-full --out "$OUT/flux/equivalence.json" \
+    2>&1 | grep "flux numerics" > "$OUT/flux/log.txt"
+  t=$(( DEADLINE - SECONDS - 5 ))
+  (( t > 30 )) && timeout "$t" python3 -m jaxsteer.benchmarks.flux_reference --configs \
+    flux-schnell --batches 8 --variants eager,compile --min-time-s 1 \
+    --out "$OUT/flux/torch.json" 2>&1 | grep '^{' >> "$OUT/flux/log.txt"
+  echo "flux: done at $SECONDS s" >> "$OUT/flux/log.txt"
   exit 0
 fi
 mkdir -p "$OUT/sample" /tmp/bench

@@ -1,6 +1,7 @@
-"""The kernel's pool-free pairs: A and B generated in one chain of batch 2p are the same
-function as two chains of batch p (the plain form, written out here), on a toy denoiser that
-compiles in a moment (the UNet's own numerics are tested in tests/models)."""
+"""The kernel's loss written out plainly, on a toy denoiser that compiles in a moment (the
+UNet's own numerics are tested in tests/models): pool pairs compare the one call's clean
+estimate with B; pool-free pairs, A and B generated in one chain of batch 2p, are the same
+function as two chains of batch p."""
 
 import dataclasses
 
@@ -11,7 +12,8 @@ import numpy as np
 from jaxsteer.kernel import KernelInputs, KernelSpec, PairBatch, pair_grads
 from jaxsteer.models.architectures import SCHEDULES
 from jaxsteer.models.base import NoiseSchedule, TextCond, schedule_from_config
-from jaxsteer.sampling import SamplerConfig, broadcast_cond, generate
+from jaxsteer.models.schedulers import add_noise
+from jaxsteer.sampling import SamplerConfig, broadcast_cond, generate, guided_x0_eps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,4 +56,39 @@ def test_pool_free_pairs_equal_two_separate_chains():
         jnp.zeros((3, 2, 8)), model, params, inputs, idx)
     assert np.abs(np.asarray(want)).min() > 0
     assert not np.allclose(want[0], want[1])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def _clean_estimate_loss(delta_prd, model, params, inputs: KernelInputs, batch: PairBatch):
+    p = delta_prd.shape[0]
+    offset = jnp.zeros((p, *inputs.cond.emb.shape)).at[:, inputs.rows_r, :].add(delta_prd)
+    cond = broadcast_cond(inputs.cond, p).replace(emb=inputs.cond.emb + offset)
+    keys_p = jax.vmap(jax.random.fold_in, (None, 0))(inputs.key, batch.idx_p)
+    noise = jax.vmap(lambda k, x: jax.random.normal(jax.random.fold_in(k, 0), x.shape))(
+        keys_p, batch.a)
+    sched = inputs.sched
+    x_t = add_noise(batch.a, noise, sched.alpha_s[0])
+    x0, _ = guided_x0_eps(model, params, x_t, sched.t_s[0], sched.alpha_s[0], cond, None,
+                          inputs.guidance)
+    return jnp.sum(jnp.mean(jnp.square(x0 - batch.b).reshape(p, -1), axis=1))
+
+
+def test_pool_pairs_compare_the_clean_estimate_of_a_cut_schedule_with_b():
+    """A 4-step schedule cut to its first step (what `Collector` runs): the loss is the MSE of
+    the call's clean estimate to B, not of the DDIM state at the next timestep (mostly x_t)."""
+    model = Toy()
+    rng = np.random.default_rng(1)
+    params = {"w": jnp.asarray(rng.standard_normal((8, 2)), jnp.float32)}
+    sched = jax.tree.map(lambda a: a[:1], SamplerConfig(steps=4).schedule(model))
+    assert float(sched.alpha_next_s[0]) < 0.9    # the state after the step is not the estimate
+    inputs = KernelInputs(cond=TextCond(emb=jnp.asarray(rng.standard_normal((6, 8)), jnp.float32)),
+                          uncond=None, rows_r=np.array([0, 3], np.int32), key=jax.random.key(2),
+                          sched=sched, guidance=jnp.float32(0.0))
+    lat = lambda: jnp.asarray(rng.standard_normal((3, *model.latent_shape)), jnp.float32)  # noqa: E731
+    batch = PairBatch(idx_p=np.array([0, 1, 2], np.int32), a=lat(), b=lat())
+    got = jax.jit(pair_grads, static_argnums=0)(KernelSpec(model, pool=True), params, inputs,
+                                                batch)
+    want = jax.jit(jax.grad(_clean_estimate_loss), static_argnums=1)(
+        jnp.zeros((3, 2, 8)), model, params, inputs, batch)
+    assert np.abs(np.asarray(want)).max() > 0
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)

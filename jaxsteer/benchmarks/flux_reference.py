@@ -153,6 +153,10 @@ def bench_config(name: str, batches: list[int], modes: tuple[str, ...] = MODES,
     cfg = CONFIGS[name]
     arch = ARCHITECTURES[cfg.arch]
     sched = flux_schedule(cfg)
+    # cuDNN's SDPA backward failed at Flux's 4,608 tokens (torch 2.11, H200, 2026-12-03: an
+    # illegal memory access, then `mha_graph.execute ... is_good()`): SDPA's flash and
+    # memory-efficient kernels remain, as a user would fall back to.
+    torch.backends.cuda.enable_cudnn_sdp(False)
     t0 = time.perf_counter()
     transformer = build_transformer(cfg.arch)
     transformer.enable_gradient_checkpointing()
