@@ -16,6 +16,7 @@
 #   INTEROP=1    also, on the CPU beside the suite, the export round trip against diffusers
 #                (scripts/interop_roundtrip.py; $OUT/interop/roundtrip.json); carry .whl2/
 #   SAMPLE_CONFIGS  the sample bench's configs (default sd-turbo)
+#   WORKERS      the suite's xdist workers (default 6)
 #   THEN=scenes OUT=$OUT bash scripts/gpu_suite_then.sh
 # Results: $OUT/suite/ (gpu_suite.log, env.txt, gpu.txt) and the job's folder.
 set -uo pipefail
@@ -32,7 +33,7 @@ if [ -n "${INTEROP:-}" ]; then   # CPU only (JAX_PLATFORMS=cpu): leaves the GPU 
     cp /tmp/interop/roundtrip.json "$OUT/interop/" 2>/dev/null
     grep -v -e "^WARNING" -e "^W[0-9]" /tmp/interop.log | tail -30 > "$OUT/interop/log.txt" ) &
 fi
-SKIP_DEMO=1 SUITE_TIMEOUT=${SUITE_TIMEOUT:-480} OUT=$OUT/suite bash scripts/gpu_suite.sh -n 6
+SKIP_DEMO=1 SUITE_TIMEOUT=${SUITE_TIMEOUT:-480} OUT=$OUT/suite bash scripts/gpu_suite.sh -n "${WORKERS:-6}"
 left=$(( DEADLINE - SECONDS ))
 if [ "${THEN:-sample}" = scenes ]; then
   (( left < 60 )) && { echo "scenes: skipped, $left s left"; exit 0; }
