@@ -29,12 +29,18 @@ class Toy:
         return jnp.tanh(x_bchw * (1.0 + e_bc[:, :, None, None])) + 1e-3 * t_b[:, None, None, None]
 
 
-def _two_chains_loss(delta_prd, model, params, inputs: KernelInputs, idx_p):
+def _pair_conds_and_keys(delta_prd, inputs: KernelInputs, idx_p):
+    """Each pair's conditioning (the prompt's rows offset by its delta) and its key."""
     p = delta_prd.shape[0]
     offset = jnp.zeros((p, *inputs.cond.emb.shape)).at[:, inputs.rows_r, :].add(delta_prd)
     cond = broadcast_cond(inputs.cond, p)
-    cond = cond.replace(emb=cond.emb + offset)
-    keys_p = jax.vmap(jax.random.fold_in, (None, 0))(inputs.key, idx_p)
+    return (cond.replace(emb=cond.emb + offset),
+            jax.vmap(jax.random.fold_in, (None, 0))(inputs.key, idx_p))
+
+
+def _two_chains_loss(delta_prd, model, params, inputs: KernelInputs, idx_p):
+    p = delta_prd.shape[0]
+    cond, keys_p = _pair_conds_and_keys(delta_prd, inputs, idx_p)
     xa, xb = (generate(model, params, cond, None,
                        jax.vmap(jax.random.fold_in, (0, None))(keys_p, j), inputs.sched,
                        inputs.guidance, True) for j in (0, 1))
@@ -61,9 +67,7 @@ def test_pool_free_pairs_equal_two_separate_chains():
 
 def _clean_estimate_loss(delta_prd, model, params, inputs: KernelInputs, batch: PairBatch):
     p = delta_prd.shape[0]
-    offset = jnp.zeros((p, *inputs.cond.emb.shape)).at[:, inputs.rows_r, :].add(delta_prd)
-    cond = broadcast_cond(inputs.cond, p).replace(emb=inputs.cond.emb + offset)
-    keys_p = jax.vmap(jax.random.fold_in, (None, 0))(inputs.key, batch.idx_p)
+    cond, keys_p = _pair_conds_and_keys(delta_prd, inputs, batch.idx_p)
     noise = jax.vmap(lambda k, x: jax.random.normal(jax.random.fold_in(k, 0), x.shape))(
         keys_p, batch.a)
     sched = inputs.sched
