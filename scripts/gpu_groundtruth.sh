@@ -37,8 +37,9 @@ declare -A SWEEP=(
   [first]="--groundtruth.timesteps -1 --groundtruth.rows word --groundtruth.normalize none
            --groundtruth.headline subspace_size"
   [t500_word]="--groundtruth.rows word"
-  [t500_all]="--groundtruth.complexity.n-boot-spectral 5"
-  [mix3_all]="--groundtruth.timesteps 750,500,250 --groundtruth.complexity.n-boot-spectral 5"
+  [t500_all]="--groundtruth.complexity.n-boot-spectral 5 --groundtruth.complexity.n-boot-pa 5"
+  [mix3_all]="--groundtruth.timesteps 750,500,250 --groundtruth.complexity.n-boot-spectral 5
+             --groundtruth.complexity.n-boot-pa 5"
 )
 GT_CONFIG=${GT_CONFIG:-t500_all}
 

@@ -6,6 +6,7 @@ Axis letters: n samples, d ambient dimension, k spectrum components, m local-est
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Literal
 
 import jax
@@ -13,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsteer.complexity import local, spectral
-from jaxsteer.complexity.intervals import bootstrap
+from jaxsteer.complexity.intervals import bootstrap, percentile_interval, resample_indices
 from jaxsteer.complexity.vaease import VAEaseConfig, vaease_active_dims
 from jaxsteer.config import opt
 from jaxsteer.errors import UserError
@@ -46,6 +47,8 @@ class ComplexityConfig:
     n_boot: int = opt(200, "bootstrap replicates of the cheap intervals (kNN, VAEase)")
     n_boot_spectral: int = opt(20, "bootstrap replicates of the PCA-based intervals, one SVD of "
                                    "the whole matrix each (0 = no interval)")
+    n_boot_pa: int = opt(10, "bootstrap replicates of parallel analysis's interval, pa-draws + 1 "
+                             "SVDs each (0 = no interval)")
     level: float = opt(0.95, "coverage of every confidence interval")
     vaease: VAEaseConfig = opt(default_factory=VAEaseConfig,
                                help="VAEase per-sample active dimensions")
@@ -63,8 +66,9 @@ class ComplexityConfig:
             raise UserError(f"twonn-discard must be in [0, 1), got {self.twonn_discard}")
         if self.local_max_points < self.mle_k + 2 or self.knn_chunk < 1:
             raise UserError("local-max-points must exceed mle-k + 1 and knn-chunk be >= 1")
-        if self.n_boot < 2 or self.n_boot_spectral < 0 or self.n_boot_spectral == 1:
-            raise UserError("n-boot must be >= 2 and n-boot-spectral 0 or >= 2")
+        if self.n_boot < 2 or any(n < 0 or n == 1 for n in (self.n_boot_spectral,
+                                                             self.n_boot_pa)):
+            raise UserError("n-boot must be >= 2, n-boot-spectral and n-boot-pa 0 or >= 2")
         if not 0 < self.level < 1:
             raise UserError(f"level must be in (0, 1), got {self.level}")
 
@@ -129,11 +133,26 @@ class TwoNNFit:
         return local.twonn_from_log_ratios(log_mu_n, self.discard)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _pa_replicates(pa: tuple[int, float, str], x_nd: jax.Array, k_null: jax.Array,
+                   idx_bn: jax.Array) -> jax.Array:
+    """``[b]`` parallel-analysis counts of the row resamples ``idx_bn``, each against the null
+    draws of ``k_null`` (the point estimate's) taken at the same rows: a resample's repeated
+    rows spread its noise eigenvalues, and a null without the repeats is cleared by the noise
+    alone. ``pa``: (draws, quantile, null)."""
+    def one(idx_n):
+        null_k = spectral.resampled_null_quantile(x_nd, k_null, idx_n, *pa)
+        return spectral.leading_run(spectral.pca_variances(x_nd[idx_n]) > null_k)
+    return jax.lax.map(one, idx_bn).astype(jnp.float32)   # one resample alive at a time
+
+
 def spectral_estimates(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig,
                        ratio_head: int = 0, pa: bool = True) -> dict:
-    """Subspace size, components per variance level, participation ratio (with intervals) and
-    parallel analysis (left out with ``pa`` False: it costs ``pa_draws`` more SVDs); with
-    ``ratio_head`` > 0 also the leading explained-variance ratios of the same SVD."""
+    """Subspace size, components per variance level, participation ratio (with intervals over
+    ``n_boot_spectral`` resamples) and parallel analysis (with its interval over ``n_boot_pa``;
+    left out with ``pa`` False: it costs ``pa_draws`` more SVDs, and its interval ``pa_draws +
+    1`` per resample); with ``ratio_head`` > 0 also the leading explained-variance ratios of the
+    same SVD."""
     k_pa, k_boot = jax.random.split(key)
     dim = spectral.threshold_dim(*x_nd.shape, cfg.threshold_mode)  # resamples keep n rows
     stats = SpectralStats(dim, cfg.threshold_factor, tuple(cfg.variance_levels))
@@ -154,9 +173,14 @@ def spectral_estimates(x_nd: jax.Array, key: jax.Array, cfg: ComplexityConfig,
         out[_level_name(v)] = _entry(point[i], cis[i])
     out["participation_ratio"] = _entry(point[-1], cis[-1])
     if pa:
-        count, _, _ = spectral.parallel_analysis(x_nd, k_pa, cfg.pa_draws, cfg.pa_quantile,
-                                                 cfg.pa_null, var_k=var_k)
-        out["parallel_analysis"] = _entry(count, None, null=cfg.pa_null, draws=cfg.pa_draws)
+        pa_cfg = (cfg.pa_draws, cfg.pa_quantile, cfg.pa_null)
+        count, _, _ = spectral.parallel_analysis(x_nd, k_pa, *pa_cfg, var_k=var_k)
+        ci = None
+        if cfg.n_boot_pa >= 2:
+            # its own resamples (the key's third stream): the other intervals stay as they were
+            idx_bn = resample_indices(jax.random.fold_in(key, 2), x_nd.shape[0], cfg.n_boot_pa)
+            ci = percentile_interval(_pa_replicates(pa_cfg, x_nd, k_pa, idx_bn), cfg.level)
+        out["parallel_analysis"] = _entry(count, ci, null=cfg.pa_null, draws=cfg.pa_draws)
     if ratio_head > 0:
         out["explained_variance_ratio"] = [float(r) for r in np.asarray(ratio_k[:ratio_head])]
     return out

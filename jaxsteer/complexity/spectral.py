@@ -108,8 +108,8 @@ def participation_ratio(ratio_k: jax.Array) -> jax.Array:
     return 1.0 / jnp.sum(jnp.square(ratio_k))
 
 
-def _null_variances(x_nd: jax.Array, key: jax.Array, null: str) -> jax.Array:
-    """PCA variances ``[k]`` of one draw of data with the columns of ``x_nd`` made independent."""
+def _null_draw(x_nd: jax.Array, key: jax.Array, null: str) -> jax.Array:
+    """One draw ``[n, d]`` of data with the columns of ``x_nd`` made independent."""
     if null not in ("permute", "shift", "gaussian"):
         raise ValueError(f"unknown parallel-analysis null {null!r}")
     if null == "permute":
@@ -130,7 +130,12 @@ def _null_variances(x_nd: jax.Array, key: jax.Array, null: str) -> jax.Array:
     else:
         sd_d = jnp.std(x_nd, axis=0, ddof=1)
         z_nd = jax.random.normal(key, x_nd.shape, x_nd.dtype) * sd_d[None, :]
-    return pca_variances(z_nd)
+    return z_nd
+
+
+def _null_variances(x_nd: jax.Array, key: jax.Array, null: str) -> jax.Array:
+    """PCA variances ``[k]`` of one null draw (`_null_draw`)."""
+    return pca_variances(_null_draw(x_nd, key, null))
 
 
 @functools.partial(jax.jit, static_argnames=("n_null", "quantile", "null"))
@@ -141,6 +146,16 @@ def null_quantile(x_nd: jax.Array, key: jax.Array, n_null: int = 20, quantile: f
     # lax.map runs the draws one after another: each holds a full [n, d] copy, so a vmap over
     # them would multiply peak memory by n_null for no gain on CPU or accelerators.
     var_mk = jax.lax.map(lambda k: _null_variances(x_nd, k, null), keys_m)
+    return jnp.quantile(var_mk, quantile, axis=0)
+
+
+def resampled_null_quantile(x_nd: jax.Array, key: jax.Array, idx_n: jax.Array, n_null: int,
+                            quantile: float, null: str) -> jax.Array:
+    """`null_quantile`'s draws (same ``key``) taken at the rows ``idx_n`` of a bootstrap
+    resample, ``[k]``: a resample's repeated rows spread its noise eigenvalues, and its null
+    needs the same repeats, or the noise alone clears the full data's quantiles."""
+    keys_m = jax.random.split(key, n_null)
+    var_mk = jax.lax.map(lambda k: pca_variances(_null_draw(x_nd, k, null)[idx_n]), keys_m)
     return jnp.quantile(var_mk, quantile, axis=0)
 
 

@@ -19,14 +19,14 @@ from tests.complexity.planted import VAE_CFG, D, N, embed, union
 
 def test_estimate_all_on_union_of_subspaces():
     x, _ = union((2, 5), seed=0)
-    cfg = ComplexityConfig(pa_draws=1, pa_null="shift", n_boot=50, n_boot_spectral=2,
+    cfg = ComplexityConfig(pa_draws=1, pa_null="shift", n_boot=50, n_boot_spectral=2, n_boot_pa=2,
                            vaease=VAE_CFG)
     out = estimate_all(x, jax.random.key(2), cfg)
     assert json.loads(json.dumps(out)) == out
     assert out["n_samples"] == N and out["dim"] == D
     assert out["subspace_size"]["value"] == 7.0 and out["parallel_analysis"]["value"] == 7.0
     assert out["pca_90"]["value"] <= out["pca_95"]["value"] <= 7.0
-    for name in ("subspace_size", "mle", "twonn", "vaease"):
+    for name in ("subspace_size", "parallel_analysis", "mle", "twonn", "vaease"):
         lo, hi = out[name]["ci"]
         assert lo <= out[name]["value"] <= hi, name
     # Half the points are locally 2-dim, half 5-dim: the averages land in between.
@@ -37,13 +37,15 @@ def test_estimate_all_on_union_of_subspaces():
     assert hist[1:4].sum() >= 0.4 * N and hist[4:7].sum() >= 0.4 * N
     # Without VAEase and spectral intervals the rest is unchanged: each has its own key stream.
     off = estimate_all(x, jax.random.key(2), dataclasses.replace(
-        cfg, n_boot_spectral=0, vaease=dataclasses.replace(VAE_CFG, enabled=False)))
+        cfg, n_boot_spectral=0, n_boot_pa=0, vaease=dataclasses.replace(VAE_CFG,
+                                                                        enabled=False)))
     assert off["vaease"] is None and off["subspace_size"]["ci"] is None
     assert off["subspace_size"]["value"] == 7.0
-    for name in ("parallel_analysis", "mle", "twonn"):
+    assert off["parallel_analysis"]["value"] == 7.0 and off["parallel_analysis"]["ci"] is None
+    for name in ("mle", "twonn"):
         assert off[name] == out[name], name
     # One estimate alone is the same number from the same key (only its own family runs).
-    off_cfg = dataclasses.replace(cfg, n_boot_spectral=0,
+    off_cfg = dataclasses.replace(cfg, n_boot_spectral=0, n_boot_pa=0,
                                   vaease=dataclasses.replace(VAE_CFG, enabled=False))
     for name in ("subspace_size", "parallel_analysis", "mle"):
         assert estimate.estimate_one(x, jax.random.key(2), off_cfg, name) == off[name], name
@@ -126,3 +128,34 @@ def test_an_interval_that_misses_its_estimate_says_so_and_the_survey_stretches_i
     assert interval_width(out, "pca_90") == pytest.approx(pca["value"] - pca["ci"][0])
     ok = {"value": 5.0, "ci": [4.0, 6.0], "ci_covers_value": True}
     assert interval_width({"e": ok}, "e") == 2.0
+
+
+def test_parallel_analysis_interval_resamples_the_data_and_its_null_alike():
+    """Per row resample (its own: the key's third stream), the leading run of that
+    resample's PCA variances above the null draws taken at the same rows. A null of all rows
+    would be cleared by the resample's noise alone: its repeated rows spread the noise
+    eigenvalues (on this cloud that interval was 23..30 around a count of 7)."""
+    from jaxsteer.complexity import intervals
+
+    rng = np.random.default_rng(1)
+    # 4 strong directions and 3 weaker ones near the noise floor: resamples disagree on those
+    z = rng.normal(size=(120, 7)) * np.array([3.0, 2.6, 2.2, 1.9, 1.2, 1.08, 0.96])
+    x = jnp.asarray(embed(z, 5) + 0.25 * rng.normal(size=(120, D)), jnp.float32)
+    cfg = ComplexityConfig(pa_draws=2, pa_null="shift", n_boot_spectral=0, n_boot_pa=16)
+    key = jax.random.key(4)
+    pa = estimate.spectral_estimates(x, key, cfg)["parallel_analysis"]
+    k_pa, _ = jax.random.split(key)
+    count, _, null_k = spectral.parallel_analysis(x, k_pa, 2, cfg.pa_quantile, "shift")
+    # the identity resample's null is the point estimate's null
+    np.testing.assert_allclose(spectral.resampled_null_quantile(
+        x, k_pa, jnp.arange(120), 2, cfg.pa_quantile, "shift"), null_k, rtol=1e-5)
+    idx_bn = intervals.resample_indices(jax.random.fold_in(key, 2), 120, 16)
+    want_b = jnp.asarray([spectral.leading_run(spectral.pca_variances(x[i]) > spectral.
+                                               resampled_null_quantile(x, k_pa, i, 2, 0.95,
+                                                                       "shift"))
+                          for i in idx_bn], jnp.float32)
+    lo, hi = intervals.percentile_interval(want_b, 0.95)
+    assert pa["value"] == float(count) == 7.0 and pa["ci"] == [float(lo), float(hi)]
+    assert pa["ci_covers_value"] and pa["ci"][0] < pa["ci"][1]   # the weaker ones move it
+    off = estimate.spectral_estimates(x, key, dataclasses.replace(cfg, n_boot_pa=0))
+    assert off["parallel_analysis"]["ci"] is None and off["parallel_analysis"]["value"] == 7.0

@@ -93,7 +93,7 @@ def variant_values(views: dict[str, np.ndarray], key: jax.Array,
     """{"VIEW/NORM": {estimator: value}} for each row view ``[n, r, d]`` and normalisation:
     subspace size under both threshold modes, the variance-level counts, parallel analysis
     (`VARIANT_PA_DRAWS` draws) and the kNN estimators, all point values."""
-    cheap = dataclasses.replace(cfg, n_boot_spectral=0, pa_draws=min(cfg.pa_draws,
+    cheap = dataclasses.replace(cfg, n_boot_spectral=0, n_boot_pa=0, pa_draws=min(cfg.pa_draws,
                                                                      VARIANT_PA_DRAWS))
     out: dict[str, dict[str, float]] = {}
     for view, g_nrd in views.items():
