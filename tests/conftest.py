@@ -6,7 +6,10 @@ programs compile once. Tiny models are built by the tests themselves.
 """
 
 import os
+import shutil
+import tempfile
 import warnings
+from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 warnings.filterwarnings("ignore", message="Flax classes are deprecated")
@@ -42,6 +45,30 @@ def pytest_configure(config):
         jax.config.update("jax_platforms", "cpu")
     # CPU compiles of even tiny UNets dominate the suite's time; tests check numbers, not speed.
     jax.config.update("jax_disable_most_optimizations", True)
+    if not os.environ.get("PYTEST_XDIST_WORKER") and _runs(config, "tests/test_dependencies.py"):
+        _start_pip_resolutions(config)
+
+
+def _runs(config, test_file: str) -> bool:
+    """Whether the session's paths include ``test_file`` (none given: the whole suite)."""
+    target = (Path(config.rootpath) / test_file).resolve()
+    paths = [Path(a.split("::")[0]).resolve() for a in config.args] or [Path(config.rootpath)]
+    return any(p == target or p in target.parents for p in paths)
+
+
+def _start_pip_resolutions(config):
+    """test_dependencies.py's pip resolutions, network-bound, start now in the background (their
+    folder is passed to the workers through the environment), so the worker that runs the test
+    reads their reports instead of idling for ~50 s; unfinished ones are stopped at the end."""
+    from tests import pip_resolution
+    folder = Path(tempfile.mkdtemp(prefix="jaxsteer-pip-"))
+    os.environ[pip_resolution.EARLY_ENV] = str(folder)
+    procs = [pip_resolution.start(folder, name) for name in pip_resolution.RESOLUTIONS]
+    def stop():
+        for p in procs:
+            pip_resolution.stop(p)
+        shutil.rmtree(folder, ignore_errors=True)
+    config.add_cleanup(stop)
 
 
 # The files that take the longest on a 2-core CPU (half a minute to a minute and a half each),

@@ -38,8 +38,7 @@ SCENES = ["--vae-steps", "2", "--steps", "2", "--vae-batch", "2", "--batch", "2"
 DISTILL = ["--steps", "2", "--batch", "4", "--student.steps", "1", "--no-progress", "--log-every",
            "1", "--checkpoint-every", "1", "--dmd.warmup", "1"]
 SURVEY = ["--pairs", "4", "--batch", "4", "--pool", "4", "--complexity.n-boot-spectral", "0",
-          "--complexity.n-boot-pa", "0", "--complexity.n-boot", "4", "--complexity.pa-draws", "2",
-          "--complexity.mle-k", "2",
+          "--complexity.n-boot", "4", "--complexity.pa-draws", "2", "--complexity.mle-k", "2",
           "--complexity.vaease.enabled", "false"]
 
 

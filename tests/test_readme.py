@@ -11,8 +11,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 # Counts shrunk for a 2-core CI machine; every other flag is the README's own.
 SMALLER = {"--n": "8", "--pairs": "8", "--seeds": "0", "--k": "4", "--steps": "2"}
 SURVEY_SMALLER = {"--pool": "4"}  # survey's --pool is a count; collect's a folder
-FAST_SURVEY = ["--complexity.n-boot-spectral", "0", "--complexity.n-boot-pa", "0",
-               "--complexity.n-boot", "4",
+FAST_SURVEY = ["--complexity.n-boot-spectral", "0", "--complexity.n-boot", "4",
                "--complexity.pa-draws", "2", "--complexity.mle-k", "2",
                "--complexity.vaease.enabled", "false"]
 

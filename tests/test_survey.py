@@ -14,8 +14,7 @@ from jaxsteer import cli, survey
 # Last words of equal token length (3 characters for the tiny character tokenizer): one program.
 PROMPTS = "a red cat\n\na big dog\ta\n\xff\xfe\na tall fox\na drawing of a cat\tbat\none blue owl\n"
 FAST = ["--model", "tiny", "--steps", "2", "--pairs", "8", "--batch", "8", "--pool", "8",
-        "--devices", "1", "--complexity.n-boot-spectral", "0", "--complexity.n-boot-pa", "0",
-        "--complexity.n-boot", "10",
+        "--devices", "1", "--complexity.n-boot-spectral", "0", "--complexity.n-boot", "10",
         "--complexity.pa-draws", "4", "--complexity.mle-k", "3",
         "--complexity.vaease.enabled", "false"]
 
@@ -148,11 +147,11 @@ def test_adaptive_rounds_double_up_to_the_cap():
                 {"ci_width": 1.0, "ci_estimator": "ev_ratio"}):
         with pytest.raises(survey.UserError):
             survey.SurveyRun(pairs=8, **bad)
-    # parallel analysis (the benchmark's headline) has an interval unless its resamples are off
-    assert survey.SurveyRun(pairs=8, ci_width=1.0, ci_estimator="parallel_analysis")
+    # parallel analysis (the benchmark's headline) has an interval once its resamples are on
+    assert survey.SurveyRun(pairs=8, ci_width=1.0, ci_estimator="parallel_analysis",
+                            complexity=survey.ComplexityConfig(n_boot_pa=2))
     with pytest.raises(survey.UserError, match="--complexity.n-boot-pa >= 2"):
-        survey.SurveyRun(pairs=8, ci_width=1.0, ci_estimator="parallel_analysis",
-                         complexity=survey.ComplexityConfig(n_boot_pa=0))
+        survey.SurveyRun(pairs=8, ci_width=1.0, ci_estimator="parallel_analysis")
 
 
 def test_adaptive_survey_extends_a_prompt_until_its_interval_is_narrow(tmp_path):
@@ -214,7 +213,7 @@ def test_survey_runs_the_benchmarks_method_rows_timestep_and_normalisation(tmp_p
     assert recs["t100_l2"]["token_rows"] == list(range(77))   # the tiny models' CLIP length
     assert grads["t100_l2"].shape == grads["first_raw"].shape and grads["t100_l2"].shape[0] == 8
     assert not jax.numpy.allclose(grads["t100_l2"], grads["first_raw"])   # another noise level
-    cfg = ComplexityConfig(n_boot_spectral=0, n_boot_pa=0, n_boot=10, pa_draws=4, mle_k=3,
+    cfg = ComplexityConfig(n_boot_spectral=0, n_boot=10, pa_draws=4, mle_k=3,
                            vaease=VAEaseConfig(enabled=False))
     key = jax.random.fold_in(jax.random.split(jax.random.key(0))[1], 1)   # the survey's, line 1
     for name, how in (("t100_l2", "l2"), ("first_raw", "none")):

@@ -47,8 +47,9 @@ class ComplexityConfig:
     n_boot: int = opt(200, "bootstrap replicates of the cheap intervals (kNN, VAEase)")
     n_boot_spectral: int = opt(20, "bootstrap replicates of the PCA-based intervals, one SVD of "
                                    "the whole matrix each (0 = no interval)")
-    n_boot_pa: int = opt(10, "bootstrap replicates of parallel analysis's interval, pa-draws + 1 "
-                             "SVDs each (0 = no interval)")
+    n_boot_pa: int = opt(0, "bootstrap replicates of parallel analysis's interval, pa-draws + 1 "
+                            "SVDs each (0 = no interval: off by default for that cost; "
+                            "survey --ci-estimator parallel_analysis needs >= 2)")
     level: float = opt(0.95, "coverage of every confidence interval")
     vaease: VAEaseConfig = opt(default_factory=VAEaseConfig,
                                help="VAEase per-sample active dimensions")

@@ -7,7 +7,7 @@ import pytest
 from jaxsteer.benchmarks.survey_throughput import PHASES, TPU_SYSTEMS, bench_survey, format_survey
 from jaxsteer.complexity import ComplexityConfig, VAEaseConfig
 
-FAST = ComplexityConfig(n_boot_spectral=0, n_boot_pa=0, n_boot=10, pa_draws=4, mle_k=3,
+FAST = ComplexityConfig(n_boot_spectral=0, n_boot=10, pa_draws=4, mle_k=3,
                         vaease=VAEaseConfig(enabled=False))
 
 

@@ -142,6 +142,7 @@ def test_parallel_analysis_interval_resamples_the_data_and_its_null_alike():
     z = rng.normal(size=(120, 7)) * np.array([3.0, 2.6, 2.2, 1.9, 1.2, 1.08, 0.96])
     x = jnp.asarray(embed(z, 5) + 0.25 * rng.normal(size=(120, D)), jnp.float32)
     cfg = ComplexityConfig(pa_draws=2, pa_null="shift", n_boot_spectral=0, n_boot_pa=16)
+    assert ComplexityConfig().n_boot_pa == 0   # off by default: pa_draws + 1 SVDs a resample
     key = jax.random.key(4)
     pa = estimate.spectral_estimates(x, key, cfg)["parallel_analysis"]
     k_pa, _ = jax.random.split(key)
@@ -150,10 +151,12 @@ def test_parallel_analysis_interval_resamples_the_data_and_its_null_alike():
     np.testing.assert_allclose(spectral.resampled_null_quantile(
         x, k_pa, jnp.arange(120), 2, cfg.pa_quantile, "shift"), null_k, rtol=1e-5)
     idx_bn = intervals.resample_indices(jax.random.fold_in(key, 2), 120, 16)
-    want_b = jnp.asarray([spectral.leading_run(spectral.pca_variances(x[i]) > spectral.
-                                               resampled_null_quantile(x, k_pa, i, 2, 0.95,
-                                                                       "shift"))
-                          for i in idx_bn], jnp.float32)
+
+    @jax.jit
+    def count_of(idx_n):   # one replicate, written out
+        null_k = spectral.resampled_null_quantile(x, k_pa, idx_n, 2, 0.95, "shift")
+        return spectral.leading_run(spectral.pca_variances(x[idx_n]) > null_k)
+    want_b = jnp.asarray([count_of(i) for i in idx_bn], jnp.float32)
     lo, hi = intervals.percentile_interval(want_b, 0.95)
     assert pa["value"] == float(count) == 7.0 and pa["ci"] == [float(lo), float(hi)]
     assert pa["ci_covers_value"] and pa["ci"][0] < pa["ci"][1]   # the weaker ones move it

@@ -51,7 +51,7 @@ def run_tiny_scenes(tmp: Path) -> dict:
         recovery_prompts=("a shape",), diversity_prompts=("a red circle on grey",), pool=4,
         pairs=8, batch=8, k=1, strengths=(-1.0, 1.0), seeds=2, sae_epochs=2, sae_batch=8,
         diversity_n=8, headline_diversity="turbo+dd1",
-        complexity=ComplexityConfig(mle_k=3, n_boot=10, n_boot_spectral=0, n_boot_pa=0, pa_draws=2,
+        complexity=ComplexityConfig(mle_k=3, n_boot=10, n_boot_spectral=0, pa_draws=2,
                                     vaease=VAEaseConfig(enabled=False)),
         out=tmp / "gt.json")
     summary = run(cfg)

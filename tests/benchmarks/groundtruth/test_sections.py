@@ -47,7 +47,7 @@ def test_tiny_run_writes_every_section_and_compiles_once(micro_folder, tmp_path,
         diversity_scales=(1e-6,),     # a variant that must sample what turbo does
         baseline_steps=(), headline_diversity="turbo+sae@1e-06",
         variants=False,               # checked on planted data (test_convergence)
-        complexity=ComplexityConfig(mle_k=3, n_boot=10, n_boot_spectral=0, n_boot_pa=0, pa_draws=2,
+        complexity=ComplexityConfig(mle_k=3, n_boot=10, n_boot_spectral=0, pa_draws=2,
                                     vaease=VAEaseConfig(enabled=False)),
         out=tmp_path / "gt.json")
     summary = run(cfg)
@@ -162,7 +162,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(micro_folder, tm
         recovery_prompts=(), diversity_prompts=("a circle",), pool=4, pairs=8, batch=8, k=1,
         seeds=1, sae_epochs=1, sae_batch=8, diversity_n=4, diversity_directions="base",
         variants=False, convergence_prompts=0,
-        complexity=ComplexityConfig(mle_k=3, n_boot=4, n_boot_spectral=0, n_boot_pa=0, pa_draws=2,
+        complexity=ComplexityConfig(mle_k=3, n_boot=4, n_boot_spectral=0, pa_draws=2,
                                     vaease=VAEaseConfig(enabled=False)),
         out=tmp_path / "whole.json")
     run(cfg)
