@@ -33,12 +33,12 @@ def start(folder: Path, name: str) -> subprocess.Popen:
     folder.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
            "--report", str(folder / f"{name}.json"), *RESOLUTIONS[name]]
-    # --foreground keeps timeout in the group that `stop` ends; the rc file is renamed into
-    # place, so a reader never sees it half-written
-    script = 'timeout --foreground "$0" "$@" > "$LOG" 2>&1; echo $? > "$RC.tmp"; mv "$RC.tmp" "$RC"'
+    # the rc file is renamed into place, so a reader never sees it half-written; `result`
+    # bounds the wait and `stop` ends what still runs (no `timeout` binary: macOS lacks one)
+    script = '"$@" > "$LOG" 2>&1; echo $? > "$RC.tmp"; mv "$RC.tmp" "$RC"'
     env = {**os.environ, "PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
            "LOG": str(folder / f"{name}.log"), "RC": str(folder / f"{name}.rc")}
-    return subprocess.Popen(["sh", "-c", script, str(TIMEOUT_S), *pip], env=env,
+    return subprocess.Popen(["sh", "-c", script, "sh", *pip], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
