@@ -10,6 +10,8 @@ from jaxsteer.errors import UserError
 # Config keys added since partial runs were first written, with the value those runs used
 # (a run from before `world` existed ran on the shapes world).
 ADDED_KEYS = {"diversity_scales": [1.0], "baseline_steps": [], "world": "shapes"}
+# The same for the estimators' settings (before n_boot_pa, parallel analysis had no interval).
+ADDED_COMPLEXITY_KEYS = {"n_boot_pa": 0}
 # Config keys that choose only what summary.headline reports, recomputed at the end.
 SUMMARY_ONLY = ("headline", "headline_directions", "headline_diversity")
 
@@ -33,6 +35,8 @@ def resumed(cfg, fresh: dict) -> dict:
     was = {k: old.get(k) for k in same}
     if isinstance(was["config"], dict):   # a run from before a key existed ran its old default
         was["config"] = {**ADDED_KEYS, **was["config"]}
+        if isinstance(was["config"].get("complexity"), dict):
+            was["config"]["complexity"] = {**ADDED_COMPLEXITY_KEYS, **was["config"]["complexity"]}
         for k in SUMMARY_ONLY:   # chosen after the records: not part of what resumes
             was["config"].pop(k, None)
             same["config"].pop(k, None)

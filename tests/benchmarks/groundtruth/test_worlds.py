@@ -2,6 +2,7 @@
 prompt lists of each split and their length / free-count correlation, the config's refusals and
 the resume check across worlds (the end-to-end scenes run: test_scenes_run.py, slow)."""
 
+import dataclasses
 import json
 
 import jax
@@ -139,6 +140,16 @@ def test_resume_across_worlds(tmp_path):
         == scenes.prompts[0]
     with pytest.raises(UserError, match="of the scenes world, not shapes"):
         resumed(shapes, fresh(shapes))
+    # from before parallel analysis's interval: resumed with it off, refused with it on
+    old = _partial(shapes)
+    del old["config"]["complexity"]["n_boot_pa"]
+    out.write_text(json.dumps(old))
+    assert resumed(shapes, fresh(shapes))["complexity"]["prompts"] == [
+        {"prompt": shapes.prompts[0]}]
+    on = dataclasses.replace(shapes, complexity=dataclasses.replace(shapes.complexity,
+                                                                    n_boot_pa=5))
+    with pytest.raises(UserError, match="other settings"):
+        resumed(on, fresh(on))
 
 
 def test_categorical_scenes_factors_in_the_statistics():
