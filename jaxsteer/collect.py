@@ -279,6 +279,10 @@ class CollectRun:
         if self.param_sharding not in sharding.PARAM_SHARDINGS:
             raise UserError(f"--param-sharding must be one of "
                             f"{', '.join(sharding.PARAM_SHARDINGS)}, got {self.param_sharding!r}")
+        if self.timestep is not None and self.pool == "none":
+            # pool-free pairs start from pure noise: a later start would denoise unit noise as
+            # if it were x_t at that timestep
+            raise UserError("--timestep noises a pool image to that timestep: it needs --pool")
 
 
 def draw_pairs(seed: int, n: int, pool_size: int) -> np.ndarray:

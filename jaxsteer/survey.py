@@ -83,6 +83,8 @@ class SurveyRun:
             raise UserError(f"--pairs must be >= 4 for the estimators, got {self.pairs}")
         if self.pool == 1 or self.pool < 0:
             raise UserError(f"--pool must be 0 (pool-free) or >= 2, got {self.pool}")
+        if self.timestep is not None and not self.pool:
+            raise UserError("--timestep noises a pool image to that timestep: it needs --pool N")
         if self.rows not in ("word", "all") or self.normalize not in NORMALIZATIONS:
             raise UserError(f"--rows must be word | all and --normalize one of "
                             f"{' | '.join(NORMALIZATIONS)}, got {self.rows!r}, {self.normalize!r}")

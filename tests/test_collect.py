@@ -205,3 +205,13 @@ def test_the_gradient_driver_equals_one_call_per_batch(collector8, latents):
     seen = [idx.tolist() for idx, _ in collector8.iter_gradients(
         prompt, [np.arange(3), np.arange(3, 5)], key, latents, pairs)]
     assert seen == [[0, 1, 2], [3, 4]]
+
+
+def test_a_timestep_without_a_pool_is_refused():
+    """--timestep noises a pool image; pool-free pairs start from pure noise, which a later
+    first step would read as x_t at that timestep."""
+    from jaxsteer.collect import CollectRun
+    from jaxsteer.errors import UserError
+    with pytest.raises(UserError, match="needs --pool"):
+        CollectRun(timestep=500)
+    assert CollectRun(timestep=500, pool="runs/pool").timestep == 500
