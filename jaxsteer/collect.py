@@ -88,6 +88,13 @@ def pad_rows(rows: tuple[int, ...], size: int | None = None) -> np.ndarray:
     return np.asarray(list(rows) + [rows[-1]] * (n - len(rows)), np.int32)
 
 
+def check_timestep(timestep: int | None, pool: bool) -> None:
+    """A start timestep noises a pool image to it; pool-free pairs start from pure noise, which a
+    later first step would denoise as if it were x_t at that timestep."""
+    if timestep is not None and not pool:
+        raise UserError("--timestep noises a pool image to that timestep: it needs --pool")
+
+
 class Collector:
     """Holds one compiled kernel for a model, settings and mesh; call it for any prompt."""
 
@@ -101,6 +108,7 @@ class Collector:
         if isinstance(feature, str) and feature not in FEATURES:
             raise UserError(f"unknown --feature {feature!r}: use one of {', '.join(FEATURES)} "
                             "(or pass a feature function from Python)")
+        check_timestep(timestep, pool)
         self.bundle, self.sampler, self.mesh = bundle, sampler, mesh
         model = bundle.model
         sched = sampler.schedule(model, start_timestep=timestep)
@@ -279,10 +287,7 @@ class CollectRun:
         if self.param_sharding not in sharding.PARAM_SHARDINGS:
             raise UserError(f"--param-sharding must be one of "
                             f"{', '.join(sharding.PARAM_SHARDINGS)}, got {self.param_sharding!r}")
-        if self.timestep is not None and self.pool == "none":
-            # pool-free pairs start from pure noise: a later start would denoise unit noise as
-            # if it were x_t at that timestep
-            raise UserError("--timestep noises a pool image to that timestep: it needs --pool")
+        check_timestep(self.timestep, self.pool != "none")   # here: before a model loads
 
 
 def draw_pairs(seed: int, n: int, pool_size: int) -> np.ndarray:

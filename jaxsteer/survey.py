@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsteer import progress, records, runlock, sharding
-from jaxsteer.collect import Collector, draw_pairs, every_row, pad_rows
+from jaxsteer.collect import Collector, check_timestep, draw_pairs, every_row, pad_rows
 from jaxsteer.complexity import NORMALIZATIONS, ComplexityConfig, estimate_all, normalize_rows
 from jaxsteer.config import check_sections, flatten, opt, to_dict
 from jaxsteer.errors import UserError
@@ -83,8 +83,7 @@ class SurveyRun:
             raise UserError(f"--pairs must be >= 4 for the estimators, got {self.pairs}")
         if self.pool == 1 or self.pool < 0:
             raise UserError(f"--pool must be 0 (pool-free) or >= 2, got {self.pool}")
-        if self.timestep is not None and not self.pool:
-            raise UserError("--timestep noises a pool image to that timestep: it needs --pool N")
+        check_timestep(self.timestep, self.pool > 0)   # here: before a model loads
         if self.rows not in ("word", "all") or self.normalize not in NORMALIZATIONS:
             raise UserError(f"--rows must be word | all and --normalize one of "
                             f"{' | '.join(NORMALIZATIONS)}, got {self.rows!r}, {self.normalize!r}")

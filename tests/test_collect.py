@@ -207,7 +207,7 @@ def test_the_gradient_driver_equals_one_call_per_batch(collector8, latents):
     assert seen == [[0, 1, 2], [3, 4]]
 
 
-def test_a_timestep_without_a_pool_is_refused():
+def test_a_timestep_without_a_pool_is_refused(tiny_bundle):
     """--timestep noises a pool image; pool-free pairs start from pure noise, which a later
     first step would read as x_t at that timestep."""
     from jaxsteer.collect import CollectRun
@@ -215,3 +215,6 @@ def test_a_timestep_without_a_pool_is_refused():
     with pytest.raises(UserError, match="needs --pool"):
         CollectRun(timestep=500)
     assert CollectRun(timestep=500, pool="runs/pool").timestep == 500
+    with pytest.raises(UserError, match="needs --pool"):   # the library's entry point too
+        Collector(tiny_bundle, SamplerConfig(steps=1), sharding.make_mesh(), pool=False,
+                  timestep=500)

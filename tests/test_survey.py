@@ -149,8 +149,9 @@ def test_adaptive_rounds_double_up_to_the_cap():
         with pytest.raises(survey.UserError):
             survey.SurveyRun(pairs=8, **bad)
     # parallel analysis (the benchmark's headline) has an interval once its resamples are on
-    assert survey.SurveyRun(pairs=8, ci_width=1.0, ci_estimator="parallel_analysis",
-                            complexity=survey.ComplexityConfig(n_boot_pa=2))
+    ok = survey.SurveyRun(pairs=8, ci_width=1.0, ci_estimator="parallel_analysis",
+                          complexity=survey.ComplexityConfig(n_boot_pa=2))
+    assert ok.pair_counts() == (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
     with pytest.raises(survey.UserError, match="--complexity.n-boot-pa >= 2"):
         survey.SurveyRun(pairs=8, ci_width=1.0, ci_estimator="parallel_analysis")
 

@@ -133,29 +133,25 @@ def _null_draw(x_nd: jax.Array, key: jax.Array, null: str) -> jax.Array:
     return z_nd
 
 
-def _null_variances(x_nd: jax.Array, key: jax.Array, null: str) -> jax.Array:
-    """PCA variances ``[k]`` of one null draw (`_null_draw`)."""
-    return pca_variances(_null_draw(x_nd, key, null))
-
-
 @functools.partial(jax.jit, static_argnames=("n_null", "quantile", "null"))
 def null_quantile(x_nd: jax.Array, key: jax.Array, n_null: int = 20, quantile: float = 0.95,
                   null: Literal["permute", "shift", "gaussian"] = "permute") -> jax.Array:
     """Per-component ``quantile`` of the PCA variances of ``n_null`` null draws, ``[k]``."""
-    keys_m = jax.random.split(key, n_null)
+    return resampled_null_quantile(x_nd, key, None, n_null, quantile, null)
+
+
+def resampled_null_quantile(x_nd: jax.Array, key: jax.Array, idx_n: jax.Array | None,
+                            n_null: int, quantile: float, null: str) -> jax.Array:
+    """`null_quantile`'s draws (same ``key``) taken at the rows ``idx_n`` of a bootstrap
+    resample (None: all rows, `null_quantile` itself), ``[k]``: a resample's repeated rows
+    spread its noise eigenvalues, and its null needs the same repeats, or the noise alone clears
+    the full data's quantiles."""
+    def variances(k):
+        z_nd = _null_draw(x_nd, k, null)
+        return pca_variances(z_nd if idx_n is None else z_nd[idx_n])
     # lax.map runs the draws one after another: each holds a full [n, d] copy, so a vmap over
     # them would multiply peak memory by n_null for no gain on CPU or accelerators.
-    var_mk = jax.lax.map(lambda k: _null_variances(x_nd, k, null), keys_m)
-    return jnp.quantile(var_mk, quantile, axis=0)
-
-
-def resampled_null_quantile(x_nd: jax.Array, key: jax.Array, idx_n: jax.Array, n_null: int,
-                            quantile: float, null: str) -> jax.Array:
-    """`null_quantile`'s draws (same ``key``) taken at the rows ``idx_n`` of a bootstrap
-    resample, ``[k]``: a resample's repeated rows spread its noise eigenvalues, and its null
-    needs the same repeats, or the noise alone clears the full data's quantiles."""
-    keys_m = jax.random.split(key, n_null)
-    var_mk = jax.lax.map(lambda k: pca_variances(_null_draw(x_nd, k, null)[idx_n]), keys_m)
+    var_mk = jax.lax.map(variances, jax.random.split(key, n_null))
     return jnp.quantile(var_mk, quantile, axis=0)
 
 
