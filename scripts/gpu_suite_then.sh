@@ -13,6 +13,8 @@
 #                (scripts/gpu_flux_numerics.py --skip-full), then the flux-schnell PyTorch rows
 #                (eager, then regional torch.compile; each row written as measured) with what is
 #                left; carry .whl2/
+#   THEN=flux_jax  `jaxsteer bench throughput` on flux-schnell's remat variants (FLUX_CONFIGS,
+#                default matmuls at 8 pairs, then none at 4), each row written as measured
 #   INTEROP=1    also, on the CPU beside the suite, the export round trip against diffusers
 #                (scripts/interop_roundtrip.py; $OUT/interop/roundtrip.json); carry .whl2/
 #   SAMPLE_CONFIGS  the sample bench's configs (default sd-turbo)
@@ -61,6 +63,17 @@ if [ "${THEN:-sample}" = flux ]; then
     flux-schnell --batches 8 --variants eager,compile --min-time-s 1 \
     --out "$OUT/flux/torch.json" 2>&1 | grep '^{' >> "$OUT/flux/log.txt"
   echo "flux: done at $SECONDS s" >> "$OUT/flux/log.txt"
+  exit 0
+fi
+if [ "${THEN:-sample}" = flux_jax ]; then
+  mkdir -p "$OUT/flux"
+  t=$(( DEADLINE - SECONDS - 5 ))
+  (( t < 90 )) && { echo "flux_jax: skipped, $t s left"; exit 0; }
+  JAXSTEER_CACHE=${JAXSTEER_CACHE:-/tmp/jaxsteer-cache} timeout "$t" python3 -m jaxsteer.cli \
+    bench throughput --configs "${FLUX_CONFIGS:-flux-schnell:auto:matmuls:8,flux-schnell:auto:none:4}" \
+    --min-time-s 1 --no-cached-compile --out "$OUT/flux/jax.json" 2>&1 \
+    | grep -v -e "^WARNING" -e "^W[0-9]" | tail -20 > "$OUT/flux/log.txt"
+  echo "flux_jax: exit ${PIPESTATUS[0]} (124 = timed out) at $SECONDS s" >> "$OUT/flux/log.txt"
   exit 0
 fi
 mkdir -p "$OUT/sample" /tmp/bench
