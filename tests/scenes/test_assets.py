@@ -116,6 +116,20 @@ def test_a_missing_student_says_how_to_make_it():
     assert bundled.PROBES["scenes-student"] == "scenes"
 
 
+def test_the_shipped_student_is_intact_and_samples_as_it_was_distilled():
+    """The bundled scenes student (scripts/gpu_distill.sh, WORLD=scenes): its checksums hold,
+    it ships only its UNet and sampler, and its preset is the sampler its training recorded."""
+    from jaxsteer.scenes.student_checksums import SHA256 as STUDENT
+    if not bundled.installed("scenes-student"):
+        pytest.skip("no distilled scenes student is installed")
+    assert set(checksums(assets.STUDENT_DIR)) == set(STUDENT)
+    assert not (assets.STUDENT_DIR / "vae").exists()  # the teacher's, put back on load
+    assert bundled.folder("scenes-student").exists()
+    saved = json.loads((assets.STUDENT_DIR / "training.json").read_text())
+    assert saved["world"] == "scenes" and saved["sampler"]["steps"] == 4
+    assert bundled.PRESETS["scenes-student"] == {"steps": 4, "guidance": 0.0, "scheduler": "ddim"}
+
+
 def test_an_installed_student_ships_its_unet_and_loads_with_its_teachers_vae(
         micro_scenes, tmp_path, monkeypatch):
     """install-student keeps only what differs from the teacher (the VAE, text encoder and
