@@ -92,7 +92,7 @@ def test_scenes_prompt_lists_hold_length_fixed(split):
 
 def test_scenes_config_defaults_to_the_bundled_scenes_model(tmp_path):
     cfg = GroundTruthConfig(world="scenes", scale="ci").resolved()
-    assert (cfg.model, cfg.turbo, cfg.preset) == ("scenes", "shapes-turbo", "shapes")
+    assert (cfg.model, cfg.turbo, cfg.preset) == ("scenes", "scenes-student", "shapes")
     for world, other in (("scenes", "shapes"), ("scenes", "shapes-student"), ("shapes", "scenes")):
         with pytest.raises(UserError, match=f"{other} is a bundled model of the "
                                             f"{other.split('-')[0]} world, not of {world}"):
