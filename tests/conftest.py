@@ -65,8 +65,11 @@ def _fast_cpu_compiles():
     import sys
     flags = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE_FLAG}".strip()
     probe = "import jax; jax.config.update('jax_platforms', 'cpu'); jax.numpy.zeros(1).sum()"
-    known = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "XLA_FLAGS": flags},
-                           capture_output=True, timeout=120).returncode == 0
+    try:
+        known = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=120,
+                               env={**os.environ, "XLA_FLAGS": flags}).returncode == 0
+    except subprocess.TimeoutExpired:
+        known = False
     if known:
         os.environ["XLA_FLAGS"] = flags
     os.environ[FAST_COMPILE_PROBED] = "1"
