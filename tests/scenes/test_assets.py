@@ -124,6 +124,7 @@ def test_the_shipped_student_is_intact_and_samples_as_it_was_distilled():
         pytest.skip("no distilled scenes student is installed")
     assert set(checksums(assets.STUDENT_DIR)) == set(STUDENT)
     assert not (assets.STUDENT_DIR / "vae").exists()  # the teacher's, put back on load
+    assert sum(p.stat().st_size for p in assets.STUDENT_DIR.rglob("*.msgpack")) <= 10e6
     assert bundled.folder("scenes-student").exists()
     saved = json.loads((assets.STUDENT_DIR / "training.json").read_text())
     assert saved["world"] == "scenes" and saved["sampler"]["steps"] == 4

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The diversity section alone, on the TUNING split at cpu scale, for both worlds side by side
+# against their distilled students (shapes-student, scenes-student), at several fractions of the
+# random-offset strength: what the tuning split says about the strength / fidelity trade-off
+# with the fixed kernel. The complexity and recovery sections shrink to the smallest run the
+# config accepts (2 complexity prompts, 1 recovery prompt, no convergence); their numbers are
+# not read. Results: $OUT/tune.<world>.json and .log (2-core CPU; ~10 minutes).
+#   OUT=/some/dir SCALES=0.25,0.5,0.75 bash scripts/diversity_tune_cpu.sh
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+OUT=${OUT:-runs/diversity_tune}
+mkdir -p "$OUT"
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+for world in shapes scenes; do
+  prompts=$(python3 -c "
+from jaxsteer.benchmarks.groundtruth.split import complexity_prompts
+ps = complexity_prompts('tune', 1, '$world')
+print(ps[0]); print(ps[-1])")
+  mapfile -t two <<< "$prompts"   # list flags are comma-separated
+  python3 -m jaxsteer.cli bench groundtruth --groundtruth.world "$world" \
+    --groundtruth.scale cpu --groundtruth.split tune --groundtruth.prompts "${two[0]},${two[1]}" \
+    --groundtruth.recovery-prompts "${two[1]}" --groundtruth.convergence-prompts 0 \
+    --groundtruth.diversity-scales "${SCALES:-0.25,0.5,0.75}" \
+    --groundtruth.out "$OUT/tune.$world.json" > "$OUT/tune.$world.log" 2>&1 &
+done
+wait
+grep -h -A12 "^sampler" "$OUT"/tune.*.log
