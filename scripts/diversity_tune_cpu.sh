@@ -4,24 +4,26 @@
 # random-offset strength: what the tuning split says about the strength / fidelity trade-off
 # with the fixed kernel. The complexity and recovery sections shrink to the smallest run the
 # config accepts (2 complexity prompts, 1 recovery prompt, no convergence); their numbers are
-# not read. Results: $OUT/tune.<world>.json and .log (2-core CPU; ~10 minutes).
+# not read. Results: $OUT/<split>.<world>.json and .log (2-core CPU; ~10 minutes). SPLIT=test
+# runs the same on the test split, once the tuning split's table is read.
 #   OUT=/some/dir SCALES=0.25,0.5,0.75 bash scripts/diversity_tune_cpu.sh
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-runs/diversity_tune}
 mkdir -p "$OUT"
+split=${SPLIT:-tune}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 for world in shapes scenes; do
   prompts=$(python3 -c "
 from jaxsteer.benchmarks.groundtruth.split import complexity_prompts
-ps = complexity_prompts('tune', 1, '$world')
+ps = complexity_prompts('$split', 1, '$world')
 print(ps[0]); print(ps[-1])")
   mapfile -t two <<< "$prompts"   # list flags are comma-separated
   python3 -m jaxsteer.cli bench groundtruth --groundtruth.world "$world" \
-    --groundtruth.scale cpu --groundtruth.split tune --groundtruth.prompts "${two[0]},${two[1]}" \
+    --groundtruth.scale cpu --groundtruth.split "$split" --groundtruth.prompts "${two[0]},${two[1]}" \
     --groundtruth.recovery-prompts "${two[1]}" --groundtruth.convergence-prompts 0 \
     --groundtruth.diversity-scales "${SCALES:-0.25,0.5,0.75}" \
-    --groundtruth.out "$OUT/tune.$world.json" > "$OUT/tune.$world.log" 2>&1 &
+    --groundtruth.out "$OUT/$split.$world.json" > "$OUT/$split.$world.log" 2>&1 &
 done
 wait
-grep -h -A12 "^sampler" "$OUT"/tune.*.log
+grep -h -A12 "^sampler" "$OUT/$split".*.log
