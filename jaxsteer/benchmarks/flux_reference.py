@@ -12,11 +12,12 @@ pure noise), in VP coordinates ``x``; the flow latent ``x_s = sqrt((1 - s)^2 + s
 2x2 as FluxPipeline packs it; one call of diffusers' ``FluxTransformer2DModel`` (bf16 weights
 and activations, PyTorch's scaled-dot-product attention) for the velocity ``v``; the clean
 estimate ``x_s - s v``; MSE to B; ``torch.autograd.grad`` of the summed loss w.r.t. a per-pair
-offset of all 512 T5 rows ``[p, 512, 4096]``. Weights do not require grad. Every transformer
-block is checkpointed (diffusers' ``enable_gradient_checkpointing``, non-reentrant), as the JAX
-side's ``blocks`` remat: both keep one block's activations for the backward pass. ``compile``
-mode is diffusers' regional compilation (``compile_repeated_blocks``: each block class compiled
-once by ``torch.compile``), the way diffusers documents compiling Flux.
+offset of all 512 T5 rows ``[p, 512, 4096]``. Weights do not require grad. With ``--remat
+blocks`` (the default) every transformer block is checkpointed (diffusers'
+``enable_gradient_checkpointing``, non-reentrant), as the JAX side's ``blocks`` remat: both keep
+one block's activations for the backward pass; ``--remat none`` keeps them all, as the JAX
+side's ``none``. ``compile`` mode is diffusers' regional compilation (``compile_repeated_blocks``:
+each block class compiled once by ``torch.compile``), the way diffusers documents compiling Flux.
 """
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ def time_fn(fn, args, min_time_s: float) -> dict:
 
 
 def bench_config(name: str, batches: list[int], modes: tuple[str, ...] = MODES,
-                 min_time_s: float = 3.0, emit=lambda row: print(json.dumps(row), flush=True)
-                 ) -> list[dict]:
+                 min_time_s: float = 3.0, emit=lambda row: print(json.dumps(row), flush=True),
+                 remat: str = "blocks") -> list[dict]:
     """Times one configuration per mode and batch (``emit`` gets each row as it is measured);
     a mode stops growing its batch at the first out-of-memory."""
     import torch
@@ -159,7 +160,8 @@ def bench_config(name: str, batches: list[int], modes: tuple[str, ...] = MODES,
     torch.backends.cuda.enable_cudnn_sdp(False)
     t0 = time.perf_counter()
     transformer = build_transformer(cfg.arch)
-    transformer.enable_gradient_checkpointing()
+    if remat == "blocks":
+        transformer.enable_gradient_checkpointing()
     torch.cuda.synchronize()
     build_s = time.perf_counter() - t0
     gen = torch.Generator("cuda").manual_seed(0)
@@ -173,7 +175,7 @@ def bench_config(name: str, batches: list[int], modes: tuple[str, ...] = MODES,
         for batch in batches:
             row = {"side": "torch", "config": name, "batch": batch, "mode": mode,
                    "attention": "sdpa" + ("+compile" if mode == "compile" else ""),
-                   "remat": "blocks", "build_s": build_s, "timestep": sched["t"]}
+                   "remat": remat, "build_s": build_s, "timestep": sched["t"]}
             shape = (batch, arch.latent_channels, arch.sample_size, arch.sample_size)
             a = torch.randn(shape, generator=gen, device="cuda")
             b = torch.randn(shape, generator=gen, device="cuda")
@@ -205,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         "flux_reference", __doc__, argv, configs="flux-schnell",
         configs_help="comma-separated CONFIGS names",
         batches_help="comma-separated batch sizes (default: each config's torch_batches, "
-                     "ascending)", variants="eager,compile", out="flux_reference.json")
+                     "ascending)", variants="eager,compile", out="flux_reference.json",
+        remat="blocks")
 
     import torch
 
@@ -228,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                 json.dump(result, f, indent=1)
 
         try:
-            bench_config(name, batches, modes, args.min_time_s, emit)
+            bench_config(name, batches, modes, args.min_time_s, emit, args.remat)
         except Exception as e:  # noqa: BLE001 - record and go on to the next configuration
             emit({"side": "torch", "config": name, "status": f"error: {e!r}"[:500]})
     return 0

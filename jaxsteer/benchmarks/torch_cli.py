@@ -21,9 +21,11 @@ def keep_jax_on_cpu() -> None:
 
 
 def parse(module: str, doc: str, argv: list[str] | None, *, configs: str, configs_help: str,
-          batches_help: str, variants: str, out: str) -> tuple[argparse.Namespace, tuple]:
+          batches_help: str, variants: str, out: str, remat: str | None = None
+          ) -> tuple[argparse.Namespace, tuple]:
     """(arguments, variants) of ``python -m jaxsteer.benchmarks.<module>``; a variant outside
-    `VARIANTS` is one line and exit 2."""
+    `VARIANTS` is one line and exit 2. With ``remat`` (its default), the module also takes
+    ``--remat blocks|none`` (per-block gradient checkpointing, or none)."""
     ap = argparse.ArgumentParser(prog=f"python -m jaxsteer.benchmarks.{module}",
                                  description=doc.splitlines()[0])
     ap.add_argument("--configs", default=configs, help=configs_help)
@@ -34,6 +36,10 @@ def parse(module: str, doc: str, argv: list[str] | None, *, configs: str, config
     ap.add_argument("--budget-s", type=float, default=0.0, help="skip configs once this many "
                     "seconds have passed (0: no limit)")
     ap.add_argument("--out", default=out)
+    if remat is not None:
+        ap.add_argument("--remat", default=remat, choices=("blocks", "none"),
+                        help="blocks: checkpoint every transformer block; none: keep every "
+                        "activation (more memory, no second forward)")
     args = ap.parse_args(argv)
     chosen = tuple(v for v in args.variants.split(",") if v)
     if not chosen or any(v not in VARIANTS for v in chosen):

@@ -22,6 +22,18 @@ def test_defaults_and_flags():
     assert (args.min_time_s, args.budget_s) == (0.5, 60.0)
 
 
+def test_remat_is_offered_only_where_asked_and_checked():
+    assert not hasattr(parse("torch_reference", "doc", [], **KW)[0], "remat")
+    assert parse("flux_reference", "doc", [], **KW, remat="blocks")[0].remat == "blocks"
+    assert parse("flux_reference", "doc", ["--remat", "none"], **KW, remat="blocks")[0].remat \
+        == "none"
+    with pytest.raises(SystemExit) as e:
+        parse("flux_reference", "doc", ["--remat", "matmuls"], **KW, remat="blocks")
+    assert e.value.code == 2
+    with pytest.raises(SystemExit):   # a module without it refuses the flag
+        parse("torch_reference", "doc", ["--remat", "none"], **KW)
+
+
 @pytest.mark.parametrize("variants", ["eager,jit", ",", "Eager"])
 def test_an_unknown_or_empty_variant_is_one_line_and_exit_2(variants, capsys):
     with pytest.raises(SystemExit) as e:
