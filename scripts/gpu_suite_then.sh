@@ -12,7 +12,9 @@
 #   THEN=flux    the Flux bench's PyTorch reference against jaxsteer's kernel on tiny-flux
 #                (scripts/gpu_flux_numerics.py --skip-full), then the flux-schnell PyTorch rows
 #                (eager, then regional torch.compile; each row written as measured) with what is
-#                left; carry .whl2/
+#                left; carry .whl2/. TORCH_BATCHES (default 8) and TORCH_REMAT (blocks | none)
+#                pick the PyTorch rows: TORCH_REMAT=none TORCH_BATCHES=4 is the like-for-like
+#                partner of jaxsteer's flux-schnell:auto:none:4
 #   THEN=flux_jax  `jaxsteer bench throughput` on flux-schnell's remat variants (FLUX_CONFIGS,
 #                default matmuls at 8 pairs, then none at 4), each row written as measured
 #   INTEROP=1    also, on the CPU beside the suite, the export round trip against diffusers
@@ -60,7 +62,8 @@ if [ "${THEN:-sample}" = flux ]; then
     2>&1 | grep "flux numerics" > "$OUT/flux/log.txt"
   t=$(( DEADLINE - SECONDS - 5 ))
   (( t > 30 )) && timeout "$t" python3 -m jaxsteer.benchmarks.flux_reference --configs \
-    flux-schnell --batches 8 --variants eager,compile --min-time-s 1 \
+    flux-schnell --batches "${TORCH_BATCHES:-8}" --remat "${TORCH_REMAT:-blocks}" \
+    --variants eager,compile --min-time-s 1 \
     --out "$OUT/flux/torch.json" 2>&1 | grep '^{' >> "$OUT/flux/log.txt"
   echo "flux: done at $SECONDS s" >> "$OUT/flux/log.txt"
   exit 0
