@@ -6,6 +6,7 @@
 # config accepts (2 complexity prompts, 1 recovery prompt, no convergence); their numbers are
 # not read. Results: $OUT/<split>.<world>.json and .log (2-core CPU; ~10 minutes). SPLIT=test
 # runs the same on the test split, once the tuning split's table is read.
+# MODE=gaussian draws the offsets over every direction at once (--groundtruth.diversity-mode).
 #   OUT=/some/dir SCALES=0.25,0.5,0.75 bash scripts/diversity_tune_cpu.sh
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -23,6 +24,7 @@ print(ps[0]); print(ps[-1])")
     --groundtruth.scale cpu --groundtruth.split "$split" --groundtruth.prompts "${two[0]},${two[1]}" \
     --groundtruth.recovery-prompts "${two[1]}" --groundtruth.convergence-prompts 0 \
     --groundtruth.diversity-scales "${SCALES:-0.25,0.5,0.75}" \
+    --groundtruth.diversity-mode "${MODE:-uniform}" \
     --groundtruth.out "$OUT/$split.$world.json" > "$OUT/$split.$world.log" 2>&1 &
 done
 wait

@@ -52,5 +52,9 @@ def test_each_rung_keeps_less_and_the_same_gradient(scan):
     print({k: f"{v / 1e6:.2f} MB" for k, v in temp.items()})
     assert temp["none"] > temp["matmuls"] > temp["blocks"]
     assert temp["blocks"] < 0.6 * temp["none"]   # measured on CPU: 1.66 / 3.94 MB
+    # float32 sums in another order: an absolute slack at 1e-6 of the gradients' scale (a
+    # rung that dropped or repeated a term would be off by O(scale)); 1e-6 flat failed once on
+    # one of 448 entries (1.2e-6 off, scale 1.8)
+    atol = 1e-6 * float(np.abs(grads["none"]).max())
     for policy in LADDER[1:]:
-        np.testing.assert_allclose(grads[policy], grads["none"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(grads[policy], grads["none"], rtol=1e-5, atol=atol)

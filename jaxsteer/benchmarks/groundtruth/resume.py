@@ -9,7 +9,8 @@ from jaxsteer.errors import UserError
 
 # Config keys added since partial runs were first written, with the value those runs used
 # (a run from before `world` existed ran on the shapes world).
-ADDED_KEYS = {"diversity_scales": [1.0], "baseline_steps": [], "world": "shapes"}
+ADDED_KEYS = {"diversity_scales": [1.0], "baseline_steps": [], "world": "shapes",
+              "diversity_mode": "uniform"}
 # The same for the estimators' settings (before n_boot_pa, parallel analysis had no interval).
 ADDED_COMPLEXITY_KEYS = {"n_boot_pa": 0}
 # Config keys that choose only what summary.headline reports, recomputed at the end.

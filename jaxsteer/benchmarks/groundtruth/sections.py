@@ -101,6 +101,7 @@ def _decompose(grads_nd: np.ndarray, cfg: GroundTruthConfig, seed: int,
     k = min(cfg.k, *grads_nd.shape)
     ds_pca = pca(grads_nd, k=k, seed=seed)
     out = {"pca": np.asarray(ds_pca.directions),
+           "pca_share": np.asarray(ds_pca.explained_variance_ratio),   # gaussian offsets' weights
            "ev_ratio": np.asarray(ds_pca.explained_variance_ratio)[:8].round(4).tolist(),
            "significant": ds_pca.significant_count()}
     if sae:
@@ -167,9 +168,11 @@ def _diversity(base_images: np.ndarray, turbo: _Preset, prompt: str, inputs, row
             continue
         for x in cfg.rendered_scales():
             # the same key at every scale: the variants differ only in the offsets' length
+            share = dirs["pca_share"][: len(d)] if method == "pca" else None
             offs = random_offsets(jax.random.fold_in(key, int(method == "sae")), jnp.asarray(d),
                                   keys.shape[0], (x * lo * scale, x * hi * scale),
-                                  min(cfg.diversity_mix, len(d)))
+                                  min(cfg.diversity_mix, len(d)), cfg.diversity_mode,
+                                  None if share is None else jnp.asarray(share))
             samples[variant_name(method, x)] = turbo.render(
                 inputs, rows, direction_rows(np.asarray(offs), len(rows)), keys)
     for k in cfg.baseline_steps if base is not None else ():  # the base's first k steps

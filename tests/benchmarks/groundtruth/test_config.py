@@ -60,6 +60,9 @@ def test_protocol_flags_are_checked():
         GroundTruthConfig(scale="ci", convergence_n=(64,))
     with pytest.raises(UserError, match="split"):
         GroundTruthConfig(split="validation")
+    with pytest.raises(UserError, match="diversity-mode"):
+        GroundTruthConfig(diversity_mode="spectral")
+    assert GroundTruthConfig().diversity_mode == "uniform"   # the runs before the option
 
 
 def test_the_collapsed_generator_and_the_diversity_headline():
