@@ -81,6 +81,9 @@ def pixel_features(images_bhwc: jax.Array, size: int = 16) -> jax.Array:
     return x - x.mean(0, keepdims=True)
 
 
+MODES = ("uniform", "gaussian")   # random_offsets' draws
+
+
 def random_offsets(key: jax.Array, dirs_kd: jax.Array, n: int, strength: tuple[float, float],
                    mix: int = 1, mode: str = "uniform",
                    spectrum_k: jax.Array | None = None, sigma: float = 1.0) -> jax.Array:
@@ -98,7 +101,7 @@ def random_offsets(key: jax.Array, dirs_kd: jax.Array, n: int, strength: tuple[f
         beta = sigma * jax.random.normal(k_pick, (n, k))
         return (beta * jnp.sqrt(share) * (sum(strength) / 2)) @ dirs_kd
     if mode != "uniform":
-        raise UserError(f"unknown diversity mode {mode!r}: uniform | gaussian")
+        raise UserError(f"unknown diversity mode {mode!r}: {' | '.join(MODES)}")
     if not 1 <= mix <= k:
         raise UserError(f"--mix must be in [1, {k}] for {k} directions, got {mix}")
     picks = jax.vmap(lambda kk: jax.random.choice(kk, k, (mix,), replace=False))(
@@ -120,7 +123,7 @@ class DiversifyRun:
     relative: bool = opt(False, "strengths are multiples of the word rows' norm, not absolute")
     mix: int = opt(1, "directions summed per sample (the paper's variant: 3)")
     mode: str = opt("uniform", "uniform (random direction, U[strength]) | gaussian",
-                    choices=("uniform", "gaussian"))
+                    choices=MODES)
     top: int = opt(0, "use only the first `top` directions (0 = all)")
     alignment: str = opt("none", "alignment measure: none | shapes (share of images whose "
                          "caption-fixed factors the probe reads back right; shapes model)",

@@ -7,6 +7,8 @@
 # not read. Results: $OUT/<split>.<world>.json and .log (2-core CPU; ~10 minutes). SPLIT=test
 # runs the same on the test split, once the tuning split's table is read.
 # MODE=gaussian draws the offsets over every direction at once (--groundtruth.diversity-mode).
+# SCALE (default cpu) is --groundtruth.scale; MEM sets each run's share of GPU memory and LIMIT
+# each run's seconds (scripts/gpu_diversity.sh sets them for the H200).
 #   OUT=/some/dir SCALES=0.25,0.5,0.75 bash scripts/diversity_tune_cpu.sh
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -14,14 +16,16 @@ OUT=${OUT:-runs/diversity_tune}
 mkdir -p "$OUT"
 split=${SPLIT:-tune}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-for world in shapes scenes; do
+[ -n "${MEM:-}" ] && export XLA_PYTHON_CLIENT_MEM_FRACTION=$MEM
+for world in ${WORLDS:-shapes scenes}; do
   prompts=$(python3 -c "
 from jaxsteer.benchmarks.groundtruth.split import complexity_prompts
 ps = complexity_prompts('$split', 1, '$world')
 print(ps[0]); print(ps[-1])")
   mapfile -t two <<< "$prompts"   # list flags are comma-separated
-  python3 -m jaxsteer.cli bench groundtruth --groundtruth.world "$world" \
-    --groundtruth.scale cpu --groundtruth.split "$split" --groundtruth.prompts "${two[0]},${two[1]}" \
+  timeout --signal=TERM "${LIMIT:-0}" python3 -m jaxsteer.cli bench groundtruth \
+    --groundtruth.world "$world" \
+    --groundtruth.scale "${SCALE:-cpu}" --groundtruth.split "$split" --groundtruth.prompts "${two[0]},${two[1]}" \
     --groundtruth.recovery-prompts "${two[1]}" --groundtruth.convergence-prompts 0 \
     --groundtruth.diversity-scales "${SCALES:-0.25,0.5,0.75}" \
     --groundtruth.diversity-mode "${MODE:-uniform}" \

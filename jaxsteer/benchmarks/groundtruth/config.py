@@ -10,6 +10,7 @@ from jaxsteer.benchmarks.groundtruth.split import complexity_prompts, section_pr
 from jaxsteer.complexity import ComplexityConfig, estimator_names
 from jaxsteer.complexity.estimate import NORMALIZATIONS
 from jaxsteer.config import opt
+from jaxsteer.diversity import MODES as DIVERSITY_MODES
 from jaxsteer.errors import UserError
 from jaxsteer.models.bundled import PRESETS, PROBES, STUDENTS, installed_student
 from jaxsteer.shapes.captions import SPLITS
@@ -144,7 +145,7 @@ class GroundTruthConfig:
                               "U[strength]) | gaussian (every direction at once, N(0, 1) "
                               "weights scaled by the root of its share of the gradients' "
                               "variance, equal shares for SAE; the same mean length)",
-                              choices=("uniform", "gaussian"))
+                              choices=DIVERSITY_MODES)
     diversity_top: int = opt(0, "use only the first `top` directions of each method (0 = all "
                              "PCA directions kept for recovery and every SAE direction)")
     baseline_steps: tuple[int, ...] = opt((1,), "diversity distillation baseline (Gandikota & "
@@ -205,9 +206,9 @@ class GroundTruthConfig:
         if any(not 1 <= k < turbo_steps for k in self.baseline_steps):
             raise UserError(f"--baseline-steps must each be in 1..{turbo_steps - 1} (the turbo "
                             f"sampler's {turbo_steps} steps), got {self.baseline_steps}")
-        if self.diversity_mode not in ("uniform", "gaussian"):   # the CLI checks its choices
-            raise UserError(f"--diversity-mode must be uniform or gaussian, got "
-                            f"{self.diversity_mode!r}")
+        if self.diversity_mode not in DIVERSITY_MODES:   # the CLI checks its choices
+            raise UserError(f"--diversity-mode must be one of {', '.join(DIVERSITY_MODES)}, "
+                            f"got {self.diversity_mode!r}")
         if any(x <= 0 for x in self.diversity_scales):
             raise UserError(f"--diversity-scales must be > 0, got {list(self.diversity_scales)}")
         if self.headline_diversity not in self.diversity_variants():

@@ -100,10 +100,9 @@ def _decompose(grads_nd: np.ndarray, cfg: GroundTruthConfig, seed: int,
     """PCA (top k) and, with ``sae``, SAE directions [k', r * d] of one prompt's gradients."""
     k = min(cfg.k, *grads_nd.shape)
     ds_pca = pca(grads_nd, k=k, seed=seed)
-    out = {"pca": np.asarray(ds_pca.directions),
-           "pca_share": np.asarray(ds_pca.explained_variance_ratio),   # gaussian offsets' weights
-           "ev_ratio": np.asarray(ds_pca.explained_variance_ratio)[:8].round(4).tolist(),
-           "significant": ds_pca.significant_count()}
+    share = np.asarray(ds_pca.explained_variance_ratio)   # also the gaussian offsets' weights
+    out = {"pca": np.asarray(ds_pca.directions), "pca_share": share,
+           "ev_ratio": share[:8].round(4).tolist(), "significant": ds_pca.significant_count()}
     if sae:
         sae_cfg = SAEConfig(k=cfg.sae_k, epochs=cfg.sae_epochs, batch_size=cfg.sae_batch,
                             seed=seed)
@@ -166,13 +165,12 @@ def _diversity(base_images: np.ndarray, turbo: _Preset, prompt: str, inputs, row
         d = dirs[method][: cfg.diversity_top or None]
         if len(d) == 0:
             continue
+        share = jnp.asarray(dirs["pca_share"][: len(d)]) if method == "pca" else None
         for x in cfg.rendered_scales():
             # the same key at every scale: the variants differ only in the offsets' length
-            share = dirs["pca_share"][: len(d)] if method == "pca" else None
             offs = random_offsets(jax.random.fold_in(key, int(method == "sae")), jnp.asarray(d),
                                   keys.shape[0], (x * lo * scale, x * hi * scale),
-                                  min(cfg.diversity_mix, len(d)), cfg.diversity_mode,
-                                  None if share is None else jnp.asarray(share))
+                                  min(cfg.diversity_mix, len(d)), cfg.diversity_mode, share)
             samples[variant_name(method, x)] = turbo.render(
                 inputs, rows, direction_rows(np.asarray(offs), len(rows)), keys)
     for k in cfg.baseline_steps if base is not None else ():  # the base's first k steps
